@@ -1,0 +1,278 @@
+//! [`ExecHandle`]: a caller's view of one child, and the state it shares with the executor thread.
+//!
+//! The executor thread is the only reaper: it stores the status here and wakes the waiters. The
+//! handle never waits on the process itself. It keeps the pidfd alive (shared with the table), so a
+//! signal sent after the reap reaches no one and says `ESRCH`, even if the PID was recycled.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, Instant};
+
+use crate::executor::Shared;
+use crate::queue::Message;
+
+/// What the executor thread and every handle of one child share.
+pub(crate) struct ProcState {
+    /// Unique per spawn (never reused, unlike a pid): the table and the kill heap key.
+    pub(crate) serial: u64,
+    pub(crate) pid: u32,
+    /// Every signal goes through it; stays open until the last owner drops.
+    pub(crate) pidfd: OwnedFd,
+    status: Mutex<Option<ExitStatus>>,
+    exited: Condvar,
+    /// True when the kernel reaped the child itself (the host set SIGCHLD to SIG_IGN) and the real
+    /// status is unknown.
+    status_lost: AtomicBool,
+}
+
+/// The raw wait status reported when the real one is lost: exit code 255.
+pub(crate) const LOST_STATUS: i32 = 255 << 8;
+
+impl ProcState {
+    pub(crate) fn new(serial: u64, pid: u32, pidfd: OwnedFd) -> ProcState {
+        ProcState {
+            serial,
+            pid,
+            pidfd,
+            status: Mutex::new(None),
+            exited: Condvar::new(),
+            status_lost: AtomicBool::new(false),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<ExitStatus>> {
+        self.status.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Stores the final status and wakes every waiter. Called by the reaper only.
+    pub(crate) fn set_status(&self, status: ExitStatus, lost: bool) {
+        self.status_lost.store(lost, Ordering::Release);
+        let mut s = self.lock();
+        if s.is_none() {
+            *s = Some(status);
+        }
+        drop(s);
+        self.exited.notify_all();
+    }
+
+    pub(crate) fn status(&self) -> Option<ExitStatus> {
+        *self.lock()
+    }
+
+    fn wait(&self) -> ExitStatus {
+        let mut s = self.lock();
+        loop {
+            if let Some(status) = *s {
+                return status;
+            }
+            s = self.exited.wait(s).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    fn wait_timeout(&self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now().checked_add(timeout);
+        let mut s = self.lock();
+        loop {
+            if let Some(status) = *s {
+                return Some(status);
+            }
+            let left = match deadline {
+                Some(d) => d.checked_duration_since(Instant::now())?,
+                // A timeout too large to represent: wait without one.
+                None => Duration::from_secs(u64::MAX / 4),
+            };
+            if left.is_zero() {
+                return None;
+            }
+            s = self
+                .exited
+                .wait_timeout(s, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+}
+
+/// A running (or finished) child process.
+///
+/// Cheap to share between threads (`Send + Sync`): waiting, polling and killing work from any number
+/// of threads at once. Dropping the handle does not kill the process; the executor still reaps it.
+///
+/// ```
+/// # let ex = std::sync::Arc::new(napix_executor::Executor::new()?);
+/// # let runner = { let ex = ex.clone(); std::thread::spawn(move || ex.run()) };
+/// let child = ex.create_process(&["sh", "-c", "exit 3"], true)?;
+/// assert_eq!(child.wait().code(), Some(3));
+/// assert_eq!(child.return_code().and_then(|s| s.code()), Some(3));
+/// # ex.stop(); runner.join().unwrap()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct ExecHandle {
+    state: Arc<ProcState>,
+    executor: Weak<Shared>,
+    stdout: Mutex<Option<ChildStdout>>,
+    stderr: Mutex<Option<ChildStderr>>,
+}
+
+impl std::fmt::Debug for ExecHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecHandle")
+            .field("pid", &self.state.pid)
+            .field("status", &self.state.status())
+            .finish()
+    }
+}
+
+impl ExecHandle {
+    pub(crate) fn new(
+        state: Arc<ProcState>,
+        executor: Weak<Shared>,
+        stdout: Option<OwnedFd>,
+        stderr: Option<OwnedFd>,
+    ) -> ExecHandle {
+        ExecHandle {
+            state,
+            executor,
+            stdout: Mutex::new(stdout.map(|fd| ChildStdout(File::from(fd)))),
+            stderr: Mutex::new(stderr.map(|fd| ChildStderr(File::from(fd)))),
+        }
+    }
+
+    /// The process id. Stays the same after the process exits (the number may then be reused by
+    /// the system for another process; signal through the handle, never through the number).
+    pub fn pid(&self) -> u32 {
+        self.state.pid
+    }
+
+    /// The exit status once the executor has reaped the process, `None` while it runs.
+    /// Never blocks and makes no syscall.
+    pub fn return_code(&self) -> Option<ExitStatus> {
+        self.state.status()
+    }
+
+    /// Same as [`return_code`](Self::return_code) (the name of `subprocess.Popen.poll`): the
+    /// executor thread reaps, so polling needs no syscall.
+    pub fn poll(&self) -> Option<ExitStatus> {
+        self.state.status()
+    }
+
+    /// Blocks until the process has exited and been reaped, and returns its status.
+    ///
+    /// The executor's [`run`](crate::Executor::run) loop must be running in another thread (or the
+    /// executor must be stopped or dropped, which reaps every child).
+    pub fn wait(&self) -> ExitStatus {
+        self.state.wait()
+    }
+
+    /// Like [`wait`](Self::wait), giving up after `timeout` with `None`.
+    pub fn wait_timeout(&self, timeout: Duration) -> Option<ExitStatus> {
+        self.state.wait_timeout(timeout)
+    }
+
+    /// Kills with escalation: SIGTERM (and SIGCONT, so a stopped process acts on it) now, SIGKILL
+    /// when the executor's kill grace (default 3 s) runs out; returns the final status once reaped.
+    /// Returns at once if the process already exited. Any number of threads may call it at once.
+    pub fn kill(&self) -> ExitStatus {
+        if let Some(status) = self.state.status() {
+            return status;
+        }
+        if let Some(shared) = self.executor.upgrade() {
+            shared.queue.push(Message::Kill(self.state.clone()));
+        }
+        // Without an executor every child was reaped when it dropped, so the status is set.
+        self.state.wait()
+    }
+
+    /// Sends SIGTERM alone (no escalation).
+    ///
+    /// Errors with `ESRCH` once the process has been reaped.
+    pub fn terminate(&self) -> io::Result<()> {
+        self.send_signal(libc::SIGTERM)
+    }
+
+    /// Sends `signal` (any number the kernel accepts; 0 probes) through the process's pidfd.
+    ///
+    /// Errors: `ESRCH` once the process has been reaped (a recycled pid is never hit), `EINVAL`
+    /// for a number that is not a signal.
+    pub fn send_signal(&self, signal: i32) -> io::Result<()> {
+        if self.state.status().is_some() {
+            return Err(io::Error::from_raw_os_error(libc::ESRCH));
+        }
+        crate::sys::pidfd_send_signal(self.state.pidfd.as_fd(), signal)
+    }
+
+    /// True when the status could not be collected because the kernel reaped the child itself
+    /// (the host set SIGCHLD to SIG_IGN or SA_NOCLDWAIT). The status is then reported as exit
+    /// code 255.
+    pub fn status_lost(&self) -> bool {
+        self.state.status().is_some() && self.state.status_lost.load(Ordering::Acquire)
+    }
+
+    /// The read end of the child's stdout pipe; `Some` once, and only without `discard_output`.
+    pub fn take_stdout(&self) -> Option<ChildStdout> {
+        self.stdout
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    /// The read end of the child's stderr pipe; `Some` once, and only without `discard_output`.
+    pub fn take_stderr(&self) -> Option<ChildStderr> {
+        self.stderr
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+}
+
+/// Converts a `waitid` result into a std [`ExitStatus`] (the raw wait-status encoding).
+pub(crate) fn exit_status_from(status: &rustix::process::WaitIdStatus) -> ExitStatus {
+    if let Some(code) = status.exit_status() {
+        ExitStatus::from_raw((code & 0xff) << 8)
+    } else if let Some(sig) = status.terminating_signal() {
+        let core = if status.dumped() { 0x80 } else { 0 };
+        ExitStatus::from_raw((sig & 0x7f) | core)
+    } else {
+        ExitStatus::from_raw(LOST_STATUS)
+    }
+}
+
+macro_rules! pipe_reader {
+    ($name:ident, $what:literal) => {
+        #[doc = concat!("The read end of a child's ", $what, " pipe.")]
+        #[derive(Debug)]
+        pub struct $name(File);
+
+        impl Read for $name {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                self.0.read(buf)
+            }
+        }
+
+        impl AsFd for $name {
+            fn as_fd(&self) -> BorrowedFd<'_> {
+                self.0.as_fd()
+            }
+        }
+
+        impl AsRawFd for $name {
+            fn as_raw_fd(&self) -> RawFd {
+                self.0.as_raw_fd()
+            }
+        }
+
+        impl From<$name> for OwnedFd {
+            fn from(p: $name) -> OwnedFd {
+                p.0.into()
+            }
+        }
+    };
+}
+
+pipe_reader!(ChildStdout, "stdout");
+pipe_reader!(ChildStderr, "stderr");

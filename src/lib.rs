@@ -1,0 +1,87 @@
+//! Run and manage child processes from a multi-threaded program.
+//!
+//! Any thread asks for a process with [`Executor::create_process`]; one executor thread (normally
+//! the main thread, inside [`Executor::run`]) spawns it with raw syscalls, tracks it, reaps it and
+//! kills it with escalation (SIGTERM, a grace of 3 s, SIGKILL). This is the Rust form of the Napix
+//! server's `executor` module.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use napix_executor::Executor;
+//!
+//! let ex = Arc::new(Executor::builder().kill_grace(Duration::from_millis(200)).build()?);
+//! let worker = {
+//!     let ex = ex.clone();
+//!     std::thread::spawn(move || {
+//!         let echo = ex.create_process(&["sh", "-c", "echo hello"], false)?;
+//!         let mut out = String::new();
+//!         std::io::Read::read_to_string(&mut echo.take_stdout().unwrap(), &mut out)?;
+//!         assert_eq!(out, "hello\n");
+//!         assert!(echo.wait().success());
+//!
+//!         let sleeper = ex.create_process(&["sleep", "30"], true)?;
+//!         let status = sleeper.kill(); // SIGTERM; SIGKILL after the grace
+//!         assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(15));
+//!         ex.stop(); // run() returns once every child is reaped
+//!         Ok::<(), std::io::Error>(())
+//!     })
+//! };
+//! ex.run()?; // the loop, on the main thread
+//! worker.join().unwrap()?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! # How a request flows
+//!
+//! 1. The caller's thread validates the command, searches `PATH` and builds the C strings
+//!    ([`request`](crate) module), then pushes the request on a lock-free queue and rings an
+//!    eventfd only if the loop may be asleep.
+//! 2. The executor thread, woken by epoll, drains the whole queue and spawns each request through
+//!    the chosen [`SpawnBackend`]: `clone(CLONE_VM|CLONE_VFORK|CLONE_PIDFD)` (default),
+//!    `posix_spawn`, or `fork`+`execve`. It adds the child's pidfd to the epoll set and the child
+//!    to the table, and hands the [`ExecHandle`] back through the caller's reply slot.
+//! 3. When a pidfd turns readable the loop reaps with `waitid(P_PIDFD)`, removes the entry and wakes
+//!    every waiter of the handle. Nothing else ever waits on a child.
+//! 4. [`ExecHandle::kill`] and [`Executor::stop`] send SIGTERM (plus SIGCONT) through the pidfd and
+//!    put a SIGKILL deadline in a heap served by one timerfd.
+//!
+//! # Guarantees
+//!
+//! - The child gets fds 0, 1, 2 only (stdin `/dev/null`; stdout/stderr `/dev/null` or pipes), an
+//!   empty signal mask and the default disposition for every signal (a Rust parent ignores
+//!   SIGPIPE; the child does not).
+//! - Exec failures are errors from `create_process`, never a child exiting 127.
+//! - Signals go through pidfds only: a signal after the reap fails with `ESRCH` and never reaches a
+//!   process that recycled the pid.
+//! - A dropped handle's process is still reaped; an idle executor sleeps without a timeout.
+//! - Dropping an [`Executor`] kills (SIGKILL) and reaps the children it still tracks.
+//!
+//! # Caveats
+//!
+//! - Kernel: Linux 5.4 or later (pidfd_open 5.3, waitid(P_PIDFD) 5.4, CLONE_PIDFD 5.2,
+//!   close_range 5.9 with a fallback); glibc 2.34+ for the PosixSpawn backend's closefrom.
+//! - `run()` must be running for `create_process` and `wait` to make progress.
+//! - If the host sets SIGCHLD to SIG_IGN the kernel reaps children itself: statuses are then lost,
+//!   reported as exit code 255 with [`ExecHandle::status_lost`] true.
+//! - Each tracked child holds one fd (three with pipes); see [`raise_fd_limit`].
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod direct;
+mod error;
+mod escalation;
+mod executor;
+mod handle;
+mod queue;
+mod reactor;
+mod request;
+mod sys;
+mod table;
+
+pub use error::{SpawnError, SpawnStage};
+pub use executor::{DEFAULT_KILL_GRACE, Executor, ExecutorBuilder, executor};
+pub use handle::{ChildStderr, ChildStdout, ExecHandle};
+pub use sys::raise_fd_limit;
+pub use sys::spawn::SpawnBackend;
+pub use table::ProcessInfo;

@@ -1,0 +1,465 @@
+//! The loop: one epoll set holding the doorbell eventfd, the kill timerfd and one pidfd per child,
+//! and what each readiness event means.
+//!
+//! - doorbell readable: drain the whole queue (eventfd wake-ups coalesce);
+//! - a pidfd readable: `waitid(P_PIDFD, WEXITED | WNOHANG)`, store the status, drop the table entry,
+//!   wake the waiters. Nothing else ever waits on a child;
+//! - timerfd readable: SIGKILL every escalation whose grace ran out, re-arm to the next deadline.
+//!
+//! Idle, the loop blocks in `epoll_wait` with no timeout. The timer is armed only while a kill
+//! escalation is pending, or (every 10 ms) while a child needs reaping without a usable pidfd.
+
+use std::io;
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use rustix::event::epoll;
+use rustix::io::Errno;
+use rustix::process::{Pid, WaitId, WaitIdOptions, waitid};
+use rustix::time::{Itimerspec, TimerfdTimerFlags, Timespec, timerfd_settime};
+use tracing::{debug, info, warn};
+
+use crate::error::{SpawnError, SpawnStage};
+use crate::escalation::Escalations;
+use crate::executor::Shared;
+use crate::handle::{ExecHandle, LOST_STATUS, ProcState, exit_status_from};
+use crate::queue::{Message, SpawnRequest};
+use crate::sys::spawn::{ChildStdio, Spawner};
+use crate::table::{Entry, ProcessInfo, Table};
+
+/// epoll tokens: pidfds use their spawn serial (from 1 up); these two can never collide with one.
+const DOORBELL: u64 = u64::MAX;
+const TIMER: u64 = u64::MAX - 1;
+
+/// How often to retry reaping a child that has no usable pidfd.
+const RETRY_REAP: Duration = Duration::from_millis(10);
+
+struct Reactor<'a> {
+    shared: &'a Arc<Shared>,
+    spawner: Spawner,
+    escalations: Escalations,
+    /// Children killed because they could not be tracked (no pidfd): reaped with WNOHANG.
+    orphans: Vec<Pid>,
+    /// Tracked children whose pidfd was readable but gave no status (ptraced): re-checked later.
+    stalled: Vec<Arc<ProcState>>,
+    stop_seen: bool,
+    armed: Option<Instant>,
+    events: Vec<epoll::Event>,
+}
+
+pub(crate) fn run(shared: &Arc<Shared>) -> io::Result<()> {
+    epoll::add(
+        &shared.epoll,
+        shared.queue.doorbell(),
+        epoll::EventData::new_u64(DOORBELL),
+        epoll::EventFlags::IN,
+    )
+    .or_else(already_added)?;
+    epoll::add(
+        &shared.epoll,
+        &shared.timer,
+        epoll::EventData::new_u64(TIMER),
+        epoll::EventFlags::IN,
+    )
+    .or_else(already_added)?;
+    let mut reactor = Reactor {
+        shared,
+        spawner: Spawner::new(),
+        escalations: Escalations::default(),
+        orphans: Vec::new(),
+        stalled: Vec::new(),
+        stop_seen: false,
+        armed: None,
+        events: Vec::with_capacity(256),
+    };
+    let result = reactor.run_loop();
+    if result.is_err() {
+        // The poll set is broken: nothing can be reaped through it any more. Kill and reap every
+        // child so that no handle waits forever.
+        shared.stopped.store(true, Ordering::SeqCst);
+        shared.refuse_pending();
+        kill_and_reap_all(&mut shared.table());
+        for pid in reactor.orphans.drain(..) {
+            reap_blocking(WaitId::Pid(pid));
+        }
+    }
+    result
+}
+
+/// A second `run()` after the first returned finds the doorbell and timer already registered.
+fn already_added(e: Errno) -> Result<(), Errno> {
+    if e == Errno::EXIST { Ok(()) } else { Err(e) }
+}
+
+impl Reactor<'_> {
+    fn run_loop(&mut self) -> io::Result<()> {
+        loop {
+            self.drain_queue();
+            if self.shared.stopped.load(Ordering::SeqCst) && !self.stop_seen {
+                self.begin_stop();
+            }
+            if self.stop_seen && self.shared.table().is_empty() && self.orphans.is_empty() {
+                return Ok(());
+            }
+            if !self.idle_spin() || !self.shared.queue.prepare_to_sleep() {
+                continue;
+            }
+            self.events.clear();
+            let waited = epoll::wait(
+                &self.shared.epoll,
+                rustix::buffer::spare_capacity(&mut self.events),
+                None,
+            );
+            self.shared.queue.woke_up();
+            match waited {
+                Ok(_) => {}
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            for i in 0..self.events.len() {
+                match self.events[i].data.u64() {
+                    DOORBELL => self.shared.queue.clear_doorbell(),
+                    TIMER => self.on_timer(),
+                    serial => self.on_child_ready(serial),
+                }
+            }
+        }
+    }
+
+    /// Keeps polling the queue for up to `idle_spin` before sleeping. Returns true to go to sleep,
+    /// false when a message came in.
+    fn idle_spin(&self) -> bool {
+        let spin = self.shared.config.idle_spin;
+        if spin.is_zero() {
+            return true;
+        }
+        let until = Instant::now() + spin;
+        while Instant::now() < until {
+            if !self.shared.queue.is_empty() {
+                return false;
+            }
+            std::hint::spin_loop();
+        }
+        true
+    }
+
+    fn drain_queue(&mut self) {
+        while let Some(message) = self.shared.queue.pop() {
+            match message {
+                Message::Spawn(request) => self.serve_spawn(*request),
+                Message::Kill(state) => self.start_kill(&state, Instant::now()),
+                Message::Ping(slot) => slot.fulfil(()),
+                Message::Wake => {}
+            }
+        }
+    }
+
+    fn serve_spawn(&mut self, request: SpawnRequest) {
+        let reply = request.reply.clone();
+        if self.shared.stopped.load(Ordering::SeqCst) {
+            reply.fulfil(Err(SpawnError::Stopped));
+            return;
+        }
+        let result = self.spawn(request);
+        reply.fulfil(result);
+    }
+
+    fn spawn(&mut self, request: SpawnRequest) -> Result<ExecHandle, SpawnError> {
+        let shared = self.shared;
+        let program = &request.command.program;
+        let fail = |stage: SpawnStage, errno: Errno| {
+            SpawnError::from_errno(program, stage, errno.raw_os_error())
+        };
+        let pipes = if request.discard_output {
+            None
+        } else {
+            let out = crate::sys::pipe().map_err(|e| fail(SpawnStage::Pipe, e))?;
+            let err = crate::sys::pipe().map_err(|e| fail(SpawnStage::Pipe, e))?;
+            Some((out, err))
+        };
+        let null = shared.dev_null.as_fd();
+        let stdio = ChildStdio {
+            stdin: null,
+            stdout: pipes.as_ref().map_or(null, |((_, w), _)| w.as_fd()),
+            stderr: pipes.as_ref().map_or(null, |(_, (_, w))| w.as_fd()),
+        };
+        let started = Instant::now();
+        let spawned = self
+            .spawner
+            .spawn(shared.config.backend, &request.command, &stdio)
+            .map_err(|f| SpawnError::from_errno(program, f.stage, f.errno))?;
+        let spawn_time = started.elapsed();
+        // The child has its copies; ours must go or the reader never sees EOF.
+        let (stdout, stderr) = match pipes {
+            Some(((out_r, _), (err_r, _))) => (Some(out_r), Some(err_r)),
+            None => (None, None),
+        };
+        let pid = spawned.pid;
+        let pidfd = match spawned.pidfd {
+            Some(fd) => fd,
+            None => match rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
+                .map_err(io::Error::from)
+                .and_then(crate::sys::above_stdio)
+            {
+                Ok(fd) => fd,
+                Err(e) => {
+                    // Running but untrackable: it is our unreaped child, so its pid is still safe
+                    // to signal. Kill it, reap it later without blocking, report the error.
+                    crate::sys::kill_unreaped_child(pid);
+                    self.orphans.push(pid);
+                    self.rearm(Instant::now());
+                    return Err(fail(SpawnStage::Pidfd, crate::sys::errno_of(e)));
+                }
+            },
+        };
+        let serial = shared.next_serial();
+        if let Err(e) = epoll::add(
+            &shared.epoll,
+            &pidfd,
+            epoll::EventData::new_u64(serial),
+            epoll::EventFlags::IN,
+        ) {
+            let _ = crate::sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+            self.orphans.push(pid);
+            self.rearm(Instant::now());
+            return Err(fail(SpawnStage::Register, e));
+        }
+        let raw_pid = pid.as_raw_nonzero().get() as u32;
+        let state = Arc::new(ProcState::new(serial, raw_pid, pidfd));
+        debug!(
+            pid = raw_pid,
+            program = %program.display(),
+            backend = shared.config.backend.name(),
+            spawn_us = spawn_time.as_micros() as u64,
+            "spawned"
+        );
+        let command = request
+            .command
+            .argv
+            .into_iter()
+            .map(|a| std::os::unix::ffi::OsStringExt::from_vec(a.into_bytes()))
+            .collect();
+        shared.table().insert(Entry {
+            info: ProcessInfo {
+                pid: raw_pid,
+                command,
+                owner: request.owner,
+                started,
+            },
+            state: state.clone(),
+            kill_deadline: None,
+        });
+        Ok(ExecHandle::new(
+            state,
+            Arc::downgrade(shared),
+            stdout,
+            stderr,
+        ))
+    }
+
+    /// A pidfd became readable: the child exited (or is a zombie we may reap).
+    fn on_child_ready(&mut self, serial: u64) {
+        let state = match self.shared.table().get(serial) {
+            Some(entry) => entry.state.clone(),
+            None => return,
+        };
+        self.try_reap(&state);
+    }
+
+    /// Reaps `state`'s child if it has a status; returns true once it is finished.
+    fn try_reap(&mut self, state: &Arc<ProcState>) -> bool {
+        loop {
+            match waitid(
+                WaitId::PidFd(state.pidfd.as_fd()),
+                WaitIdOptions::EXITED | WaitIdOptions::NOHANG,
+            ) {
+                Ok(Some(status)) => {
+                    self.finish(state, exit_status_from(&status), false);
+                    return true;
+                }
+                Ok(None) => {
+                    // Readable but no status (a tracer holds it). Level-triggered epoll would
+                    // report it again at once: stop watching, re-check on the timer instead.
+                    let _ = epoll::delete(&self.shared.epoll, &state.pidfd);
+                    if !self.stalled.iter().any(|s| Arc::ptr_eq(s, state)) {
+                        self.stalled.push(state.clone());
+                    }
+                    self.rearm(Instant::now());
+                    return false;
+                }
+                Err(Errno::INTR) => continue,
+                Err(e) => {
+                    // ECHILD: the kernel reaped it itself (the host ignores SIGCHLD), or another
+                    // waiter took the status. It is gone; the status is lost.
+                    warn!(
+                        pid = state.pid,
+                        error = %e,
+                        "child reaped by someone else (SIGCHLD ignored?); status lost, reported as exit code 255"
+                    );
+                    self.finish(
+                        state,
+                        std::os::unix::process::ExitStatusExt::from_raw(LOST_STATUS),
+                        true,
+                    );
+                    return true;
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self, state: &Arc<ProcState>, status: std::process::ExitStatus, lost: bool) {
+        let _ = epoll::delete(&self.shared.epoll, &state.pidfd);
+        self.shared.table().remove(state.serial);
+        debug!(pid = state.pid, status = %status, "exited");
+        state.set_status(status, lost);
+    }
+
+    /// The kill escalation for one child, unless it is already under way.
+    fn start_kill(&mut self, state: &ProcState, now: Instant) {
+        let shared = self.shared;
+        if let Some(entry) = shared.table().get_mut(state.serial) {
+            escalate(entry, &mut self.escalations, now, shared.config.kill_grace);
+        }
+        self.rearm(now);
+    }
+
+    /// stop() was called: refuse what is queued, escalate every child at the same instant.
+    fn begin_stop(&mut self) {
+        self.stop_seen = true;
+        let shared = self.shared;
+        shared.refuse_pending();
+        let now = Instant::now();
+        let mut table = shared.table();
+        info!(children = table.len(), "stopping");
+        for entry in table.entries_mut() {
+            escalate(entry, &mut self.escalations, now, shared.config.kill_grace);
+        }
+        drop(table);
+        self.rearm(now);
+    }
+
+    fn on_timer(&mut self) {
+        let mut buf = [0u8; 8];
+        let _ = rustix::io::read(&self.shared.timer, &mut buf);
+        self.armed = None;
+        let now = Instant::now();
+        {
+            let table = self.shared.table();
+            for (deadline, serial) in self.escalations.take_due(now) {
+                if let Some(entry) = table.get(serial) {
+                    if entry.kill_deadline == Some(deadline) {
+                        let _ =
+                            crate::sys::pidfd_send_signal(entry.state.pidfd.as_fd(), libc::SIGKILL);
+                        info!(pid = entry.state.pid, "grace over: SIGKILL sent");
+                    }
+                }
+            }
+        }
+        self.orphans.retain(|&pid| !reap_nohang(pid));
+        let stalled = std::mem::take(&mut self.stalled);
+        for state in stalled {
+            if self.shared.table().get(state.serial).is_some() && !self.try_reap(&state) {
+                // try_reap put it back on the stalled list.
+            }
+        }
+        self.rearm(now);
+    }
+
+    /// Arms the timer to the earliest pending deadline (or the reap retry), disarms it if none.
+    fn rearm(&mut self, now: Instant) {
+        let mut next = self.escalations.next_deadline();
+        if !self.orphans.is_empty() || !self.stalled.is_empty() {
+            let retry = now + RETRY_REAP;
+            next = Some(next.map_or(retry, |n| n.min(retry)));
+        }
+        if next == self.armed {
+            return;
+        }
+        let value = match next {
+            // A zero it_value disarms, so a deadline already past gets 1 ns.
+            Some(at) => duration_to_timespec(
+                at.saturating_duration_since(now)
+                    .max(Duration::from_nanos(1)),
+            ),
+            None => Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+        };
+        let spec = Itimerspec {
+            it_interval: Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            it_value: value,
+        };
+        if timerfd_settime(&self.shared.timer, TimerfdTimerFlags::empty(), &spec).is_ok() {
+            self.armed = next;
+        }
+    }
+}
+
+/// SIGTERM (and SIGCONT, so a stopped child acts on it) now; SIGKILL due after `grace`.
+fn escalate(entry: &mut Entry, escalations: &mut Escalations, now: Instant, grace: Duration) {
+    if entry.kill_deadline.is_some() {
+        return;
+    }
+    let pidfd = entry.state.pidfd.as_fd();
+    let _ = crate::sys::pidfd_send_signal(pidfd, libc::SIGTERM);
+    let _ = crate::sys::pidfd_send_signal(pidfd, libc::SIGCONT);
+    entry.kill_deadline = Some(escalations.start(entry.state.serial, now, grace));
+    info!(
+        pid = entry.state.pid,
+        grace_ms = grace.as_millis() as u64,
+        "SIGTERM sent"
+    );
+}
+
+fn duration_to_timespec(d: Duration) -> Timespec {
+    Timespec {
+        tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
+        tv_nsec: i64::from(d.subsec_nanos()),
+    }
+}
+
+/// Reaps `pid` if it has exited; true when it is gone (reaped now, or no longer our child).
+fn reap_nohang(pid: Pid) -> bool {
+    match waitid(
+        WaitId::Pid(pid),
+        WaitIdOptions::EXITED | WaitIdOptions::NOHANG,
+    ) {
+        Ok(Some(_)) => true,
+        Ok(None) => false,
+        Err(Errno::INTR) => false,
+        Err(_) => true,
+    }
+}
+
+fn reap_blocking(id: WaitId<'_>) -> Option<rustix::process::WaitIdStatus> {
+    loop {
+        match waitid(id.clone(), WaitIdOptions::EXITED) {
+            Err(Errno::INTR) => continue,
+            Ok(status) => return status,
+            Err(_) => return None,
+        }
+    }
+}
+
+/// SIGKILL and blocking reap of every child in `table` (executor dropped, or its loop broke).
+pub(crate) fn kill_and_reap_all(table: &mut Table) {
+    for entry in table.drain() {
+        let state = entry.state;
+        let _ = crate::sys::pidfd_send_signal(state.pidfd.as_fd(), libc::SIGKILL);
+        let (status, lost) = match reap_blocking(WaitId::PidFd(state.pidfd.as_fd())) {
+            Some(s) => (exit_status_from(&s), false),
+            None => (
+                std::os::unix::process::ExitStatusExt::from_raw(LOST_STATUS),
+                true,
+            ),
+        };
+        info!(pid = state.pid, "executor gone: child killed and reaped");
+        state.set_status(status, lost);
+    }
+}

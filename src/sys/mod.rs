@@ -1,0 +1,157 @@
+//! The unsafe boundary: every syscall that rustix does not wrap safely, wrapped once here.
+//!
+//! Above this module the crate is safe Rust (`#![deny(unsafe_code)]` at the root). Most syscalls go
+//! through rustix's safe API directly (epoll, eventfd, timerfd, pidfd_open, waitid); what lives here
+//! is what rustix lacks or leaves unsafe: `pidfd_send_signal` with any signal number, the thread's
+//! signal mask, `environ`, and the spawn backends in [`spawn`].
+//!
+//! # Safety
+//!
+//! Each `unsafe` block carries a `// SAFETY:` comment. Code that runs in a child between
+//! fork/vfork and execve lives in `spawn/child.rs` and makes raw syscalls only.
+#![allow(unsafe_code)]
+
+pub(crate) mod spawn;
+
+/// rustix's raw-runtime API (raw fork, execve, kernel sigaction/sigprocmask, exit_group). rustix 1.x
+/// publishes it under a hashed name because it is meant for libc-like users: the hash changes with
+/// rustix releases, which is why Cargo.toml pins rustix to one exact version. Only the Fork and
+/// Vfork child code uses it.
+pub(crate) use rustix::runtime_448b8ad740e2a26f as raw_runtime;
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use rustix::io::Errno;
+
+/// Moves `fd` above the standard descriptors if it landed on 0, 1 or 2.
+///
+/// When the host closed stdin/stdout/stderr, a new descriptor takes the lowest free number. Our own
+/// descriptors must never sit there: the child's `dup2(fd, 1)` onto the same number would keep
+/// CLOEXEC set and the child would start with fd 1 closed.
+pub(crate) fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
+    if fd.as_raw_fd() > 2 {
+        return Ok(fd);
+    }
+    Ok(rustix::io::fcntl_dupfd_cloexec(&fd, 3)?)
+}
+
+/// Opens `/dev/null` read-write, close-on-exec, above fd 2.
+pub(crate) fn open_dev_null() -> io::Result<OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    let fd = rustix::fs::open("/dev/null", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())?;
+    above_stdio(fd)
+}
+
+/// A close-on-exec pipe whose both ends are above fd 2: `(read end, write end)`.
+pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd), Errno> {
+    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    let r = above_stdio(r).map_err(errno_of)?;
+    let w = above_stdio(w).map_err(errno_of)?;
+    Ok((r, w))
+}
+
+/// The errno inside an `io::Error` (EIO if it has none).
+pub(crate) fn errno_of(e: io::Error) -> Errno {
+    Errno::from_raw_os_error(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+/// `pidfd_send_signal(pidfd, signal, NULL, 0)`—Sends any signal number (0 to probe) through a pidfd.
+///
+/// rustix's safe wrapper takes only the named signals; callers of `send_signal` may pass realtime
+/// ones. A pidfd always names the same process, so a reaped child gives `ESRCH`, never a stranger.
+///
+/// # References
+///  - [Linux](https://man7.org/linux/man-pages/man2/pidfd_send_signal.2.html)
+pub(crate) fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> io::Result<()> {
+    // SAFETY: pidfd_send_signal takes an fd, an int, a NULL siginfo pointer and flags 0; the fd is
+    // borrowed for the duration of the call. No memory is passed to the kernel.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// `kill(pid, SIGKILL)` for a child that is ours and not yet reaped, so its PID cannot have been
+/// recycled. Used only when no pidfd could be opened for it.
+pub(crate) fn kill_unreaped_child(pid: rustix::process::Pid) {
+    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+}
+
+/// Blocks every signal on the calling thread until the guard drops, then restores the old mask.
+///
+/// Held around fork/clone so that no signal handler of the parent runs in the child before the
+/// child has reset the dispositions.
+pub(crate) struct BlockAllSignals {
+    old: libc::sigset_t,
+}
+
+impl BlockAllSignals {
+    pub(crate) fn new() -> BlockAllSignals {
+        // SAFETY: sigset_t is plain data; sigfillset initialises it; pthread_sigmask only reads
+        // `all` and writes `old`, both valid for the call.
+        unsafe {
+            let mut all = std::mem::zeroed::<libc::sigset_t>();
+            let mut old = std::mem::zeroed::<libc::sigset_t>();
+            libc::sigfillset(&mut all);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+            BlockAllSignals { old }
+        }
+    }
+}
+
+impl Drop for BlockAllSignals {
+    fn drop(&mut self) {
+        // SAFETY: restores the mask saved in new(); the pointer is valid for the call.
+        unsafe {
+            libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut());
+        }
+    }
+}
+
+/// The process environment as the `envp` argument of execve.
+///
+/// The pointer is read at spawn time, on the spawning thread, as `posix_spawnp`/std do. Changing the
+/// environment while other threads run is `unsafe` in Rust 2024 (`std::env::set_var`) for exactly
+/// this reason, so a caller that follows that contract cannot race us.
+pub(crate) fn environ() -> *const *const libc::c_char {
+    unsafe extern "C" {
+        static environ: *const *const libc::c_char;
+    }
+    // SAFETY: `environ` is the libc global; reading the pointer value is a plain load.
+    unsafe { environ }
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit and returns the new soft limit.
+///
+/// Each tracked child costs the executor one descriptor (its pidfd), two more with pipes; the
+/// common default soft limit of 1024 caps an executor at about a thousand children. Go raises it
+/// at startup for the same reason. Call it early in `main` if you track many children.
+pub fn raise_fd_limit() -> io::Result<u64> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut lim = getrlimit(Resource::Nofile);
+    if lim.current != lim.maximum {
+        lim.current = lim.maximum;
+        setrlimit(Resource::Nofile, lim.clone())?;
+    }
+    Ok(lim.current.unwrap_or(u64::MAX))
+}
+
+/// Owns a raw fd returned by a syscall wrapper above.
+///
+/// # Safety
+/// `fd` must be a freshly created descriptor that nothing else owns.
+pub(crate) unsafe fn own_fd(fd: i32) -> OwnedFd {
+    // SAFETY: the caller promises `fd` is fresh and unowned.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}

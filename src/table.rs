@@ -1,0 +1,84 @@
+//! The process table: every child spawned and not yet reaped, keyed by spawn serial.
+//!
+//! Pure bookkeeping, no syscalls. The executor thread inserts at spawn and removes at reap; other
+//! threads read it through [`Executor::running`](crate::Executor::running).
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::sync::Arc;
+use std::thread::ThreadId;
+use std::time::Instant;
+
+use crate::handle::ProcState;
+
+/// One line of the trace: a running child.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessInfo {
+    /// Its process id.
+    pub pid: u32,
+    /// The command vector as given to `create_process`.
+    pub command: Vec<OsString>,
+    /// The thread that asked for it.
+    pub owner: ThreadId,
+    /// When it was spawned.
+    pub started: Instant,
+}
+
+/// A tracked child.
+pub(crate) struct Entry {
+    pub(crate) info: ProcessInfo,
+    pub(crate) state: Arc<ProcState>,
+    /// Set once the kill escalation started: when SIGKILL is due.
+    pub(crate) kill_deadline: Option<Instant>,
+}
+
+#[derive(Default)]
+pub(crate) struct Table {
+    entries: HashMap<u64, Entry>,
+}
+
+impl Table {
+    pub(crate) fn insert(&mut self, entry: Entry) {
+        self.entries.insert(entry.state.serial, entry);
+    }
+
+    pub(crate) fn remove(&mut self, serial: u64) -> Option<Entry> {
+        self.entries.remove(&serial)
+    }
+
+    pub(crate) fn get_mut(&mut self, serial: u64) -> Option<&mut Entry> {
+        self.entries.get_mut(&serial)
+    }
+
+    pub(crate) fn get(&self, serial: u64) -> Option<&Entry> {
+        self.entries.get(&serial)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub(crate) fn entries_mut(&mut self) -> impl Iterator<Item = &mut Entry> {
+        self.entries.values_mut()
+    }
+
+    pub(crate) fn drain(&mut self) -> impl Iterator<Item = Entry> + '_ {
+        self.entries.drain().map(|(_, e)| e)
+    }
+
+    /// The trace, optionally only the children of one thread, oldest first.
+    pub(crate) fn infos(&self, owner: Option<ThreadId>) -> Vec<ProcessInfo> {
+        let mut v: Vec<ProcessInfo> = self
+            .entries
+            .values()
+            .filter(|e| owner.is_none_or(|o| e.info.owner == o))
+            .map(|e| e.info.clone())
+            .collect();
+        v.sort_by_key(|i| i.started);
+        v
+    }
+}
