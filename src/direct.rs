@@ -64,7 +64,14 @@ impl Prepared {
                 stderr: null.as_fd(),
             };
             let spawned = SPAWNER
-                .with_borrow_mut(|s| s.spawn(backend, &self.command, &stdio))
+                .with_borrow_mut(|s| {
+                    s.spawn(
+                        backend,
+                        &self.command,
+                        &stdio,
+                        crate::sys::pidfd_supported(),
+                    )
+                })
                 .map_err(|f| fail(f.stage, f.errno))?;
             Ok(DirectChild {
                 pid: spawned.pid,

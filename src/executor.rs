@@ -25,12 +25,32 @@ pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(3);
 /// How long the loop keeps polling its queue before it sleeps, by default.
 const DEFAULT_IDLE_SPIN: Duration = Duration::from_micros(0);
 
+/// How the executor learns that a child exited.
+///
+/// | mode | kernel | how |
+/// |---|---|---|
+/// | `Pidfd` | Linux 5.4+ | one pidfd per child in the epoll set; signals through the pidfd |
+/// | `Signal` | any | SIGCHLD (signalfd or a signal-hook handler) wakes the loop, which waits on each tracked pid; signals go through the executor thread |
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ChildWatch {
+    /// Probe once whether pidfds work (`pidfd_open` and `waitid(P_PIDFD)`); use them if so, else
+    /// the signal path. The default.
+    #[default]
+    Auto,
+    /// pidfds; [`ExecutorBuilder::build`] fails with `Unsupported` on a kernel without them.
+    Pidfd,
+    /// SIGCHLD, for kernels without pidfds (before 5.4, RHEL 8). See [`crate::block_sigchld`].
+    Signal,
+}
+
 /// Settings fixed when the executor is built.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     pub(crate) kill_grace: Duration,
     pub(crate) backend: SpawnBackend,
     pub(crate) idle_spin: Duration,
+    /// Never `Auto` once built.
+    pub(crate) watch: ChildWatch,
 }
 
 /// State shared by the executor thread, the caller threads and (weakly) the handles.
@@ -133,8 +153,33 @@ impl ExecutorBuilder {
         self
     }
 
+    /// How to learn that a child exited (default [`ChildWatch::Auto`]).
+    pub fn child_watch(mut self, watch: ChildWatch) -> Self {
+        self.config.watch = watch;
+        self
+    }
+
     /// Creates the executor's descriptors (epoll set, eventfd, timerfd, `/dev/null`).
-    pub fn build(self) -> io::Result<Executor> {
+    ///
+    /// # Errors
+    /// `Unsupported` for [`ChildWatch::Pidfd`] on a kernel without pidfds; the errno of a failed
+    /// descriptor creation otherwise.
+    pub fn build(mut self) -> io::Result<Executor> {
+        let pidfds = crate::sys::pidfd_supported();
+        self.config.watch = match self.config.watch {
+            ChildWatch::Auto if pidfds => ChildWatch::Pidfd,
+            ChildWatch::Auto => {
+                tracing::warn!("pidfds unavailable on this kernel: watching children by SIGCHLD");
+                ChildWatch::Signal
+            }
+            ChildWatch::Pidfd if !pidfds => {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "ChildWatch::Pidfd: this kernel has no pidfd_open/waitid(P_PIDFD) (Linux 5.4+)",
+                ));
+            }
+            other => other,
+        };
         Ok(Executor {
             shared: Ok(Arc::new(Shared::new(self.config)?)),
         })
@@ -198,6 +243,7 @@ impl Executor {
                 kill_grace: DEFAULT_KILL_GRACE,
                 backend: SpawnBackend::default(),
                 idle_spin: DEFAULT_IDLE_SPIN,
+                watch: ChildWatch::Auto,
             },
         }
     }
@@ -278,6 +324,13 @@ impl Executor {
             // before sleeping, so only a message is sure to wake it.
             shared.queue.push(Message::Wake);
         }
+    }
+
+    /// How this executor watches its children (`Pidfd` or `Signal`, never `Auto`).
+    pub fn child_watch(&self) -> ChildWatch {
+        self.shared
+            .as_ref()
+            .map_or(ChildWatch::Auto, |s| s.config.watch)
     }
 
     /// True once [`stop`](Self::stop) was called.

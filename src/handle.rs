@@ -14,15 +14,18 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use crate::executor::Shared;
-use crate::queue::Message;
+use crate::queue::{Message, ReplySlot};
 
 /// What the executor thread and every handle of one child share.
 pub(crate) struct ProcState {
     /// Unique per spawn (never reused, unlike a pid): the table and the kill heap key.
     pub(crate) serial: u64,
     pub(crate) pid: u32,
-    /// Every signal goes through it; stays open until the last owner drops.
-    pub(crate) pidfd: OwnedFd,
+    pub(crate) os_pid: rustix::process::Pid,
+    /// Every signal goes through it; stays open until the last owner drops. `None` when the
+    /// executor watches children by SIGCHLD: signals then go through the executor thread, which
+    /// alone reaps and so knows whether the pid is still ours.
+    pub(crate) pidfd: Option<OwnedFd>,
     status: Mutex<Option<ExitStatus>>,
     exited: Condvar,
     /// True when the kernel reaped the child itself (the host set SIGCHLD to SIG_IGN) and the real
@@ -34,10 +37,11 @@ pub(crate) struct ProcState {
 pub(crate) const LOST_STATUS: i32 = 255 << 8;
 
 impl ProcState {
-    pub(crate) fn new(serial: u64, pid: u32, pidfd: OwnedFd) -> ProcState {
+    pub(crate) fn new(serial: u64, pid: rustix::process::Pid, pidfd: Option<OwnedFd>) -> ProcState {
         ProcState {
             serial,
-            pid,
+            pid: pid.as_raw_nonzero().get() as u32,
+            os_pid: pid,
             pidfd,
             status: Mutex::new(None),
             exited: Condvar::new(),
@@ -62,6 +66,15 @@ impl ProcState {
 
     pub(crate) fn status(&self) -> Option<ExitStatus> {
         *self.lock()
+    }
+
+    /// Sends `signal` to the child. Through the pidfd when there is one (any thread may call it);
+    /// without one only the executor thread may call it, while the child is in its table.
+    pub(crate) fn signal(&self, signal: i32) -> io::Result<()> {
+        match &self.pidfd {
+            Some(fd) => crate::sys::pidfd_send_signal(fd.as_fd(), signal),
+            None => crate::sys::kill_unreaped(self.os_pid, signal),
+        }
     }
 
     fn wait(&self) -> ExitStatus {
@@ -203,7 +216,25 @@ impl ExecHandle {
         if self.state.status().is_some() {
             return Err(io::Error::from_raw_os_error(libc::ESRCH));
         }
-        crate::sys::pidfd_send_signal(self.state.pidfd.as_fd(), signal)
+        if self.state.pidfd.is_some() {
+            return self.state.signal(signal);
+        }
+        // No pidfd: a pid is only safe to signal until it is reaped, and only the executor thread
+        // knows that; ask it.
+        let Some(shared) = self.executor.upgrade() else {
+            return Err(io::Error::from_raw_os_error(libc::ESRCH));
+        };
+        let reply = ReplySlot::for_current_thread();
+        shared.queue.push(Message::Signal {
+            state: self.state.clone(),
+            signal,
+            reply: reply.clone(),
+        });
+        if shared.stopped.load(Ordering::SeqCst) {
+            // The loop may have finished; whoever drains answers ESRCH (every child is reaped).
+            shared.refuse_pending();
+        }
+        reply.wait()
     }
 
     /// True when the status could not be collected because the kernel reaped the child itself

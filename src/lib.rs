@@ -80,8 +80,8 @@ mod sys;
 mod table;
 
 pub use error::{SpawnError, SpawnStage};
-pub use executor::{DEFAULT_KILL_GRACE, Executor, ExecutorBuilder, executor};
+pub use executor::{ChildWatch, DEFAULT_KILL_GRACE, Executor, ExecutorBuilder, executor};
 pub use handle::{ChildStderr, ChildStdout, ExecHandle};
-pub use sys::raise_fd_limit;
 pub use sys::spawn::SpawnBackend;
+pub use sys::{block_sigchld, raise_fd_limit};
 pub use table::ProcessInfo;

@@ -28,6 +28,12 @@ pub(crate) enum Message {
     Kill(Arc<ProcState>),
     /// Answer at once: measures the hand-off alone.
     Ping(Arc<ReplySlot<()>>),
+    /// Send a signal to a child that has no pidfd (ChildWatch::Signal), if it is still ours.
+    Signal {
+        state: Arc<ProcState>,
+        signal: i32,
+        reply: Arc<ReplySlot<std::io::Result<()>>>,
+    },
     /// Nothing to do but look at the flags again (sent by `stop()`).
     Wake,
 }
@@ -48,6 +54,12 @@ impl Message {
             // Every child is escalated at stop anyway; the caller waits for the status.
             Message::Kill(_) => {}
             Message::Ping(slot) => slot.fulfil(()),
+            Message::Signal { state, reply, .. } => {
+                // Refused only when no loop will run again; a child still unreaped then belongs
+                // to an executor whose drop kills and reaps it.
+                let _ = state;
+                reply.fulfil(Err(std::io::Error::from_raw_os_error(libc::ESRCH)));
+            }
             Message::Wake => {}
         }
     }

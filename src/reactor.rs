@@ -23,15 +23,16 @@ use tracing::{debug, info, warn};
 
 use crate::error::{SpawnError, SpawnStage};
 use crate::escalation::Escalations;
-use crate::executor::Shared;
+use crate::executor::{ChildWatch, Shared};
 use crate::handle::{ExecHandle, LOST_STATUS, ProcState, exit_status_from};
 use crate::queue::{Message, SpawnRequest};
 use crate::sys::spawn::{ChildStdio, Spawner};
 use crate::table::{Entry, ProcessInfo, Table};
 
-/// epoll tokens: pidfds use their spawn serial (from 1 up); these two can never collide with one.
+/// epoll tokens: pidfds use their spawn serial (from 1 up); these can never collide with one.
 const DOORBELL: u64 = u64::MAX;
 const TIMER: u64 = u64::MAX - 1;
+const SIGCHLD_SOURCE: u64 = u64::MAX - 2;
 
 /// How often to retry reaping a child that has no usable pidfd.
 const RETRY_REAP: Duration = Duration::from_millis(10);
@@ -47,6 +48,52 @@ struct Reactor<'a> {
     stop_seen: bool,
     armed: Option<Instant>,
     events: Vec<epoll::Event>,
+    /// With ChildWatch::Signal: what wakes the loop when a child may have exited.
+    sigchld: Option<SigchldSource>,
+}
+
+/// The SIGCHLD readiness source for kernels without pidfds: a signalfd when the user blocked
+/// SIGCHLD everywhere ([`crate::block_sigchld`]), else the read end of a pipe written by a
+/// signal-hook handler (which chains with the host's own handler).
+struct SigchldSource {
+    fd: std::os::fd::OwnedFd,
+    handler: Option<signal_hook::SigId>,
+}
+
+impl SigchldSource {
+    fn new() -> io::Result<SigchldSource> {
+        if crate::sys::sigchld_blocked() {
+            return Ok(SigchldSource {
+                fd: crate::sys::signalfd_sigchld()?,
+                handler: None,
+            });
+        }
+        let (read, write) = std::os::unix::net::UnixStream::pair()?;
+        read.set_nonblocking(true)?;
+        let handler = signal_hook::low_level::pipe::register(libc::SIGCHLD, write)?;
+        Ok(SigchldSource {
+            fd: crate::sys::above_stdio(read.into())?,
+            handler: Some(handler),
+        })
+    }
+
+    /// Empties the source so level-triggered epoll stops reporting it.
+    fn drain(&self) {
+        let mut buf = [0u8; 512];
+        while let Ok(n) = rustix::io::read(&self.fd, &mut buf) {
+            if n == 0 {
+                break;
+            }
+        }
+    }
+}
+
+impl Drop for SigchldSource {
+    fn drop(&mut self) {
+        if let Some(id) = self.handler.take() {
+            signal_hook::low_level::unregister(id);
+        }
+    }
 }
 
 pub(crate) fn run(shared: &Arc<Shared>) -> io::Result<()> {
@@ -64,6 +111,19 @@ pub(crate) fn run(shared: &Arc<Shared>) -> io::Result<()> {
         epoll::EventFlags::IN,
     )
     .or_else(already_added)?;
+    let sigchld = match shared.config.watch {
+        ChildWatch::Signal => {
+            let source = SigchldSource::new()?;
+            epoll::add(
+                &shared.epoll,
+                &source.fd,
+                epoll::EventData::new_u64(SIGCHLD_SOURCE),
+                epoll::EventFlags::IN,
+            )?;
+            Some(source)
+        }
+        _ => None,
+    };
     let mut reactor = Reactor {
         shared,
         spawner: Spawner::new(),
@@ -73,6 +133,7 @@ pub(crate) fn run(shared: &Arc<Shared>) -> io::Result<()> {
         stop_seen: false,
         armed: None,
         events: Vec::with_capacity(256),
+        sigchld,
     };
     let result = reactor.run_loop();
     if result.is_err() {
@@ -122,6 +183,7 @@ impl Reactor<'_> {
                 match self.events[i].data.u64() {
                     DOORBELL => self.shared.queue.clear_doorbell(),
                     TIMER => self.on_timer(),
+                    SIGCHLD_SOURCE => self.on_sigchld(),
                     serial => self.on_child_ready(serial),
                 }
             }
@@ -151,8 +213,39 @@ impl Reactor<'_> {
                 Message::Spawn(request) => self.serve_spawn(*request),
                 Message::Kill(state) => self.start_kill(&state, Instant::now()),
                 Message::Ping(slot) => slot.fulfil(()),
+                Message::Signal {
+                    state,
+                    signal,
+                    reply,
+                } => {
+                    // Still in the table means not reaped: the pid is still this child's.
+                    let tracked = self.shared.table().get(state.serial).is_some();
+                    reply.fulfil(if tracked {
+                        state.signal(signal)
+                    } else {
+                        Err(io::Error::from_raw_os_error(libc::ESRCH))
+                    });
+                }
                 Message::Wake => {}
             }
+        }
+    }
+
+    /// SIGCHLD arrived (coalesced: maybe several children exited): reap every child of ours that
+    /// has a status. Waits on each tracked pid, never on -1, which would steal the statuses of
+    /// children the host spawned itself.
+    fn on_sigchld(&mut self) {
+        if let Some(source) = &self.sigchld {
+            source.drain();
+        }
+        let states: Vec<Arc<ProcState>> = self
+            .shared
+            .table()
+            .entries_mut()
+            .map(|e| e.state.clone())
+            .collect();
+        for state in states {
+            self.try_reap(&state);
         }
     }
 
@@ -188,7 +281,12 @@ impl Reactor<'_> {
         let started = Instant::now();
         let spawned = self
             .spawner
-            .spawn(shared.config.backend, &request.command, &stdio)
+            .spawn(
+                shared.config.backend,
+                &request.command,
+                &stdio,
+                shared.config.watch == ChildWatch::Pidfd,
+            )
             .map_err(|f| SpawnError::from_errno(program, f.stage, f.errno))?;
         let spawn_time = started.elapsed();
         // The child has its copies; ours must go or the reader never sees EOF.
@@ -197,13 +295,15 @@ impl Reactor<'_> {
             None => (None, None),
         };
         let pid = spawned.pid;
+        let watch_pidfd = shared.config.watch == ChildWatch::Pidfd;
         let pidfd = match spawned.pidfd {
-            Some(fd) => fd,
+            Some(fd) => Some(fd),
+            None if !watch_pidfd => None,
             None => match rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
                 .map_err(io::Error::from)
                 .and_then(crate::sys::above_stdio)
             {
-                Ok(fd) => fd,
+                Ok(fd) => Some(fd),
                 Err(e) => {
                     // Running but untrackable: it is our unreaped child, so its pid is still safe
                     // to signal. Kill it, reap it later without blocking, report the error.
@@ -215,19 +315,21 @@ impl Reactor<'_> {
             },
         };
         let serial = shared.next_serial();
-        if let Err(e) = epoll::add(
-            &shared.epoll,
-            &pidfd,
-            epoll::EventData::new_u64(serial),
-            epoll::EventFlags::IN,
-        ) {
-            let _ = crate::sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
-            self.orphans.push(pid);
-            self.rearm(Instant::now());
-            return Err(fail(SpawnStage::Register, e));
+        if let Some(fd) = &pidfd {
+            if let Err(e) = epoll::add(
+                &shared.epoll,
+                fd,
+                epoll::EventData::new_u64(serial),
+                epoll::EventFlags::IN,
+            ) {
+                let _ = crate::sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
+                self.orphans.push(pid);
+                self.rearm(Instant::now());
+                return Err(fail(SpawnStage::Register, e));
+            }
         }
         let raw_pid = pid.as_raw_nonzero().get() as u32;
-        let state = Arc::new(ProcState::new(serial, raw_pid, pidfd));
+        let state = Arc::new(ProcState::new(serial, pid, pidfd));
         debug!(
             pid = raw_pid,
             program = %program.display(),
@@ -272,17 +374,18 @@ impl Reactor<'_> {
     fn try_reap(&mut self, state: &Arc<ProcState>) -> bool {
         loop {
             match waitid(
-                WaitId::PidFd(state.pidfd.as_fd()),
+                state_wait_id(state),
                 WaitIdOptions::EXITED | WaitIdOptions::NOHANG,
             ) {
                 Ok(Some(status)) => {
                     self.finish(state, exit_status_from(&status), false);
                     return true;
                 }
+                Ok(None) if state.pidfd.is_none() => return false,
                 Ok(None) => {
                     // Readable but no status (a tracer holds it). Level-triggered epoll would
                     // report it again at once: stop watching, re-check on the timer instead.
-                    let _ = epoll::delete(&self.shared.epoll, &state.pidfd);
+                    self.unwatch(state);
                     if !self.stalled.iter().any(|s| Arc::ptr_eq(s, state)) {
                         self.stalled.push(state.clone());
                     }
@@ -309,8 +412,14 @@ impl Reactor<'_> {
         }
     }
 
+    fn unwatch(&self, state: &ProcState) {
+        if let Some(fd) = &state.pidfd {
+            let _ = epoll::delete(&self.shared.epoll, fd);
+        }
+    }
+
     fn finish(&mut self, state: &Arc<ProcState>, status: std::process::ExitStatus, lost: bool) {
-        let _ = epoll::delete(&self.shared.epoll, &state.pidfd);
+        self.unwatch(state);
         self.shared.table().remove(state.serial);
         debug!(pid = state.pid, status = %status, "exited");
         state.set_status(status, lost);
@@ -350,8 +459,7 @@ impl Reactor<'_> {
             for (deadline, serial) in self.escalations.take_due(now) {
                 if let Some(entry) = table.get(serial) {
                     if entry.kill_deadline == Some(deadline) {
-                        let _ =
-                            crate::sys::pidfd_send_signal(entry.state.pidfd.as_fd(), libc::SIGKILL);
+                        let _ = entry.state.signal(libc::SIGKILL);
                         info!(pid = entry.state.pid, "grace over: SIGKILL sent");
                     }
                 }
@@ -406,9 +514,8 @@ fn escalate(entry: &mut Entry, escalations: &mut Escalations, now: Instant, grac
     if entry.kill_deadline.is_some() {
         return;
     }
-    let pidfd = entry.state.pidfd.as_fd();
-    let _ = crate::sys::pidfd_send_signal(pidfd, libc::SIGTERM);
-    let _ = crate::sys::pidfd_send_signal(pidfd, libc::SIGCONT);
+    let _ = entry.state.signal(libc::SIGTERM);
+    let _ = entry.state.signal(libc::SIGCONT);
     entry.kill_deadline = Some(escalations.start(entry.state.serial, now, grace));
     info!(
         pid = entry.state.pid,
@@ -437,6 +544,14 @@ fn reap_nohang(pid: Pid) -> bool {
     }
 }
 
+/// How to name `state`'s child to waitid: by pidfd when it has one, else by pid.
+fn state_wait_id(state: &ProcState) -> WaitId<'_> {
+    match &state.pidfd {
+        Some(fd) => WaitId::PidFd(fd.as_fd()),
+        None => WaitId::Pid(state.os_pid),
+    }
+}
+
 fn reap_blocking(id: WaitId<'_>) -> Option<rustix::process::WaitIdStatus> {
     loop {
         match waitid(id.clone(), WaitIdOptions::EXITED) {
@@ -451,8 +566,8 @@ fn reap_blocking(id: WaitId<'_>) -> Option<rustix::process::WaitIdStatus> {
 pub(crate) fn kill_and_reap_all(table: &mut Table) {
     for entry in table.drain() {
         let state = entry.state;
-        let _ = crate::sys::pidfd_send_signal(state.pidfd.as_fd(), libc::SIGKILL);
-        let (status, lost) = match reap_blocking(WaitId::PidFd(state.pidfd.as_fd())) {
+        let _ = state.signal(libc::SIGKILL);
+        let (status, lost) = match reap_blocking(state_wait_id(&state)) {
             Some(s) => (exit_status_from(&s), false),
             None => (
                 std::os::unix::process::ExitStatusExt::from_raw(LOST_STATUS),

@@ -20,7 +20,7 @@ pub(crate) mod spawn;
 pub(crate) use rustix::runtime_448b8ad740e2a26f as raw_runtime;
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use rustix::io::Errno;
 
@@ -85,7 +85,7 @@ pub(crate) fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> io::Resul
 /// `kill(pid, SIGKILL)` for a child that is ours and not yet reaped, so its PID cannot have been
 /// recycled. Used only when no pidfd could be opened for it.
 pub(crate) fn kill_unreaped_child(pid: rustix::process::Pid) {
-    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+    let _ = kill_unreaped(pid, libc::SIGKILL);
 }
 
 /// Blocks every signal on the calling thread until the guard drops, then restores the old mask.
@@ -154,4 +154,116 @@ pub fn raise_fd_limit() -> io::Result<u64> {
 pub(crate) unsafe fn own_fd(fd: i32) -> OwnedFd {
     // SAFETY: the caller promises `fd` is fresh and unowned.
     unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// Blocks SIGCHLD in the calling thread (and so in every thread it starts afterwards).
+///
+/// Call it at the top of `main`, before any thread starts, to let executors without pidfds
+/// ([`ChildWatch::Signal`](crate::ChildWatch)) read SIGCHLD from a signalfd. A signalfd only
+/// sees a process-directed signal if no thread could take it instead: a thread with SIGCHLD
+/// unblocked would receive it (and, SIGCHLD's default being "ignore", drop it). Without this call
+/// the executor installs a SIGCHLD handler (signal-hook, chained with any handler the host has)
+/// that wakes its poll set. Children spawned by this crate start with an empty mask either way.
+pub fn block_sigchld() -> io::Result<()> {
+    // SAFETY: sigset_t is plain data initialised by sigemptyset/sigaddset; pthread_sigmask reads
+    // the set and changes only the calling thread's mask.
+    let rc = unsafe {
+        let mut set = std::mem::zeroed::<libc::sigset_t>();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGCHLD);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut())
+    };
+    SIGCHLD_BLOCKED_BY_USER.store(true, std::sync::atomic::Ordering::SeqCst);
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(rc))
+    }
+}
+
+static SIGCHLD_BLOCKED_BY_USER: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// True when [`block_sigchld`] was called and SIGCHLD is blocked on the calling thread.
+pub(crate) fn sigchld_blocked() -> bool {
+    if !SIGCHLD_BLOCKED_BY_USER.load(std::sync::atomic::Ordering::SeqCst) {
+        return false;
+    }
+    // SAFETY: reads the calling thread's mask into a zeroed sigset_t.
+    unsafe {
+        let mut cur = std::mem::zeroed::<libc::sigset_t>();
+        libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut cur);
+        libc::sigismember(&cur, libc::SIGCHLD) == 1
+    }
+}
+
+/// A non-blocking, close-on-exec signalfd for SIGCHLD (which must be blocked), above fd 2.
+pub(crate) fn signalfd_sigchld() -> io::Result<OwnedFd> {
+    // SAFETY: sigset_t initialised by sigemptyset/sigaddset; signalfd(-1, ...) creates a new fd,
+    // owned at once.
+    let fd = unsafe {
+        let mut set = std::mem::zeroed::<libc::sigset_t>();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGCHLD);
+        let fd = libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC);
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        own_fd(fd)
+    };
+    above_stdio(fd)
+}
+
+/// Whether this kernel gives working pidfds: `pidfd_open` (5.3) and `waitid(P_PIDFD)` (5.4).
+///
+/// Probed once. ENOSYS, and EPERM from a seccomp filter (Docker answers EPERM), mean "no";
+/// a transient failure (EMFILE) is not cached and counts as "yes".
+pub(crate) fn pidfd_supported() -> bool {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    const UNKNOWN: u8 = 0;
+    const YES: u8 = 1;
+    const NO: u8 = 2;
+    static PROBED: AtomicU8 = AtomicU8::new(UNKNOWN);
+    match PROBED.load(Ordering::Relaxed) {
+        YES => return true,
+        NO => return false,
+        _ => {}
+    }
+    let answer = match rustix::process::pidfd_open(
+        rustix::process::getpid(),
+        rustix::process::PidfdFlags::empty(),
+    ) {
+        Ok(fd) => {
+            use rustix::process::{WaitId, WaitIdOptions, waitid};
+            // We are not our own child: a kernel with P_PIDFD says ECHILD, an older one EINVAL.
+            match waitid(
+                WaitId::PidFd(fd.as_fd()),
+                WaitIdOptions::EXITED | WaitIdOptions::NOHANG,
+            ) {
+                Err(Errno::INVAL) | Err(Errno::NOSYS) | Err(Errno::PERM) => Some(false),
+                _ => Some(true),
+            }
+        }
+        Err(Errno::NOSYS) | Err(Errno::PERM) | Err(Errno::INVAL) => Some(false),
+        Err(_) => None,
+    };
+    match answer {
+        Some(yes) => {
+            PROBED.store(if yes { YES } else { NO }, Ordering::Relaxed);
+            yes
+        }
+        None => true,
+    }
+}
+
+/// `kill(pid, signal)` for a child that is ours and not yet reaped (only the executor thread
+/// reaps, and only it calls this), so the pid cannot have been recycled.
+pub(crate) fn kill_unreaped(pid: rustix::process::Pid, signal: i32) -> io::Result<()> {
+    // SAFETY: kill takes two integers.
+    let rc = unsafe { libc::kill(pid.as_raw_nonzero().get(), signal) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }

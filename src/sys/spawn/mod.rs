@@ -105,12 +105,14 @@ impl Spawner {
         }
     }
 
-    /// Starts `command` with `stdio` through `backend`.
+    /// Starts `command` with `stdio` through `backend`. `clone_pidfd` asks the Vfork backend for
+    /// an atomic pidfd (CLONE_PIDFD); it is false when the executor watches children by SIGCHLD.
     pub(crate) fn spawn(
         &mut self,
         backend: SpawnBackend,
         command: &PreparedCommand,
         stdio: &ChildStdio<'_>,
+        clone_pidfd: bool,
     ) -> Result<Spawned, SpawnFailure> {
         self.argv.clear();
         self.argv.extend(command.argv.iter().map(|a| a.as_ptr()));
@@ -131,7 +133,7 @@ impl Spawner {
                     Some(s) => s,
                     slot @ None => slot.insert(vfork::ChildStack::new().map_err(spawn_err)?),
                 };
-                vfork::spawn(stack, &command.path, argv, envp, stdio)
+                vfork::spawn(stack, &command.path, argv, envp, stdio, clone_pidfd)
             }
         }
     }

@@ -27,13 +27,19 @@ impl Attributes {
         let mut me = Attributes {
             attr: unsafe { attr.assume_init() },
         };
-        // SAFETY: sigset_t is plain data that sigemptyset/sigfillset initialise; the setters copy
-        // the sets into the initialised attribute object.
+        // SAFETY: sigset_t is plain data that sigemptyset/sigfillset initialise; on Linux it is a
+        // 128-byte array of c_ulong, so its first 8 bytes are an aligned u64 holding signals 1-64.
+        // The setters copy the sets into the initialised attribute object.
         unsafe {
             let mut empty = std::mem::zeroed::<libc::sigset_t>();
             let mut all = std::mem::zeroed::<libc::sigset_t>();
             libc::sigemptyset(&mut empty);
             libc::sigfillset(&mut all);
+            // glibc's sigfillset leaves out its two internal signals (32 SIGCANCEL, 33 SIGSETXID)
+            // and its spawn child then sets them to SIG_IGN, which survives execve. Set every bit
+            // of signals 1..=64 by hand so that the child resets those two to SIG_DFL as well.
+            // The child is not in our thread group, so glibc never needs them there.
+            *(&mut all as *mut libc::sigset_t).cast::<u64>() = u64::MAX;
             check(libc::posix_spawnattr_setsigmask(&mut me.attr, &empty))?;
             check(libc::posix_spawnattr_setsigdefault(&mut me.attr, &all))?;
             let flags = libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF;

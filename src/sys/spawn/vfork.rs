@@ -74,6 +74,7 @@ pub(super) fn spawn(
     argv: *const *const libc::c_char,
     envp: *const *const libc::c_char,
     stdio: &ChildStdio<'_>,
+    clone_pidfd: bool,
 ) -> Result<Spawned, SpawnFailure> {
     let exec_errno = AtomicI32::new(0);
     let plan = ChildPlan {
@@ -84,7 +85,10 @@ pub(super) fn spawn(
         report: ExecErrorReport::Shared(&exec_errno),
     };
     let mut pidfd: libc::c_int = -1;
-    let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD;
+    let mut flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD;
+    if clone_pidfd {
+        flags |= libc::CLONE_PIDFD;
+    }
     let ret = {
         let _blocked = BlockAllSignals::new();
         // SAFETY: the stack is our own mapping, unused by anyone else; child_entry only runs
@@ -110,7 +114,7 @@ pub(super) fn spawn(
     }
     // SAFETY: with CLONE_PIDFD and a successful clone, the kernel stored a new pidfd that nothing
     // else owns.
-    let pidfd: OwnedFd = unsafe { crate::sys::own_fd(pidfd) };
+    let pidfd: Option<OwnedFd> = clone_pidfd.then(|| unsafe { crate::sys::own_fd(pidfd) });
     let Some(pid) = Pid::from_raw(ret) else {
         return Err(SpawnFailure {
             stage: SpawnStage::Spawn,
@@ -125,11 +129,10 @@ pub(super) fn spawn(
             errno,
         });
     }
-    let pidfd = crate::sys::above_stdio(pidfd).map_err(|e| SpawnFailure {
-        stage: SpawnStage::Pidfd,
-        errno: e.raw_os_error().unwrap_or(libc::EMFILE),
-    });
-    match pidfd {
+    let Some(pidfd) = pidfd else {
+        return Ok(Spawned { pid, pidfd: None });
+    };
+    match crate::sys::above_stdio(pidfd) {
         Ok(pidfd) => Ok(Spawned {
             pid,
             pidfd: Some(pidfd),
@@ -139,7 +142,10 @@ pub(super) fn spawn(
             // pid is safe to signal; kill and reap it so nothing runs untracked.
             crate::sys::kill_unreaped_child(pid);
             super::reap_failed_child(pid);
-            Err(e)
+            Err(SpawnFailure {
+                stage: SpawnStage::Pidfd,
+                errno: e.raw_os_error().unwrap_or(libc::EMFILE),
+            })
         }
     }
 }

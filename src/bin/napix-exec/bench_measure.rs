@@ -1,0 +1,674 @@
+//! The measurements: who is measured (contenders), the executors under test (the rig), and the
+//! three kinds of run (interleaved latency, multi-thread throughput, latency with N tracked).
+//!
+//! Everything here goes through the library's public API; the raw contenders use
+//! `napix_executor::direct`, which runs the library's own spawn code on the calling thread.
+
+use std::ffi::OsString;
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::{Arc, Barrier, OnceLock, mpsc};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use napix_executor::direct::Prepared;
+use napix_executor::{ExecHandle, Executor, SpawnBackend};
+
+/// Errors of the bench: printed, never matched on.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub type Res<T> = Result<T, BoxError>;
+
+/// The short name of a backend, as printed and in the JSON.
+pub fn backend_name(b: SpawnBackend) -> &'static str {
+    b.name()
+}
+
+/// How a contender spawns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// `Executor::create_process` from the measuring (worker) thread + `ExecHandle::wait`.
+    Executor(SpawnBackend),
+    /// `direct::Prepared::spawn` + `DirectChild::wait` on the measuring thread.
+    Raw(SpawnBackend),
+    /// `std::process::Command::status()`.
+    Std,
+}
+
+/// One measured way of spawning.
+#[derive(Clone, Debug)]
+pub struct Contender {
+    pub name: String,
+    pub kind: Kind,
+}
+
+impl Contender {
+    /// `"executor"`, `"raw"` or `"std"`.
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            Kind::Executor(_) => "executor",
+            Kind::Raw(_) => "raw",
+            Kind::Std => "std",
+        }
+    }
+
+    /// The backend, for the executor and raw contenders.
+    pub fn backend(&self) -> Option<SpawnBackend> {
+        match self.kind {
+            Kind::Executor(b) | Kind::Raw(b) => Some(b),
+            Kind::Std => None,
+        }
+    }
+
+    /// The raw clone-vfork contender: the floor the others are compared with.
+    pub fn is_floor(&self) -> bool {
+        self.kind == Kind::Raw(SpawnBackend::Vfork)
+    }
+}
+
+/// The floor: the library's clone(CLONE_VM|CLONE_VFORK|CLONE_PIDFD) spawn + waitid, no executor.
+pub fn floor() -> Contender {
+    Contender {
+        name: "raw clone-vfork (floor)".into(),
+        kind: Kind::Raw(SpawnBackend::Vfork),
+    }
+}
+
+/// The executor with its default backend.
+pub fn default_executor() -> Contender {
+    let b = SpawnBackend::default();
+    Contender {
+        name: format!("executor {} (default)", backend_name(b)),
+        kind: Kind::Executor(b),
+    }
+}
+
+/// Every contender: the executor with each backend (default first), then the raw ones and std.
+pub fn all_contenders() -> Vec<Contender> {
+    let default = SpawnBackend::default();
+    let mut v = vec![default_executor()];
+    for &b in SpawnBackend::ALL.iter().filter(|&&b| b != default) {
+        v.push(Contender {
+            name: format!("executor {}", backend_name(b)),
+            kind: Kind::Executor(b),
+        });
+    }
+    v.push(floor());
+    for (b, name) in [
+        (SpawnBackend::PosixSpawn, "raw posix_spawn"),
+        (SpawnBackend::Fork, "raw fork+execve"),
+    ] {
+        v.push(Contender {
+            name: name.into(),
+            kind: Kind::Raw(b),
+        });
+    }
+    v.push(Contender {
+        name: "std Command".into(),
+        kind: Kind::Std,
+    });
+    v
+}
+
+/// A program made ready for every contender.
+pub struct Target {
+    /// argv for the executor and std.
+    pub argv: Vec<OsString>,
+    /// The same, prepared once (PATH lookup, CStrings) for the raw contenders.
+    pub prepared: Prepared,
+    /// Whether a non-zero exit is an error (true for the built-in programs).
+    pub check: bool,
+}
+
+impl Target {
+    pub fn new(argv: Vec<OsString>, check: bool) -> Res<Target> {
+        let prepared = Prepared::new(&argv)?;
+        Ok(Target {
+            argv,
+            prepared,
+            check,
+        })
+    }
+}
+
+/// How the executors under test are built.
+#[derive(Clone, Copy, Debug)]
+pub struct Tuning {
+    /// Kill grace (SIGTERM to SIGKILL).
+    pub grace: Duration,
+    /// `ExecutorBuilder::idle_spin`, when set; else the library's default.
+    pub idle_spin: Option<Duration>,
+}
+
+/// One executor under test, looping in `run()` on its own thread.
+struct Unit {
+    backend: SpawnBackend,
+    exec: Arc<Executor>,
+    /// Kernel thread id of the loop thread (for its CPU accounting in /proc).
+    tid: i32,
+    thread: Option<JoinHandle<(io::Result<()>, Instant)>>,
+}
+
+/// The executors of one section: built once, reused across iterations and repeats.
+pub struct Rig {
+    units: Vec<Unit>,
+}
+
+impl Rig {
+    /// Builds one executor per backend and starts each loop on a thread.
+    pub fn start(backends: &[SpawnBackend], tuning: Tuning) -> Res<Rig> {
+        let mut rig = Rig { units: Vec::new() };
+        for &backend in backends {
+            let mut builder = Executor::builder()
+                .backend(backend)
+                .kill_grace(tuning.grace);
+            if let Some(spin) = tuning.idle_spin {
+                builder = builder.idle_spin(spin);
+            }
+            let exec = Arc::new(builder.build()?);
+            let (tx, rx) = mpsc::channel();
+            let looped = Arc::clone(&exec);
+            let thread = thread::Builder::new()
+                .name(format!("executor-{}", backend_name(backend)))
+                .spawn(move || {
+                    let _ = tx.send(rustix::thread::gettid().as_raw_nonzero().get());
+                    let result = looped.run();
+                    (result, Instant::now())
+                })?;
+            let tid = rx.recv().map_err(|_| "executor thread died at start")?;
+            rig.units.push(Unit {
+                backend,
+                exec,
+                tid,
+                thread: Some(thread),
+            });
+        }
+        Ok(rig)
+    }
+
+    /// The executor with `backend`.
+    pub fn get(&self, backend: SpawnBackend) -> &Executor {
+        &self.unit(backend).exec
+    }
+
+    /// Thread id of the loop of the executor with `backend`.
+    pub fn tid(&self, backend: SpawnBackend) -> i32 {
+        self.unit(backend).tid
+    }
+
+    fn unit(&self, backend: SpawnBackend) -> &Unit {
+        self.units
+            .iter()
+            .find(|u| u.backend == backend)
+            .expect("the rig was started with every backend it is asked for")
+    }
+
+    /// Stops every executor and waits for every `run()` to return. Returns the longest time from
+    /// `stop()` to `run()` returning; an error if a loop failed or panicked.
+    pub fn shutdown(mut self) -> Res<Duration> {
+        let stopped_at = Instant::now();
+        for u in &self.units {
+            u.exec.stop();
+        }
+        let mut longest = Duration::ZERO;
+        let mut first_err: Option<BoxError> = None;
+        for u in &mut self.units {
+            let Some(thread) = u.thread.take() else {
+                continue;
+            };
+            match thread.join() {
+                Ok((Ok(()), returned_at)) => {
+                    longest = longest.max(returned_at.saturating_duration_since(stopped_at));
+                }
+                Ok((Err(e), _)) => {
+                    first_err.get_or_insert_with(|| {
+                        format!("executor {}: run() failed: {e}", backend_name(u.backend)).into()
+                    });
+                }
+                Err(_) => {
+                    first_err.get_or_insert_with(|| {
+                        format!("executor {}: run() panicked", backend_name(u.backend)).into()
+                    });
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(longest),
+        }
+    }
+}
+
+impl Drop for Rig {
+    /// On an early return: stop every loop and join it, so that no child outlives the bench.
+    fn drop(&mut self) {
+        for u in &self.units {
+            u.exec.stop();
+        }
+        for u in &mut self.units {
+            if let Some(thread) = u.thread.take() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+fn check_status(name: &str, target: &Target, status: ExitStatus) -> Res<()> {
+    if target.check && !status.success() {
+        return Err(format!(
+            "{name}: {} exited with {status}, expected 0",
+            target.argv[0].to_string_lossy()
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// One spawn + wait of `target` by contender `c`; returns its wall time. Dropping the handle
+/// (closing its pidfd) is part of the measured time, as it is part of every real use.
+pub fn spawn_wait(c: &Contender, rig: &Rig, target: &Target) -> Res<Duration> {
+    let start = Instant::now();
+    let status = match c.kind {
+        Kind::Executor(b) => rig.get(b).create_process(&target.argv, true)?.wait(),
+        Kind::Raw(b) => target.prepared.spawn(b)?.wait()?,
+        Kind::Std => Command::new(&target.argv[0])
+            .args(&target.argv[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()?,
+    };
+    let elapsed = start.elapsed();
+    check_status(&c.name, target, status)?;
+    Ok(elapsed)
+}
+
+/// How many spawns each contender gets in one repeat.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct Plan {
+    /// Samples per contender per repeat (upper bound).
+    pub iterations: usize,
+    /// Consecutive spawns of one contender before the next one's turn.
+    pub batch: usize,
+    /// Unrecorded spawns per contender before measuring.
+    pub warmup: usize,
+    /// Time per contender per repeat after which it stops early (slow contenders, e.g. fork of a
+    /// big parent), once it has `min_samples`.
+    pub budget: Duration,
+    /// Samples a contender gets even past its budget.
+    pub min_samples: usize,
+}
+
+/// Measures every contender on `target`, interleaved: round-robin in batches of `plan.batch`, the
+/// starting contender rotating each round, so that noise (another process, frequency changes)
+/// falls on all of them alike. Returns the samples (ns) per contender, in order.
+pub fn interleaved(
+    contenders: &[Contender],
+    rig: &Rig,
+    target: &Target,
+    plan: &Plan,
+    mut tick: impl FnMut(),
+) -> Res<Vec<Vec<u64>>> {
+    for c in contenders {
+        for _ in 0..plan.warmup {
+            spawn_wait(c, rig, target)?;
+        }
+    }
+    let n = contenders.len();
+    let mut samples: Vec<Vec<u64>> = vec![Vec::with_capacity(plan.iterations); n];
+    let mut spent = vec![Duration::ZERO; n];
+    let done = |i: usize, samples: &[Vec<u64>], spent: &[Duration]| {
+        samples[i].len() >= plan.iterations
+            || (spent[i] >= plan.budget && samples[i].len() >= plan.min_samples)
+    };
+    let mut round = 0;
+    loop {
+        let mut any = false;
+        for k in 0..n {
+            let i = (round + k) % n;
+            if done(i, &samples, &spent) {
+                continue;
+            }
+            any = true;
+            let left = plan.iterations - samples[i].len();
+            for _ in 0..plan.batch.min(left) {
+                let t = spawn_wait(&contenders[i], rig, target)?;
+                spent[i] += t;
+                samples[i].push(u64::try_from(t.as_nanos()).unwrap_or(u64::MAX));
+            }
+            tick();
+        }
+        if !any {
+            return Ok(samples);
+        }
+        round += 1;
+    }
+}
+
+/// Allocates `bytes` and writes one byte per page, so that the parent really has that much
+/// resident memory (page tables and all) while it is alive.
+pub fn touched_buffer(bytes: u64) -> Res<Vec<u8>> {
+    let len = usize::try_from(bytes).map_err(|_| "size too large for this machine")?;
+    // Zeroed allocation: fresh anonymous pages, nothing written yet; the loop below faults each
+    // page in as private memory (a read would only map the shared zero page).
+    let mut buf: Vec<u8> = vec![0; len];
+    let page = rustix::param::page_size();
+    for i in (0..len).step_by(page) {
+        buf[i] = 1;
+    }
+    Ok(std::hint::black_box(buf))
+}
+
+/// Resident set size of this process, from /proc/self/statm.
+pub fn parent_rss() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * rustix::param::page_size() as u64)
+}
+
+/// CPU accounting of one thread of this process, from /proc/self/task/TID.
+#[derive(Clone, Copy, Default)]
+pub struct ThreadCpu {
+    /// On-CPU time (schedstat), ns.
+    pub run_ns: u64,
+    /// User and system time (stat), clock ticks.
+    pub utime: u64,
+    pub stime: u64,
+    /// Context switches (status): voluntary ones are the times the thread went to sleep.
+    pub voluntary: u64,
+    pub involuntary: u64,
+}
+
+impl ThreadCpu {
+    pub fn read(tid: i32) -> ThreadCpu {
+        let dir = format!("/proc/self/task/{tid}");
+        let mut cpu = ThreadCpu::default();
+        if let Ok(s) = std::fs::read_to_string(format!("{dir}/schedstat")) {
+            cpu.run_ns = s
+                .split_whitespace()
+                .next()
+                .and_then(|x| x.parse().ok())
+                .unwrap_or(0);
+        }
+        if let Ok(s) = std::fs::read_to_string(format!("{dir}/stat")) {
+            // Fields after the command name (which may hold spaces) in parentheses; utime and
+            // stime are fields 14 and 15 of the line, 12 and 13 after the ')'.
+            if let Some(rest) = s.rsplit_once(')').map(|(_, r)| r) {
+                let f: Vec<&str> = rest.split_whitespace().collect();
+                cpu.utime = f.get(11).and_then(|x| x.parse().ok()).unwrap_or(0);
+                cpu.stime = f.get(12).and_then(|x| x.parse().ok()).unwrap_or(0);
+            }
+        }
+        if let Ok(s) = std::fs::read_to_string(format!("{dir}/status")) {
+            for line in s.lines() {
+                let mut it = line.split_whitespace();
+                match (it.next(), it.next().and_then(|x| x.parse().ok())) {
+                    (Some("voluntary_ctxt_switches:"), Some(v)) => cpu.voluntary = v,
+                    (Some("nonvoluntary_ctxt_switches:"), Some(v)) => cpu.involuntary = v,
+                    _ => {}
+                }
+            }
+        }
+        cpu
+    }
+}
+
+/// Where the executor thread's time went during a throughput window.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct LoopLoad {
+    /// On-CPU time / wall time of the window (1.0 = the thread never slept: it is the wall).
+    pub busy: f64,
+    /// Share of its CPU time in user space and in the kernel.
+    pub user_share: f64,
+    pub sys_share: f64,
+    /// Executor-thread CPU time per spawn+wait, ns.
+    pub cpu_ns_per_spawn: f64,
+    /// Times the loop went to sleep per spawn+wait.
+    pub sleeps_per_spawn: f64,
+    /// Times it was preempted per spawn+wait.
+    pub preempted_per_spawn: f64,
+}
+
+impl LoopLoad {
+    fn between(a: ThreadCpu, b: ThreadCpu, wall: Duration, spawns: u64) -> LoopLoad {
+        let run = b.run_ns.saturating_sub(a.run_ns) as f64;
+        let (u, s) = (
+            b.utime.saturating_sub(a.utime) as f64,
+            b.stime.saturating_sub(a.stime) as f64,
+        );
+        let per = spawns.max(1) as f64;
+        LoopLoad {
+            busy: run / wall.as_nanos().max(1) as f64,
+            user_share: if u + s > 0.0 { u / (u + s) } else { f64::NAN },
+            sys_share: if u + s > 0.0 { s / (u + s) } else { f64::NAN },
+            cpu_ns_per_spawn: run / per,
+            sleeps_per_spawn: b.voluntary.saturating_sub(a.voluntary) as f64 / per,
+            preempted_per_spawn: b.involuntary.saturating_sub(a.involuntary) as f64 / per,
+        }
+    }
+}
+
+/// What one throughput window produced.
+pub struct Rate {
+    pub per_second: f64,
+    /// Only for the executor: its loop thread's load.
+    pub load: Option<LoopLoad>,
+}
+
+/// `threads` threads each spawn+wait `argv` in a loop for `window`; through `exec` when given
+/// (requests from every thread to one loop), else each with its own raw clone-vfork.
+pub fn throughput(
+    exec: Option<(&Executor, i32)>,
+    argv: &[OsString],
+    check: bool,
+    threads: usize,
+    window: Duration,
+) -> Res<Rate> {
+    let barrier = Barrier::new(threads + 1);
+    let start: OnceLock<Instant> = OnceLock::new();
+    let before = exec.map(|(_, tid)| ThreadCpu::read(tid));
+    let results: Vec<Result<(u64, Instant), String>> = thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                let (barrier, start) = (&barrier, &start);
+                s.spawn(move || -> Result<(u64, Instant), String> {
+                    // Prepared per thread: the raw path shares nothing between threads.
+                    let prepared = match exec {
+                        None => Some(Prepared::new(argv).map_err(|e| e.to_string())),
+                        Some(_) => None,
+                    }
+                    .transpose();
+                    barrier.wait();
+                    let prepared = prepared?;
+                    let deadline = *start.get().expect("set before the barrier opens") + window;
+                    let mut n = 0u64;
+                    loop {
+                        let now = Instant::now();
+                        if now >= deadline {
+                            return Ok((n, now));
+                        }
+                        let status = match (exec, &prepared) {
+                            (Some((e, _)), _) => e
+                                .create_process(argv, true)
+                                .map_err(|e| e.to_string())?
+                                .wait(),
+                            (None, Some(p)) => p
+                                .spawn(SpawnBackend::Vfork)
+                                .map_err(|e| e.to_string())?
+                                .wait()
+                                .map_err(|e| e.to_string())?,
+                            (None, None) => unreachable!("raw threads always prepare"),
+                        };
+                        if check && !status.success() {
+                            return Err(format!("child exited with {status}, expected 0"));
+                        }
+                        n += 1;
+                    }
+                })
+            })
+            .collect();
+        let _ = start.set(Instant::now());
+        barrier.wait();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_else(|_| Err("worker panicked".into())))
+            .collect()
+    });
+    let t0 = *start.get().expect("set above");
+    let mut spawns = 0;
+    let mut end = t0;
+    for r in results {
+        let (n, finished) = r?;
+        spawns += n;
+        end = end.max(finished);
+    }
+    let wall = end.duration_since(t0);
+    let load = exec.map(|(_, tid)| {
+        LoopLoad::between(
+            before.expect("read when exec is given"),
+            ThreadCpu::read(tid),
+            wall,
+            spawns,
+        )
+    });
+    Ok(Rate {
+        per_second: spawns as f64 / wall.as_secs_f64(),
+        load,
+    })
+}
+
+/// The tracked sleepers: plain `sleep 1000`, and a shell that ignores SIGTERM and then execs
+/// `sleep 1000`. Ignored signals stay ignored across execve (POSIX; only caught ones are reset), so
+/// the tracked pid itself, now `sleep`, ignores SIGTERM and needs the SIGKILL after the grace.
+/// (A `while :; do sleep 1; done` loop would also do, but 5,000 of them spawn 5,000 processes a
+/// second and would drown the measurement.)
+pub const SLEEPER: [&str; 2] = ["sleep", "1000"];
+pub const STUBBORN: [&str; 3] = ["sh", "-c", "trap '' TERM; exec sleep 1000"];
+
+/// Outcome of one tracked-children run.
+pub struct Tracked {
+    /// Time to start the N sleepers and see them all settled.
+    pub setup: Duration,
+    /// Per repeat: samples of the default executor and of the floor, interleaved.
+    pub samples: Vec<[Vec<u64>; 2]>,
+    /// From `stop()` to `run()` returning with all N reaped.
+    pub stop: Duration,
+    /// How the N ended.
+    pub by_term: usize,
+    pub by_kill: usize,
+    pub other: usize,
+}
+
+/// With `n` long sleepers tracked by one executor (default backend; half of them ignore SIGTERM),
+/// measures one more spawn+wait of `target` (interleaved with the floor), then how long `stop()`
+/// takes to bring `run()` back (the kill grace of `tuning` plus the reaping).
+pub fn tracked(
+    n: usize,
+    target: &Target,
+    plan: &Plan,
+    repeats: usize,
+    tuning: Tuning,
+    mut progress: impl FnMut(&str),
+) -> Res<Tracked> {
+    let backend = SpawnBackend::default();
+    let rig = Rig::start(&[backend], tuning)?;
+    let exec = rig.get(backend);
+    let t0 = Instant::now();
+    let mut handles: Vec<(ExecHandle, bool)> = Vec::with_capacity(n);
+    for i in 0..n {
+        let stubborn = i % 2 == 1;
+        let h = if stubborn {
+            exec.create_process(&STUBBORN, true)
+        } else {
+            exec.create_process(&SLEEPER, true)
+        }
+        .map_err(|e| format!("starting tracked child {i} of {n}: {e}"))?;
+        handles.push((h, stubborn));
+        if i % 500 == 499 {
+            progress(&format!("tracked {n}: started {}/{n} sleepers", i + 1));
+        }
+    }
+    settle(&handles, &mut progress)?;
+    let setup = t0.elapsed();
+    let running = exec.running().len();
+    if running < n {
+        return Err(format!("only {running} of {n} tracked children are running").into());
+    }
+    let pair = [default_executor(), floor()];
+    let mut samples = Vec::with_capacity(repeats);
+    for r in 0..repeats {
+        progress(&format!(
+            "tracked {n}: spawn+wait, repeat {}/{repeats}",
+            r + 1
+        ));
+        let s = interleaved(&pair, &rig, target, plan, || {})?;
+        let mut it = s.into_iter();
+        samples.push([it.next().unwrap_or_default(), it.next().unwrap_or_default()]);
+    }
+    progress(&format!("tracked {n}: stop()"));
+    let stop = rig.shutdown()?;
+    let (mut by_term, mut by_kill, mut other) = (0, 0, 0);
+    for (h, _) in &handles {
+        match h.return_code().and_then(|s| s.signal()) {
+            Some(libc::SIGTERM) => by_term += 1,
+            Some(libc::SIGKILL) => by_kill += 1,
+            _ => other += 1,
+        }
+    }
+    Ok(Tracked {
+        setup,
+        samples,
+        stop,
+        by_term,
+        by_kill,
+        other,
+    })
+}
+
+/// Waits until every tracked child has become `sleep` and every stubborn one ignores SIGTERM, so
+/// that `stop()` does not catch a shell before its `trap` (which would end it by SIGTERM and make
+/// the "half ignore SIGTERM" claim false).
+fn settle(handles: &[(ExecHandle, bool)], progress: &mut impl FnMut(&str)) -> Res<()> {
+    const SIGTERM_BIT: u64 = 1 << (libc::SIGTERM - 1);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut pending: Vec<&(ExecHandle, bool)> = handles.iter().collect();
+    while !pending.is_empty() {
+        if let Some((h, _)) = pending.iter().find(|(h, _)| h.return_code().is_some()) {
+            return Err(format!(
+                "tracked child {} ended early: {:?}",
+                h.pid(),
+                h.return_code()
+            )
+            .into());
+        }
+        pending.retain(|(h, stubborn)| {
+            let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", h.pid())) else {
+                return true;
+            };
+            let mut name_ok = false;
+            let mut ign = 0u64;
+            for line in status.lines() {
+                if let Some(v) = line.strip_prefix("Name:") {
+                    name_ok = v.trim() == "sleep";
+                } else if let Some(v) = line.strip_prefix("SigIgn:") {
+                    ign = u64::from_str_radix(v.trim(), 16).unwrap_or(0);
+                }
+            }
+            !(name_ok && (!stubborn || ign & SIGTERM_BIT != 0))
+        });
+        if pending.is_empty() {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "{} tracked children did not settle (exec sleep, SIGTERM ignored) in 120 s",
+                pending.len()
+            )
+            .into());
+        }
+        progress(&format!("waiting for {} sleepers to settle", pending.len()));
+        thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}

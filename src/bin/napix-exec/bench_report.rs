@@ -1,0 +1,519 @@
+//! What the bench reports: the JSON document (serde), the aligned tables, the targets of issue 3
+//! checked against the numbers, and the latency-vs-parent-memory plot.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::bench_measure::{Contender, LoopLoad, Plan, Res, backend_name};
+use super::bench_stats::{
+    Summary, Table, fmt_bytes, fmt_count, fmt_ns, fmt_ns_range, fmt_ratio, median, min_max,
+};
+
+/// The whole run, as printed by `--json`.
+#[derive(Serialize)]
+pub struct Report {
+    pub tool: &'static str,
+    pub version: &'static str,
+    pub machine: Machine,
+    pub settings: Settings,
+    pub latency: Vec<LatencySection>,
+    pub rss_sweep: Vec<LatencySection>,
+    pub throughput: Vec<ThroughputRow>,
+    pub tracked: Vec<TrackedRow>,
+    pub targets: Vec<TargetCheck>,
+    pub notes: Vec<String>,
+}
+
+/// The machine the numbers come from.
+#[derive(Serialize)]
+pub struct Machine {
+    pub cores: usize,
+    pub kernel: String,
+    pub cpu: String,
+    pub transparent_hugepages: String,
+    pub page_size: usize,
+}
+
+impl Machine {
+    pub fn probe() -> Machine {
+        let read = |p: &str| std::fs::read_to_string(p).map(|s| s.trim().to_string());
+        let cpu = read("/proc/cpuinfo")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .and_then(|l| l.split_once(':'))
+                    .map(|(_, v)| v.trim().to_string())
+            })
+            .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+        Machine {
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            kernel: read("/proc/sys/kernel/osrelease").unwrap_or_else(|_| "unknown".into()),
+            cpu,
+            transparent_hugepages: read("/sys/kernel/mm/transparent_hugepage/enabled")
+                .unwrap_or_else(|_| "unknown".into()),
+            page_size: rustix::param::page_size(),
+        }
+    }
+}
+
+/// The settings the run used.
+#[derive(Serialize)]
+pub struct Settings {
+    pub plan: Plan,
+    pub repeat: usize,
+    pub rss_bytes: Vec<u64>,
+    pub threads: Vec<usize>,
+    pub tracked: Vec<usize>,
+    pub throughput_window_ms: u128,
+    pub kill_grace_ms: u128,
+    /// `idle_spin` given to the executors under test (None: the library's default).
+    pub idle_spin_us: Option<u128>,
+    pub default_backend: &'static str,
+}
+
+/// One contender's result in one section.
+#[derive(Serialize)]
+pub struct ContenderResult {
+    pub name: String,
+    pub kind: &'static str,
+    pub backend: Option<&'static str>,
+    pub floor: bool,
+    /// Over the samples of every repeat pooled.
+    #[serde(flatten)]
+    pub summary: Summary,
+    /// Sequential spawn+wait per second on one thread (1 / mean).
+    pub throughput_per_s: f64,
+    /// The median of each repeat: their spread is the run-to-run noise.
+    pub repeat_medians_ns: Vec<f64>,
+    /// Ratio of medians to the raw clone-vfork floor and to std::process::Command.
+    pub ratio_to_floor: Option<f64>,
+    pub ratio_to_std: Option<f64>,
+}
+
+/// Results per contender from samples per repeat (`per_repeat[r][c]`).
+pub fn contender_results(
+    contenders: &[Contender],
+    per_repeat: &[Vec<Vec<u64>>],
+) -> Vec<ContenderResult> {
+    let mut out: Vec<ContenderResult> = contenders
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            let mut repeat_medians = Vec::new();
+            let mut pooled = Vec::new();
+            for rep in per_repeat {
+                let mut s = rep.get(i).cloned().unwrap_or_default();
+                if let Some(sum) = Summary::of(&mut s) {
+                    repeat_medians.push(sum.median_ns);
+                }
+                pooled.extend_from_slice(&s);
+            }
+            let summary = Summary::of(&mut pooled)?;
+            Some(ContenderResult {
+                name: c.name.clone(),
+                kind: c.kind_name(),
+                backend: c.backend().map(backend_name),
+                floor: c.is_floor(),
+                throughput_per_s: summary.per_second(),
+                summary,
+                repeat_medians_ns: repeat_medians,
+                ratio_to_floor: None,
+                ratio_to_std: None,
+            })
+        })
+        .collect();
+    let floor = out.iter().find(|r| r.floor).map(|r| r.summary.median_ns);
+    let std = out
+        .iter()
+        .find(|r| r.kind == "std")
+        .map(|r| r.summary.median_ns);
+    for r in &mut out {
+        r.ratio_to_floor = floor.map(|f| r.summary.median_ns / f);
+        r.ratio_to_std = std.map(|s| r.summary.median_ns / s);
+    }
+    out
+}
+
+/// Latency of every contender on one program at one parent size.
+#[derive(Serialize)]
+pub struct LatencySection {
+    pub program: String,
+    pub path: String,
+    /// Memory allocated and touched by the bench before measuring (0 outside the sweep).
+    pub extra_memory_bytes: u64,
+    /// The bench's resident set size while measuring.
+    pub parent_rss_bytes: u64,
+    pub contenders: Vec<ContenderResult>,
+}
+
+impl LatencySection {
+    /// The first contender matching `pred`.
+    pub fn find(&self, pred: impl Fn(&ContenderResult) -> bool) -> Option<&ContenderResult> {
+        self.contenders.iter().find(|c| pred(c))
+    }
+
+    pub fn table(&self, title: &str) -> Table {
+        let mut t = Table::new(
+            title,
+            &[
+                "contender",
+                "median",
+                "p99",
+                "medians of repeats",
+                "spawn+wait/s",
+                "vs floor",
+                "vs std",
+            ],
+        );
+        for c in &self.contenders {
+            let (lo, hi) = min_max(&c.repeat_medians_ns);
+            t.row(vec![
+                c.name.clone(),
+                fmt_ns(c.summary.median_ns),
+                fmt_ns(c.summary.p99_ns),
+                fmt_ns_range(lo, hi),
+                fmt_count(c.throughput_per_s),
+                fmt_ratio(c.ratio_to_floor),
+                fmt_ratio(c.ratio_to_std),
+            ]);
+        }
+        let n: Vec<usize> = self.contenders.iter().map(|c| c.summary.samples).collect();
+        let (lo, hi) = (
+            n.iter().min().copied().unwrap_or(0),
+            n.iter().max().copied().unwrap_or(0),
+        );
+        t.note(format!(
+            "{}-{} samples per contender; parent RSS {}",
+            lo,
+            hi,
+            fmt_bytes(self.parent_rss_bytes)
+        ));
+        t
+    }
+}
+
+/// The parent-memory sweep as one table: median per contender per size.
+pub fn sweep_table(points: &[LatencySection], plan: &Plan) -> Table {
+    let mut headers: Vec<String> = vec!["contender".into()];
+    for p in points {
+        headers.push(format!("+{} median", fmt_bytes(p.extra_memory_bytes)));
+        headers.push("p99".into());
+    }
+    if points.len() > 1 {
+        headers.push("last/first".into());
+        headers.push("vs floor (last)".into());
+    }
+    let hdr: Vec<&str> = headers.iter().map(String::as_str).collect();
+    let mut t = Table::new(
+        "parent-memory sweep: spawn+wait of the tiny program with the parent's memory allocated \
+         and touched",
+        &hdr,
+    );
+    let Some(first) = points.first() else {
+        return t;
+    };
+    for c in &first.contenders {
+        let mut row = vec![c.name.clone()];
+        let mut medians = Vec::new();
+        for p in points {
+            match p.find(|x| x.name == c.name) {
+                Some(x) => {
+                    row.push(fmt_ns(x.summary.median_ns));
+                    row.push(fmt_ns(x.summary.p99_ns));
+                    medians.push(x.summary.median_ns);
+                }
+                None => row.extend(["-".to_string(), "-".to_string()]),
+            }
+        }
+        if points.len() > 1 {
+            let ratio = match (medians.first(), medians.last()) {
+                (Some(a), Some(b)) if medians.len() == points.len() => Some(b / a),
+                _ => None,
+            };
+            row.push(fmt_ratio(ratio));
+            let last = points.last().and_then(|p| p.find(|x| x.name == c.name));
+            row.push(fmt_ratio(last.and_then(|x| x.ratio_to_floor)));
+        }
+        t.row(row);
+    }
+    let rss: Vec<String> = points
+        .iter()
+        .map(|p| fmt_bytes(p.parent_rss_bytes))
+        .collect();
+    t.note(format!(
+        "parent RSS while measuring: {}; slow contenders stop after {} ms per repeat (at least {} \
+         samples)",
+        rss.join(", "),
+        plan.budget.as_millis(),
+        plan.min_samples
+    ));
+    t
+}
+
+/// A value measured once per repeat.
+#[derive(Serialize, Clone)]
+pub struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    pub values: Vec<f64>,
+}
+
+impl Spread {
+    pub fn of(values: Vec<f64>) -> Spread {
+        let (min, max) = min_max(&values);
+        Spread {
+            median: median(&values),
+            min,
+            max,
+            values,
+        }
+    }
+}
+
+/// Throughput with T submitting threads.
+#[derive(Serialize)]
+pub struct ThroughputRow {
+    pub threads: usize,
+    /// spawn+wait per second, T threads through one executor (default backend).
+    pub executor_per_s: Spread,
+    /// spawn+wait per second, T threads each doing raw clone-vfork + waitid.
+    pub raw_per_s: Spread,
+    pub ratio_to_raw_1_thread: Option<f64>,
+    pub ratio_to_raw_2_threads: Option<f64>,
+    pub ratio_to_raw_same_threads: f64,
+    /// The executor thread's load in the window with the median rate.
+    pub executor_thread: Option<LoopLoad>,
+}
+
+pub fn throughput_table(rows: &[ThroughputRow], window_ms: u128, backend: &str) -> Table {
+    let mut t = Table::new(
+        format!(
+            "throughput: T threads spawn+wait the tiny program for {window_ms} ms \
+             (executor = one executor, {backend}; raw = each thread its own clone-vfork)"
+        ),
+        &[
+            "threads",
+            "executor/s",
+            "min-max",
+            "raw/s",
+            "min-max",
+            "exec/raw1",
+            "exec/raw2",
+            "exec/rawT",
+            "loop busy",
+            "user/sys",
+            "loop cpu/spawn",
+            "sleeps/spawn",
+        ],
+    );
+    for r in rows {
+        let load = r.executor_thread.as_ref();
+        t.row(vec![
+            r.threads.to_string(),
+            fmt_count(r.executor_per_s.median),
+            format!(
+                "{}-{}",
+                fmt_count(r.executor_per_s.min),
+                fmt_count(r.executor_per_s.max)
+            ),
+            fmt_count(r.raw_per_s.median),
+            format!(
+                "{}-{}",
+                fmt_count(r.raw_per_s.min),
+                fmt_count(r.raw_per_s.max)
+            ),
+            fmt_ratio(r.ratio_to_raw_1_thread),
+            fmt_ratio(r.ratio_to_raw_2_threads),
+            fmt_ratio(Some(r.ratio_to_raw_same_threads)),
+            load.map_or("-".into(), |l| format!("{:.0}%", l.busy * 100.0)),
+            load.map_or("-".into(), |l| {
+                if l.user_share.is_finite() {
+                    format!("{:.0}/{:.0}%", l.user_share * 100.0, l.sys_share * 100.0)
+                } else {
+                    "-".into()
+                }
+            }),
+            load.map_or("-".into(), |l| fmt_ns(l.cpu_ns_per_spawn)),
+            load.map_or("-".into(), |l| format!("{:.2}", l.sleeps_per_spawn)),
+        ]);
+    }
+    t.note(
+        "loop busy = executor thread on-CPU time / wall time (100% = the single spawning thread \
+         is the wall); user/sys from /proc/self/task/TID/stat; sleeps = voluntary context switches",
+    );
+    t
+}
+
+/// Latency with N children tracked.
+#[derive(Serialize)]
+pub struct TrackedRow {
+    pub tracked: usize,
+    pub executor: ContenderResult,
+    pub floor: ContenderResult,
+    pub executor_ratio_to_none: Option<f64>,
+    pub floor_ratio_to_none: Option<f64>,
+    /// Starting the N sleepers and waiting until all exec'd (and half ignore SIGTERM).
+    pub setup_ms: f64,
+    /// From stop() to run() returning with all N reaped.
+    pub stop_ms: f64,
+    pub kill_grace_ms: f64,
+    pub ended_by_sigterm: usize,
+    pub ended_by_sigkill: usize,
+    pub ended_otherwise: usize,
+}
+
+pub fn tracked_table(rows: &[TrackedRow], grace_ms: u128) -> Table {
+    let mut t = Table::new(
+        format!(
+            "scale: one more spawn+wait (tiny program) with N sleepers tracked (half ignore \
+             SIGTERM), then stop() with {grace_ms} ms grace"
+        ),
+        &[
+            "tracked",
+            "executor median",
+            "p99",
+            "vs N=0",
+            "floor median",
+            "vs N=0",
+            "exec vs floor",
+            "stop() -> run() returns",
+            "TERM/KILL/other",
+            "setup",
+        ],
+    );
+    for r in rows {
+        t.row(vec![
+            fmt_count(r.tracked as f64),
+            fmt_ns(r.executor.summary.median_ns),
+            fmt_ns(r.executor.summary.p99_ns),
+            fmt_ratio(r.executor_ratio_to_none),
+            fmt_ns(r.floor.summary.median_ns),
+            fmt_ratio(r.floor_ratio_to_none),
+            fmt_ratio(r.executor.ratio_to_floor),
+            fmt_ns(r.stop_ms * 1e6),
+            format!(
+                "{}/{}/{}",
+                r.ended_by_sigterm, r.ended_by_sigkill, r.ended_otherwise
+            ),
+            fmt_ns(r.setup_ms * 1e6),
+        ]);
+    }
+    t
+}
+
+/// One target of issue 3 against this run.
+#[derive(Serialize)]
+pub struct TargetCheck {
+    pub target: String,
+    pub measured: String,
+    pub met: Option<bool>,
+}
+
+impl TargetCheck {
+    pub fn ratio(target: impl Into<String>, value: Option<f64>, ok: impl Fn(f64) -> bool) -> Self {
+        TargetCheck {
+            target: target.into(),
+            measured: fmt_ratio(value),
+            met: value.map(ok),
+        }
+    }
+}
+
+pub fn targets_table(checks: &[TargetCheck]) -> Table {
+    let mut t = Table::new(
+        "targets of issue 3 (ratios of medians in this run)",
+        &["target", "measured", "verdict"],
+    );
+    for c in checks {
+        t.row(vec![
+            c.target.clone(),
+            c.measured.clone(),
+            match c.met {
+                Some(true) => "met".into(),
+                Some(false) => "MISSED".into(),
+                None => "n/a".into(),
+            },
+        ]);
+    }
+    t
+}
+
+/// Draws median spawn+wait latency against parent memory, one line per contender (log-log).
+pub fn plot(path: &Path, points: &[LatencySection]) -> Res<()> {
+    use plotters::prelude::*;
+
+    if points.is_empty() {
+        return Err("--plot needs the rss section".into());
+    }
+    let mib = |b: u64| (b as f64 / (1u64 << 20) as f64).max(0.01);
+    let (x_lo, x_hi) = min_max(
+        &points
+            .iter()
+            .map(|p| mib(p.extra_memory_bytes))
+            .collect::<Vec<_>>(),
+    );
+    let ys: Vec<f64> = points
+        .iter()
+        .flat_map(|p| p.contenders.iter().map(|c| c.summary.median_ns / 1e3))
+        .collect();
+    let (y_lo, y_hi) = min_max(&ys);
+    let root = SVGBackend::new(path, (960, 600)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "napix-exec bench: spawn+wait median vs parent memory (tiny program)",
+            ("sans-serif", 20),
+        )
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(72)
+        .build_cartesian_2d(
+            (x_lo / 1.5..x_hi * 1.5).log_scale(),
+            (y_lo / 1.5..y_hi * 1.5).log_scale(),
+        )?;
+    chart
+        .configure_mesh()
+        .x_desc("memory allocated and touched by the parent (MiB)")
+        .y_desc("median spawn+wait (us)")
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| format!("{y:.0}"))
+        .draw()?;
+    let names: Vec<String> = points[0]
+        .contenders
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
+    for (i, name) in names.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        let series: Vec<(f64, f64)> = points
+            .iter()
+            .filter_map(|p| {
+                p.find(|c| &c.name == name)
+                    .map(|c| (mib(p.extra_memory_bytes), c.summary.median_ns / 1e3))
+            })
+            .collect();
+        chart
+            .draw_series(LineSeries::new(series.clone(), color.stroke_width(2)))?
+            .label(name.as_str())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        chart.draw_series(PointSeries::of_element(
+            series,
+            4,
+            color.filled(),
+            &|coord, size, style| EmptyElement::at(coord) + Circle::new((0, 0), size, style),
+        ))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}

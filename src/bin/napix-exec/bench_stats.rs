@@ -1,0 +1,293 @@
+//! Statistics over latency samples, number formatting, and the aligned text table.
+
+use std::fmt::Write as _;
+
+/// Summary of a set of latency samples (nanoseconds).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Summary {
+    /// Number of samples.
+    pub samples: usize,
+    /// Median (mean of the two middle samples for an even count).
+    pub median_ns: f64,
+    /// 99th percentile, nearest rank.
+    pub p99_ns: f64,
+    /// Arithmetic mean.
+    pub mean_ns: f64,
+    /// Fastest sample.
+    pub min_ns: f64,
+    /// Slowest sample.
+    pub max_ns: f64,
+}
+
+impl Summary {
+    /// Summarizes `samples` (sorted in place). `None` for an empty set.
+    pub fn of(samples: &mut [u64]) -> Option<Summary> {
+        if samples.is_empty() {
+            return None;
+        }
+        samples.sort_unstable();
+        let n = samples.len();
+        let median_ns = if n % 2 == 1 {
+            samples[n / 2] as f64
+        } else {
+            (samples[n / 2 - 1] as f64 + samples[n / 2] as f64) / 2.0
+        };
+        let rank = (n * 99).div_ceil(100).max(1);
+        let sum: u128 = samples.iter().map(|&s| u128::from(s)).sum();
+        Some(Summary {
+            samples: n,
+            median_ns,
+            p99_ns: samples[rank - 1] as f64,
+            mean_ns: sum as f64 / n as f64,
+            min_ns: samples[0] as f64,
+            max_ns: samples[n - 1] as f64,
+        })
+    }
+
+    /// Sequential spawn+wait rate on one thread: 1 / mean latency.
+    pub fn per_second(&self) -> f64 {
+        if self.mean_ns > 0.0 {
+            1e9 / self.mean_ns
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Median of plain values (for medians of repeats, rates).
+pub fn median(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Smallest and largest of plain values.
+pub fn min_max(values: &[f64]) -> (f64, f64) {
+    values
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        })
+}
+
+/// A duration in nanoseconds, in a unit that keeps three significant digits: `55.1 us`, `16.2 ms`.
+pub fn fmt_ns(ns: f64) -> String {
+    if !ns.is_finite() {
+        return "-".into();
+    }
+    if ns < 1e3 {
+        format!("{ns:.0} ns")
+    } else if ns < 1e6 {
+        format!("{:.1} us", ns / 1e3)
+    } else if ns < 1e9 {
+        format!("{:.2} ms", ns / 1e6)
+    } else {
+        format!("{:.2} s", ns / 1e9)
+    }
+}
+
+/// A range of durations `lo-hi`, both in the unit of `hi`.
+pub fn fmt_ns_range(lo: f64, hi: f64) -> String {
+    let (div, unit, prec) = if hi < 1e3 {
+        (1.0, "ns", 0)
+    } else if hi < 1e6 {
+        (1e3, "us", 1)
+    } else if hi < 1e9 {
+        (1e6, "ms", 2)
+    } else {
+        (1e9, "s", 2)
+    };
+    format!("{:.prec$}-{:.prec$} {unit}", lo / div, hi / div)
+}
+
+/// A count with thousands separators: `17,800`.
+pub fn fmt_count(x: f64) -> String {
+    if !x.is_finite() {
+        return "-".into();
+    }
+    let s = format!("{:.0}", x.round());
+    let (sign, digits) = s.strip_prefix('-').map_or(("", s.as_str()), |d| ("-", d));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    format!("{sign}{out}")
+}
+
+/// A ratio: `0.68x`.
+pub fn fmt_ratio(r: Option<f64>) -> String {
+    match r {
+        Some(r) if r.is_finite() => format!("{r:.2}x"),
+        _ => "-".into(),
+    }
+}
+
+/// A byte count in binary units: `1 GiB`, `10 MiB`, `5.2 MiB`.
+pub fn fmt_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if (v - v.round()).abs() < 0.05 {
+        format!("{:.0} {}", v, UNITS[unit])
+    } else {
+        format!("{:.1} {}", v, UNITS[unit])
+    }
+}
+
+/// Parses a byte size: `4096`, `512K`, `10M`, `1G`, `1.5GiB` (binary units).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let lower = t.to_ascii_lowercase();
+    let body = lower
+        .strip_suffix("ib")
+        .or_else(|| lower.strip_suffix('b'))
+        .unwrap_or(&lower);
+    let (num, mult) = match body.chars().last() {
+        Some('k') => (&body[..body.len() - 1], 1u64 << 10),
+        Some('m') => (&body[..body.len() - 1], 1 << 20),
+        Some('g') => (&body[..body.len() - 1], 1 << 30),
+        Some('t') => (&body[..body.len() - 1], 1 << 40),
+        _ => (body, 1),
+    };
+    let x: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size like 10M, 1G, 4G"))?;
+    if !(x.is_finite() && x >= 0.0) {
+        return Err(format!("`{s}` is not a size like 10M, 1G, 4G"));
+    }
+    Ok((x * mult as f64).round() as u64)
+}
+
+/// Column alignment.
+#[derive(Clone, Copy)]
+pub enum Align {
+    Left,
+    Right,
+}
+
+/// An aligned text table with a title and optional notes under it.
+pub struct Table {
+    title: String,
+    headers: Vec<String>,
+    align: Vec<Align>,
+    rows: Vec<Vec<String>>,
+    notes: Vec<String>,
+}
+
+impl Table {
+    /// A table whose first column is left-aligned and the others right-aligned.
+    pub fn new(title: impl Into<String>, headers: &[&str]) -> Table {
+        let align = (0..headers.len())
+            .map(|i| if i == 0 { Align::Left } else { Align::Right })
+            .collect();
+        Table {
+            title: title.into(),
+            headers: headers.iter().map(|h| h.to_string()).collect(),
+            align,
+            rows: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    /// Appends a row (missing cells print empty).
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    /// Appends a note printed under the table.
+    pub fn note(&mut self, note: impl Into<String>) {
+        self.notes.push(note.into());
+    }
+
+    /// Renders the table.
+    pub fn render(&self) -> String {
+        let cols = self.headers.len();
+        let mut width: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
+        for row in &self.rows {
+            for (i, cell) in row.iter().enumerate().take(cols) {
+                width[i] = width[i].max(cell.chars().count());
+            }
+        }
+        let line = |cells: &[String], out: &mut String| {
+            let mut s = String::new();
+            for i in 0..cols {
+                let cell = cells.get(i).map_or("", String::as_str);
+                let pad = width[i].saturating_sub(cell.chars().count());
+                if i > 0 {
+                    s.push_str("  ");
+                }
+                match self.align[i] {
+                    Align::Left => {
+                        s.push_str(cell);
+                        s.extend(std::iter::repeat_n(' ', pad));
+                    }
+                    Align::Right => {
+                        s.extend(std::iter::repeat_n(' ', pad));
+                        s.push_str(cell);
+                    }
+                }
+            }
+            let _ = writeln!(out, "  {}", s.trim_end());
+        };
+        let mut out = String::new();
+        let _ = writeln!(out, "{}", self.title);
+        line(&self.headers, &mut out);
+        let total: usize = width.iter().sum::<usize>() + 2 * cols.saturating_sub(1);
+        let _ = writeln!(out, "  {}", "-".repeat(total));
+        for row in &self.rows {
+            line(row, &mut out);
+        }
+        for note in &self.notes {
+            let _ = writeln!(out, "  {note}");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_median_and_p99() {
+        let mut v: Vec<u64> = (1..=100).rev().collect();
+        let s = Summary::of(&mut v).unwrap();
+        assert_eq!(s.median_ns, 50.5);
+        assert_eq!(s.p99_ns, 99.0);
+        assert_eq!(s.min_ns, 1.0);
+        let mut one = vec![7];
+        assert_eq!(Summary::of(&mut one).unwrap().p99_ns, 7.0);
+    }
+
+    #[test]
+    fn sizes_parse_in_binary_units() {
+        assert_eq!(parse_size("10M"), Ok(10 << 20));
+        assert_eq!(parse_size("4G"), Ok(4 << 30));
+        assert_eq!(parse_size("1.5GiB"), Ok(3 << 29));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("lots").is_err());
+    }
+
+    #[test]
+    fn counts_get_separators() {
+        assert_eq!(fmt_count(17800.4), "17,800");
+        assert_eq!(fmt_count(999.0), "999");
+        assert_eq!(fmt_count(1234567.0), "1,234,567");
+    }
+}

@@ -1,0 +1,417 @@
+//! What `napix-exec run` says about each command, and the summary at the end.
+//!
+//! Outcomes are data ([`Outcome`]); this file turns them into a result line (text or JSON) and
+//! counts them ([`Tally`]). No I/O here besides writing into the given writers.
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::capture::{Captured, KEEP_LIMIT};
+
+/// How a command line ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// The process exited with this code.
+    Exited(i32),
+    /// The process was ended by this signal.
+    Signaled { signal: i32, core_dumped: bool },
+    /// The executor reported a status that is neither (the library's "unknown" status, e.g. when
+    /// the host ignores SIGCHLD and the kernel reaped the child itself).
+    Unknown,
+    /// `create_process` failed: the error's text (it names the program).
+    SpawnFailed(String),
+    /// The line could not be split into words.
+    ParseError(String),
+}
+
+impl Status {
+    /// Classifies an exit status from the library.
+    pub fn from_exit(status: ExitStatus) -> Status {
+        match (status.code(), status.signal()) {
+            (Some(code), _) => Status::Exited(code),
+            (None, Some(signal)) => Status::Signaled {
+                signal,
+                core_dumped: status.core_dumped(),
+            },
+            (None, None) => Status::Unknown,
+        }
+    }
+}
+
+/// One line's result.
+#[derive(Debug)]
+pub struct Outcome {
+    /// 1-based line number in the input.
+    pub line: usize,
+    /// The line as written (trimmed).
+    pub command: String,
+    pub pid: Option<u32>,
+    pub status: Status,
+    /// True when `--timeout` ran out and the runner asked for the kill escalation.
+    pub timed_out: bool,
+    /// From just before `create_process` to the exit status; `None` for a parse error.
+    pub duration: Option<Duration>,
+    /// `Some` only with `--output capture` and a process that started.
+    pub stdout: Option<Captured>,
+    pub stderr: Option<Captured>,
+}
+
+/// The bucket an outcome counts in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Succeeded,
+    Failed,
+    NotStarted,
+    Killed,
+}
+
+impl Outcome {
+    pub fn kind(&self) -> Kind {
+        match self.status {
+            Status::Exited(0) => Kind::Succeeded,
+            Status::Exited(_) | Status::Unknown => Kind::Failed,
+            Status::Signaled { .. } => Kind::Killed,
+            Status::SpawnFailed(_) | Status::ParseError(_) => Kind::NotStarted,
+        }
+    }
+
+    /// The human result line, without newline: `line 3: exit 0 in 1.2ms: echo hi`.
+    pub fn text_line(&self) -> String {
+        let mut s = format!("line {}: ", self.line);
+        match &self.status {
+            Status::Exited(code) => {
+                let _ = write!(s, "exit {code}");
+            }
+            Status::Signaled {
+                signal,
+                core_dumped,
+            } => {
+                let _ = write!(s, "killed by {}", signal_label(*signal));
+                if *core_dumped {
+                    s.push_str(" (core dumped)");
+                }
+            }
+            Status::Unknown => s.push_str("exit status unknown"),
+            Status::SpawnFailed(e) => {
+                let _ = write!(s, "could not start: {e}");
+                return s;
+            }
+            Status::ParseError(e) => {
+                let _ = write!(s, "parse error: {e}: {}", self.command);
+                return s;
+            }
+        }
+        if self.timed_out {
+            s.push_str(" after timeout");
+        }
+        if let Some(d) = self.duration {
+            let _ = write!(s, " in {}", human_duration(d));
+        }
+        let _ = write!(s, ": {}", self.command);
+        s
+    }
+
+    /// Writes the result line and then the captured output, each output line prefixed with the
+    /// line number: stdout's lines on `out`, stderr's on `err`.
+    pub fn write_text(&self, out: &mut impl Write, err: &mut impl Write) -> io::Result<()> {
+        writeln!(out, "{}", self.text_line())?;
+        if let Some(c) = &self.stdout {
+            write_prefixed(out, self.line, &c.bytes)?;
+        }
+        if let Some(c) = &self.stderr {
+            write_prefixed(err, self.line, &c.bytes)?;
+        }
+        Ok(())
+    }
+
+    /// Writes one JSON object and a newline.
+    pub fn write_json(&self, out: &mut impl Write) -> io::Result<()> {
+        let (code, signal, error) = match &self.status {
+            Status::Exited(code) => (Some(*code), None, None),
+            Status::Signaled { signal, .. } => (None, Some(*signal), None),
+            Status::Unknown => (None, None, Some("exit status unknown".to_owned())),
+            Status::SpawnFailed(e) => (None, None, Some(e.clone())),
+            Status::ParseError(e) => (None, None, Some(format!("parse error: {e}"))),
+        };
+        let text = |c: &Option<Captured>| {
+            c.as_ref()
+                .map(|c| String::from_utf8_lossy(&c.bytes).into_owned())
+        };
+        let record = JsonRecord {
+            line: self.line,
+            command: &self.command,
+            pid: self.pid,
+            code,
+            signal,
+            error,
+            timed_out: self.timed_out,
+            // Rounded to the microsecond: more digits would be noise.
+            duration_ms: self.duration.map(|d| (d.as_secs_f64() * 1e6).round() / 1e3),
+            stdout: text(&self.stdout),
+            stderr: text(&self.stderr),
+        };
+        serde_json::to_writer(&mut *out, &record)?;
+        writeln!(out)
+    }
+
+    /// Notes on stderr about output that was not captured whole (over the limit, or a pipe held
+    /// open by a background process).
+    pub fn capture_notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        for (name, c) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
+            let Some(c) = c else { continue };
+            if c.dropped > 0 {
+                notes.push(format!(
+                    "line {}: {name}: kept the first {} MiB, dropped {} bytes",
+                    self.line,
+                    KEEP_LIMIT >> 20,
+                    c.dropped
+                ));
+            }
+            if !c.complete {
+                notes.push(format!(
+                    "line {}: {name}: stopped reading: the pipe was still open after the command \
+                     ended (a background process holds it?)",
+                    self.line
+                ));
+            }
+        }
+        notes
+    }
+}
+
+/// The JSON form of an [`Outcome`]: every key always present, `null` when it does not apply.
+#[derive(Serialize)]
+struct JsonRecord<'a> {
+    line: usize,
+    command: &'a str,
+    pid: Option<u32>,
+    code: Option<i32>,
+    signal: Option<i32>,
+    error: Option<String>,
+    timed_out: bool,
+    duration_ms: Option<f64>,
+    stdout: Option<String>,
+    stderr: Option<String>,
+}
+
+/// `bytes` split into lines (a last line without newline counts), each written as `N| text`.
+fn write_prefixed(w: &mut impl Write, line: usize, bytes: &[u8]) -> io::Result<()> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    for l in body.split(|&b| b == b'\n') {
+        write!(w, "{line}| ")?;
+        w.write_all(l)?;
+        w.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+/// `SIGTERM (signal 15)`, or `signal 42` for one without a usual name.
+pub fn signal_label(signal: i32) -> String {
+    let name = match signal {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGUSR2 => "SIGUSR2",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGXFSZ => "SIGXFSZ",
+        _ => return format!("signal {signal}"),
+    };
+    format!("{name} (signal {signal})")
+}
+
+/// `850µs`, `12.3ms`, `4.56s`, `2m03.4s`.
+pub fn human_duration(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if d < Duration::from_millis(1) {
+        format!("{}µs", d.as_micros())
+    } else if d < Duration::from_secs(1) {
+        format!("{:.1}ms", secs * 1e3)
+    } else if d < Duration::from_secs(60) {
+        format!("{secs:.2}s")
+    } else {
+        let mins = d.as_secs() / 60;
+        format!("{mins}m{:04.1}s", secs - (mins * 60) as f64)
+    }
+}
+
+/// The counts behind the summary.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Tally {
+    pub succeeded: usize,
+    pub failed: usize,
+    pub not_started: usize,
+    pub killed: usize,
+    /// Of the killed, those the runner killed for `--timeout`.
+    pub timed_out: usize,
+}
+
+impl Tally {
+    pub fn add(&mut self, o: &Outcome) {
+        match o.kind() {
+            Kind::Succeeded => self.succeeded += 1,
+            Kind::Failed => self.failed += 1,
+            Kind::NotStarted => self.not_started += 1,
+            Kind::Killed => self.killed += 1,
+        }
+        // A command that timed out but exited by itself during the grace still counts as such.
+        if o.timed_out {
+            self.timed_out += 1;
+        }
+    }
+
+    pub fn reported(&self) -> usize {
+        self.succeeded + self.failed + self.not_started + self.killed
+    }
+
+    pub fn all_succeeded(&self) -> bool {
+        self.reported() == self.succeeded
+    }
+
+    /// `6 commands: 2 succeeded, 1 failed, 2 could not start, 1 killed (1 timed out)`; `total`
+    /// counts every command line, so that those never started after an interrupt show as such.
+    pub fn summary(&self, total: usize, interrupted_by: Option<i32>) -> String {
+        let mut s = format!(
+            "{total} command{}: {} succeeded, {} failed, {} could not start, {} killed",
+            if total == 1 { "" } else { "s" },
+            self.succeeded,
+            self.failed,
+            self.not_started,
+            self.killed,
+        );
+        if self.timed_out > 0 {
+            let _ = write!(s, " ({} timed out)", self.timed_out);
+        }
+        if let Some(signal) = interrupted_by {
+            let name = signal_label(signal);
+            let name = name.split(' ').next().unwrap_or("a signal");
+            let _ = write!(
+                s,
+                "; interrupted by {name}: {} not run",
+                total.saturating_sub(self.reported())
+            );
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(status: Status) -> Outcome {
+        Outcome {
+            line: 7,
+            command: "echo hi".into(),
+            pid: Some(42),
+            status,
+            timed_out: false,
+            duration: Some(Duration::from_micros(1500)),
+            stdout: None,
+            stderr: None,
+        }
+    }
+
+    #[test]
+    fn text_lines() {
+        assert_eq!(
+            outcome(Status::Exited(0)).text_line(),
+            "line 7: exit 0 in 1.5ms: echo hi"
+        );
+        let mut o = outcome(Status::Signaled {
+            signal: 9,
+            core_dumped: false,
+        });
+        o.timed_out = true;
+        assert_eq!(
+            o.text_line(),
+            "line 7: killed by SIGKILL (signal 9) after timeout in 1.5ms: echo hi"
+        );
+        assert_eq!(
+            outcome(Status::SpawnFailed("nope: program not found".into())).text_line(),
+            "line 7: could not start: nope: program not found"
+        );
+        assert_eq!(
+            outcome(Status::ParseError("missing closing quote".into())).text_line(),
+            "line 7: parse error: missing closing quote: echo hi"
+        );
+    }
+
+    #[test]
+    fn captured_output_is_prefixed_per_line() {
+        let mut o = outcome(Status::Exited(0));
+        o.stdout = Some(Captured {
+            bytes: b"a\n\nb".to_vec(),
+            dropped: 0,
+            complete: true,
+        });
+        o.stderr = Some(Captured {
+            bytes: b"warn\n".to_vec(),
+            dropped: 0,
+            complete: true,
+        });
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        o.write_text(&mut out, &mut err).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "line 7: exit 0 in 1.5ms: echo hi\n7| a\n7| \n7| b\n"
+        );
+        assert_eq!(String::from_utf8(err).unwrap(), "7| warn\n");
+    }
+
+    #[test]
+    fn json_has_every_key() {
+        let mut out = Vec::new();
+        outcome(Status::Exited(3)).write_json(&mut out).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["line"], 7);
+        assert_eq!(v["code"], 3);
+        assert_eq!(v["duration_ms"], 1.5);
+        for key in ["signal", "error", "stdout", "stderr"] {
+            assert!(v[key].is_null(), "{key}");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(human_duration(Duration::from_micros(850)), "850µs");
+        assert_eq!(human_duration(Duration::from_micros(12_345)), "12.3ms");
+        assert_eq!(human_duration(Duration::from_millis(4_561)), "4.56s");
+        assert_eq!(human_duration(Duration::from_millis(123_400)), "2m03.4s");
+    }
+
+    #[test]
+    fn summary_counts_the_unrun_after_an_interrupt() {
+        let mut t = Tally::default();
+        t.add(&outcome(Status::Exited(0)));
+        t.add(&outcome(Status::Signaled {
+            signal: 15,
+            core_dumped: false,
+        }));
+        assert_eq!(
+            t.summary(5, Some(libc::SIGINT)),
+            "5 commands: 1 succeeded, 0 failed, 0 could not start, 1 killed; \
+             interrupted by SIGINT: 3 not run"
+        );
+        assert!(!t.all_succeeded());
+    }
+}
