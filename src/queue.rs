@@ -94,18 +94,17 @@ impl<T> ReplySlot<T> {
         let spin_until = std::time::Instant::now() + REPLY_SPIN;
         let mut spins = 0u32;
         loop {
-            if self.ready.load(Ordering::Acquire) {
-                if let Some(v) = self
+            if self.ready.load(Ordering::Acquire)
+                && let Some(v) = self
                     .value
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .take()
-                {
-                    return v;
-                }
+            {
+                return v;
             }
             spins += 1;
-            if spins % 64 != 0 || std::time::Instant::now() < spin_until {
+            if !spins.is_multiple_of(64) || std::time::Instant::now() < spin_until {
                 std::hint::spin_loop();
             } else {
                 thread::park();

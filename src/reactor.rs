@@ -315,18 +315,18 @@ impl Reactor<'_> {
             },
         };
         let serial = shared.next_serial();
-        if let Some(fd) = &pidfd {
-            if let Err(e) = epoll::add(
+        if let Some(fd) = &pidfd
+            && let Err(e) = epoll::add(
                 &shared.epoll,
                 fd,
                 epoll::EventData::new_u64(serial),
                 epoll::EventFlags::IN,
-            ) {
-                let _ = crate::sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
-                self.orphans.push(pid);
-                self.rearm(Instant::now());
-                return Err(fail(SpawnStage::Register, e));
-            }
+            )
+        {
+            let _ = crate::sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
+            self.orphans.push(pid);
+            self.rearm(Instant::now());
+            return Err(fail(SpawnStage::Register, e));
         }
         let raw_pid = pid.as_raw_nonzero().get() as u32;
         let state = Arc::new(ProcState::new(serial, pid, pidfd));
@@ -457,11 +457,11 @@ impl Reactor<'_> {
         {
             let table = self.shared.table();
             for (deadline, serial) in self.escalations.take_due(now) {
-                if let Some(entry) = table.get(serial) {
-                    if entry.kill_deadline == Some(deadline) {
-                        let _ = entry.state.signal(libc::SIGKILL);
-                        info!(pid = entry.state.pid, "grace over: SIGKILL sent");
-                    }
+                if let Some(entry) = table.get(serial)
+                    && entry.kill_deadline == Some(deadline)
+                {
+                    let _ = entry.state.signal(libc::SIGKILL);
+                    info!(pid = entry.state.pid, "grace over: SIGKILL sent");
                 }
             }
         }

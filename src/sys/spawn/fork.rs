@@ -35,6 +35,8 @@ pub(super) fn spawn(
         // SAFETY: the child runs only exec_child (raw syscalls, no allocation, no locks) and never
         // returns into Rust code of the parent; everything it reads was prepared above.
         match unsafe { crate::sys::raw_runtime::kernel_fork() } {
+            // SAFETY: we are the fresh child; the plan's pointers are valid (copied address
+            // space) and exec_child only makes raw syscalls.
             Ok(Fork::Child(_)) => unsafe { exec_child(&plan) },
             other => other,
         }
@@ -49,7 +51,6 @@ pub(super) fn spawn(
             });
         }
     };
-    drop(plan);
     drop(err_write);
     let mut buf = [0u8; 4];
     let mut got = 0;

@@ -149,10 +149,5 @@ fn spawn_err(errno: rustix::io::Errno) -> SpawnFailure {
 /// Reaps a child whose exec failed (it exits at once with 127), blocking: it is already dying.
 fn reap_failed_child(pid: Pid) {
     use rustix::process::{WaitId, WaitIdOptions, waitid};
-    loop {
-        match waitid(WaitId::Pid(pid), WaitIdOptions::EXITED) {
-            Err(rustix::io::Errno::INTR) => continue,
-            _ => break,
-        }
-    }
+    while let Err(rustix::io::Errno::INTR) = waitid(WaitId::Pid(pid), WaitIdOptions::EXITED) {}
 }

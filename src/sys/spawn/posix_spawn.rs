@@ -23,8 +23,8 @@ impl Attributes {
         // SAFETY: posix_spawnattr_init initialises the struct it is given.
         let rc = unsafe { libc::posix_spawnattr_init(attr.as_mut_ptr()) };
         check(rc)?;
-        // SAFETY: initialised by the successful init above; Drop destroys it from now on.
         let mut me = Attributes {
+            // SAFETY: initialised by the successful init above; Drop destroys it from now on.
             attr: unsafe { attr.assume_init() },
         };
         // SAFETY: sigset_t is plain data that sigemptyset/sigfillset initialise; on Linux it is a
@@ -69,8 +69,8 @@ impl FileActions {
         let mut actions = MaybeUninit::<libc::posix_spawn_file_actions_t>::uninit();
         // SAFETY: init initialises the struct it is given.
         check(unsafe { libc::posix_spawn_file_actions_init(actions.as_mut_ptr()) })?;
-        // SAFETY: initialised by the successful init above; Drop destroys it from now on.
         let mut me = FileActions {
+            // SAFETY: initialised by the successful init above; Drop destroys it from now on.
             actions: unsafe { actions.assume_init() },
         };
         for (target, fd) in stdio.raw().into_iter().enumerate() {
