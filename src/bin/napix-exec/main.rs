@@ -27,7 +27,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Measure spawn latency and throughput against the alternatives, side by side.
-    Bench(bench::BenchArgs),
+    Bench(Box<bench::BenchArgs>),
     /// Run commands (one per line, shell quoting) from FILE or stdin through one executor.
     Run(run::RunArgs),
 }
@@ -40,10 +40,11 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Bench(args) => bench::main(args),
+        Command::Bench(args) => bench::main(*args),
         Command::Run(args) => run::main(args),
     }
 }
