@@ -22,8 +22,8 @@ use crate::table::{ProcessInfo, Table};
 /// The default time between SIGTERM and SIGKILL in [`ExecHandle::kill`] and [`Executor::stop`].
 pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(3);
 
-/// How long the loop keeps polling its queue before it sleeps, by default.
-const DEFAULT_IDLE_SPIN: Duration = Duration::from_micros(0);
+/// How long waiting threads and the loop poll before they sleep, by default.
+const DEFAULT_SPIN: Duration = Duration::from_micros(0);
 
 /// How the executor learns that a child exited.
 ///
@@ -48,7 +48,7 @@ pub enum ChildWatch {
 pub(crate) struct Config {
     pub(crate) kill_grace: Duration,
     pub(crate) backend: SpawnBackend,
-    pub(crate) idle_spin: Duration,
+    pub(crate) spin: Duration,
     /// Never `Auto` once built.
     pub(crate) watch: ChildWatch,
 }
@@ -145,11 +145,12 @@ impl ExecutorBuilder {
         self
     }
 
-    /// How long the loop keeps checking its queue before it goes to sleep (default 0: sleep at
-    /// once). A few tens of microseconds save the wake-up of a halted core when requests come in
-    /// bursts, at the price of that much CPU after each burst. The loop never spins while idle.
-    pub fn idle_spin(mut self, spin: Duration) -> Self {
-        self.config.idle_spin = spin;
+    /// How long a thread that waits (the loop after some work, a caller for its spawn reply or
+    /// for an exit status) keeps polling before it sleeps. Waking a thread parked on a halted
+    /// core costs tens of microseconds on a VM, as much as a spawn; polling a little saves that,
+    /// at the price of that much CPU after each event. An idle executor never polls.
+    pub fn spin(mut self, spin: Duration) -> Self {
+        self.config.spin = spin;
         self
     }
 
@@ -242,7 +243,7 @@ impl Executor {
             config: Config {
                 kill_grace: DEFAULT_KILL_GRACE,
                 backend: SpawnBackend::default(),
-                idle_spin: DEFAULT_IDLE_SPIN,
+                spin: DEFAULT_SPIN,
                 watch: ChildWatch::Auto,
             },
         }
@@ -290,7 +291,7 @@ impl Executor {
         if shared.stopped.load(Ordering::SeqCst) {
             shared.refuse_pending();
         }
-        reply.wait()
+        reply.wait(shared.config.spin)
     }
 
     /// Runs the loop on the calling thread (normally the main thread): spawns what is asked,
@@ -369,7 +370,7 @@ impl Executor {
         if shared.stopped.load(Ordering::SeqCst) {
             shared.refuse_pending();
         }
-        reply.wait();
+        reply.wait(shared.config.spin);
         Ok(())
     }
 }

@@ -28,6 +28,10 @@ pub(crate) struct ProcState {
     pub(crate) pidfd: Option<OwnedFd>,
     status: Mutex<Option<ExitStatus>>,
     exited: Condvar,
+    /// Set (after `status`) once the status is stored: lets waiters spin without the lock.
+    done: AtomicBool,
+    /// How long `wait` polls `done` before sleeping on the condition variable.
+    spin: Duration,
     /// True when the kernel reaped the child itself (the host set SIGCHLD to SIG_IGN) and the real
     /// status is unknown.
     status_lost: AtomicBool,
@@ -37,7 +41,12 @@ pub(crate) struct ProcState {
 pub(crate) const LOST_STATUS: i32 = 255 << 8;
 
 impl ProcState {
-    pub(crate) fn new(serial: u64, pid: rustix::process::Pid, pidfd: Option<OwnedFd>) -> ProcState {
+    pub(crate) fn new(
+        serial: u64,
+        pid: rustix::process::Pid,
+        pidfd: Option<OwnedFd>,
+        spin: Duration,
+    ) -> ProcState {
         ProcState {
             serial,
             pid: pid.as_raw_nonzero().get() as u32,
@@ -45,6 +54,8 @@ impl ProcState {
             pidfd,
             status: Mutex::new(None),
             exited: Condvar::new(),
+            done: AtomicBool::new(false),
+            spin,
             status_lost: AtomicBool::new(false),
         }
     }
@@ -60,6 +71,7 @@ impl ProcState {
         if s.is_none() {
             *s = Some(status);
         }
+        self.done.store(true, Ordering::Release);
         drop(s);
         self.exited.notify_all();
     }
@@ -78,6 +90,7 @@ impl ProcState {
     }
 
     fn wait(&self) -> ExitStatus {
+        self.spin_briefly(self.spin);
         let mut s = self.lock();
         loop {
             if let Some(status) = *s {
@@ -87,7 +100,17 @@ impl ProcState {
         }
     }
 
+    /// Spins up to `limit` for the status: a short-lived child exits within microseconds of its
+    /// spawn, and a futex wake-up of a parked thread costs more than that on a VM.
+    fn spin_briefly(&self, limit: Duration) {
+        let until = Instant::now() + limit;
+        while !self.done.load(Ordering::Acquire) && Instant::now() < until {
+            std::hint::spin_loop();
+        }
+    }
+
     fn wait_timeout(&self, timeout: Duration) -> Option<ExitStatus> {
+        self.spin_briefly(self.spin.min(timeout));
         let deadline = Instant::now().checked_add(timeout);
         let mut s = self.lock();
         loop {
@@ -234,7 +257,7 @@ impl ExecHandle {
             // The loop may have finished; whoever drains answers ESRCH (every child is reaped).
             shared.refuse_pending();
         }
-        reply.wait()
+        reply.wait(shared.config.spin)
     }
 
     /// True when the status could not be collected because the kernel reaped the child itself

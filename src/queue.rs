@@ -15,11 +15,6 @@ use crate::error::SpawnError;
 use crate::handle::{ExecHandle, ProcState};
 use crate::request::PreparedCommand;
 
-/// How long a caller spins on its reply slot before parking. A spawn answer comes in tens of
-/// microseconds; spinning briefly saves the futex wake-up when the executor thread answers on the
-/// other core, and costs little when it does not.
-const REPLY_SPIN: Duration = Duration::from_micros(50);
-
 /// What a caller thread asks of the executor thread.
 pub(crate) enum Message {
     /// Spawn a process and answer with its handle.
@@ -89,9 +84,11 @@ impl<T> ReplySlot<T> {
         self.waiter.unpark();
     }
 
-    /// Waits for the answer: a short spin, then park (spurious wake-ups are re-checked).
-    pub(crate) fn wait(&self) -> T {
-        let spin_until = std::time::Instant::now() + REPLY_SPIN;
+    /// Waits for the answer: spins up to `spin` (an answer comes in tens of microseconds, and
+    /// waking a parked thread on a halted core costs as much), then parks; spurious wake-ups are
+    /// re-checked.
+    pub(crate) fn wait(&self, spin: Duration) -> T {
+        let spin_until = std::time::Instant::now() + spin;
         let mut spins = 0u32;
         loop {
             if self.ready.load(Ordering::Acquire)
@@ -177,10 +174,5 @@ impl RequestQueue {
     pub(crate) fn clear_doorbell(&self) {
         let mut buf = [0u8; 8];
         let _ = rustix::io::read(&self.doorbell, &mut buf);
-    }
-
-    /// True when no message waits.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.messages.is_empty()
     }
 }

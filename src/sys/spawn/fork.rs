@@ -18,6 +18,7 @@ pub(super) fn spawn(
     argv: *const *const libc::c_char,
     envp: *const *const libc::c_char,
     stdio: &ChildStdio<'_>,
+    non_default_signals: u64,
 ) -> Result<Spawned, SpawnFailure> {
     let (err_read, err_write) = crate::sys::pipe().map_err(|e| SpawnFailure {
         stage: SpawnStage::Pipe,
@@ -28,6 +29,7 @@ pub(super) fn spawn(
         argv,
         envp,
         stdio: stdio.raw(),
+        non_default_signals,
         report: ExecErrorReport::Pipe(err_write.as_fd()),
     };
     let forked = {

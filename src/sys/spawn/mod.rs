@@ -92,6 +92,7 @@ pub(crate) struct SpawnFailure {
 /// the vfork child stack. One executor thread owns one, so nothing is allocated per spawn.
 pub(crate) struct Spawner {
     argv: Vec<*const libc::c_char>,
+    dispositions: super::SignalDispositions,
     posix: Option<posix_spawn::Attributes>,
     vfork_stack: Option<vfork::ChildStack>,
 }
@@ -100,6 +101,7 @@ impl Spawner {
     pub(crate) fn new() -> Spawner {
         Spawner {
             argv: Vec::new(),
+            dispositions: super::SignalDispositions::new(),
             posix: None,
             vfork_stack: None,
         }
@@ -127,13 +129,25 @@ impl Spawner {
                 };
                 posix_spawn::spawn(attrs, &command.path, argv, envp, stdio)
             }
-            SpawnBackend::Fork => fork::spawn(&command.path, argv, envp, stdio),
+            SpawnBackend::Fork => {
+                let non_default = self.dispositions.non_default();
+                fork::spawn(&command.path, argv, envp, stdio, non_default)
+            }
             SpawnBackend::Vfork => {
                 let stack = match &mut self.vfork_stack {
                     Some(s) => s,
                     slot @ None => slot.insert(vfork::ChildStack::new().map_err(spawn_err)?),
                 };
-                vfork::spawn(stack, &command.path, argv, envp, stdio, clone_pidfd)
+                let non_default = self.dispositions.non_default();
+                vfork::spawn(
+                    stack,
+                    &command.path,
+                    argv,
+                    envp,
+                    stdio,
+                    clone_pidfd,
+                    non_default,
+                )
             }
         }
     }

@@ -75,6 +75,7 @@ pub(super) fn spawn(
     envp: *const *const libc::c_char,
     stdio: &ChildStdio<'_>,
     clone_pidfd: bool,
+    non_default_signals: u64,
 ) -> Result<Spawned, SpawnFailure> {
     let exec_errno = AtomicI32::new(0);
     let plan = ChildPlan {
@@ -82,6 +83,7 @@ pub(super) fn spawn(
         argv,
         envp,
         stdio: stdio.raw(),
+        non_default_signals,
         report: ExecErrorReport::Shared(&exec_errno),
     };
     let mut pidfd: libc::c_int = -1;
