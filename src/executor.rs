@@ -16,6 +16,7 @@ use crate::error::SpawnError;
 use crate::handle::ExecHandle;
 use crate::queue::{Message, ReplySlot, RequestQueue, SpawnRequest};
 use crate::request::PreparedCommand;
+use crate::spin::SpinPolicy;
 use crate::sys::spawn::SpawnBackend;
 use crate::table::{ProcessInfo, Table};
 
@@ -23,7 +24,7 @@ use crate::table::{ProcessInfo, Table};
 pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(3);
 
 /// How long waiting threads and the loop poll before they sleep, by default.
-const DEFAULT_SPIN: Duration = Duration::from_micros(0);
+const DEFAULT_SPIN: Duration = Duration::from_micros(200);
 
 /// How the executor learns that a child exited.
 ///
@@ -58,6 +59,7 @@ pub(crate) struct Shared {
     pub(crate) queue: RequestQueue,
     pub(crate) stopped: AtomicBool,
     pub(crate) config: Config,
+    pub(crate) spin: Arc<SpinPolicy>,
     pub(crate) epoll: OwnedFd,
     pub(crate) timer: OwnedFd,
     pub(crate) dev_null: OwnedFd,
@@ -77,6 +79,7 @@ impl Shared {
         Ok(Shared {
             queue: RequestQueue::new()?,
             stopped: AtomicBool::new(false),
+            spin: Arc::new(SpinPolicy::new(config.spin)),
             config,
             epoll,
             timer,
@@ -145,10 +148,11 @@ impl ExecutorBuilder {
         self
     }
 
-    /// How long a thread that waits (the loop after some work, a caller for its spawn reply or
-    /// for an exit status) keeps polling before it sleeps. Waking a thread parked on a halted
-    /// core costs tens of microseconds on a VM, as much as a spawn; polling a little saves that,
-    /// at the price of that much CPU after each event. An idle executor never polls.
+    /// How long a caller waiting for its spawn reply or for an exit status keeps polling (yielding
+    /// the CPU between checks) before it sleeps. Waking a thread parked on a halted core costs
+    /// tens of microseconds on a VM, as much as a spawn; polling saves that. At most `cores - 1`
+    /// threads poll at once, so pollers never starve the executor thread or the children. Zero
+    /// turns polling off. The executor thread itself never polls: idle, it sleeps.
     pub fn spin(mut self, spin: Duration) -> Self {
         self.config.spin = spin;
         self
@@ -291,7 +295,7 @@ impl Executor {
         if shared.stopped.load(Ordering::SeqCst) {
             shared.refuse_pending();
         }
-        reply.wait(shared.config.spin)
+        reply.wait(&shared.spin)
     }
 
     /// Runs the loop on the calling thread (normally the main thread): spawns what is asked,
@@ -370,7 +374,7 @@ impl Executor {
         if shared.stopped.load(Ordering::SeqCst) {
             shared.refuse_pending();
         }
-        reply.wait(shared.config.spin);
+        reply.wait(&shared.spin);
         Ok(())
     }
 }

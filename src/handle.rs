@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::executor::Shared;
 use crate::queue::{Message, ReplySlot};
+use crate::spin::SpinPolicy;
 
 /// What the executor thread and every handle of one child share.
 pub(crate) struct ProcState {
@@ -30,8 +31,8 @@ pub(crate) struct ProcState {
     exited: Condvar,
     /// Set (after `status`) once the status is stored: lets waiters spin without the lock.
     done: AtomicBool,
-    /// How long `wait` polls `done` before sleeping on the condition variable.
-    spin: Duration,
+    /// How `wait` polls `done` before sleeping on the condition variable.
+    spin: Arc<SpinPolicy>,
     /// True when the kernel reaped the child itself (the host set SIGCHLD to SIG_IGN) and the real
     /// status is unknown.
     status_lost: AtomicBool,
@@ -45,7 +46,7 @@ impl ProcState {
         serial: u64,
         pid: rustix::process::Pid,
         pidfd: Option<OwnedFd>,
-        spin: Duration,
+        spin: Arc<SpinPolicy>,
     ) -> ProcState {
         ProcState {
             serial,
@@ -90,7 +91,8 @@ impl ProcState {
     }
 
     fn wait(&self) -> ExitStatus {
-        self.spin_briefly(self.spin);
+        self.spin
+            .poll(Duration::MAX, || self.done.load(Ordering::Acquire));
         let mut s = self.lock();
         loop {
             if let Some(status) = *s {
@@ -100,17 +102,9 @@ impl ProcState {
         }
     }
 
-    /// Spins up to `limit` for the status: a short-lived child exits within microseconds of its
-    /// spawn, and a futex wake-up of a parked thread costs more than that on a VM.
-    fn spin_briefly(&self, limit: Duration) {
-        let until = Instant::now() + limit;
-        while !self.done.load(Ordering::Acquire) && Instant::now() < until {
-            std::hint::spin_loop();
-        }
-    }
-
     fn wait_timeout(&self, timeout: Duration) -> Option<ExitStatus> {
-        self.spin_briefly(self.spin.min(timeout));
+        self.spin
+            .poll(timeout, || self.done.load(Ordering::Acquire));
         let deadline = Instant::now().checked_add(timeout);
         let mut s = self.lock();
         loop {
@@ -257,7 +251,7 @@ impl ExecHandle {
             // The loop may have finished; whoever drains answers ESRCH (every child is reaped).
             shared.refuse_pending();
         }
-        reply.wait(shared.config.spin)
+        reply.wait(&shared.spin)
     }
 
     /// True when the status could not be collected because the kernel reaped the child itself

@@ -76,6 +76,7 @@ mod handle;
 mod queue;
 mod reactor;
 mod request;
+mod spin;
 mod sys;
 mod table;
 

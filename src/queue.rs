@@ -14,6 +14,7 @@ use rustix::fd::OwnedFd;
 use crate::error::SpawnError;
 use crate::handle::{ExecHandle, ProcState};
 use crate::request::PreparedCommand;
+use crate::spin::SpinPolicy;
 
 /// What a caller thread asks of the executor thread.
 pub(crate) enum Message {
@@ -84,12 +85,10 @@ impl<T> ReplySlot<T> {
         self.waiter.unpark();
     }
 
-    /// Waits for the answer: spins up to `spin` (an answer comes in tens of microseconds, and
-    /// waking a parked thread on a halted core costs as much), then parks; spurious wake-ups are
-    /// re-checked.
-    pub(crate) fn wait(&self, spin: Duration) -> T {
-        let spin_until = std::time::Instant::now() + spin;
-        let mut spins = 0u32;
+    /// Waits for the answer: polls for a while (see [`SpinPolicy`]), then parks; spurious
+    /// wake-ups are re-checked.
+    pub(crate) fn wait(&self, spin: &SpinPolicy) -> T {
+        spin.poll(Duration::MAX, || self.ready.load(Ordering::Acquire));
         loop {
             if self.ready.load(Ordering::Acquire)
                 && let Some(v) = self
@@ -100,12 +99,7 @@ impl<T> ReplySlot<T> {
             {
                 return v;
             }
-            spins += 1;
-            if !spins.is_multiple_of(64) || std::time::Instant::now() < spin_until {
-                std::hint::spin_loop();
-            } else {
-                thread::park();
-            }
+            thread::park();
         }
     }
 }

@@ -156,49 +156,28 @@ fn already_added(e: Errno) -> Result<(), Errno> {
 
 impl Reactor<'_> {
     fn run_loop(&mut self) -> io::Result<()> {
-        // While busy, the loop polls (epoll with a zero timeout, and the queue) until this
-        // instant instead of sleeping: waking a halted core costs tens of microseconds.
-        let mut hot_until: Option<Instant> = None;
         loop {
-            if self.drain_queue() {
-                hot_until = self.hot_deadline();
-            }
+            self.drain_queue();
             if self.shared.stopped.load(Ordering::SeqCst) && !self.stop_seen {
                 self.begin_stop();
             }
             if self.stop_seen && self.shared.table().is_empty() && self.orphans.is_empty() {
                 return Ok(());
             }
-            let hot = hot_until.is_some_and(|until| Instant::now() < until);
-            let timeout = if hot {
-                Some(Timespec {
-                    tv_sec: 0,
-                    tv_nsec: 0,
-                })
-            } else {
-                if !self.shared.queue.prepare_to_sleep() {
-                    continue;
-                }
-                None
-            };
+            if !self.shared.queue.prepare_to_sleep() {
+                continue;
+            }
             self.events.clear();
             let waited = epoll::wait(
                 &self.shared.epoll,
                 rustix::buffer::spare_capacity(&mut self.events),
-                timeout.as_ref(),
+                None,
             );
-            if !hot {
-                self.shared.queue.woke_up();
-            }
+            self.shared.queue.woke_up();
             match waited {
                 Ok(_) => {}
                 Err(Errno::INTR) => continue,
                 Err(e) => return Err(e.into()),
-            }
-            if !self.events.is_empty() {
-                hot_until = self.hot_deadline();
-            } else if hot {
-                std::hint::spin_loop();
             }
             for i in 0..self.events.len() {
                 match self.events[i].data.u64() {
@@ -211,21 +190,8 @@ impl Reactor<'_> {
         }
     }
 
-    /// Until when to keep polling after some work (None: sleep as soon as idle).
-    fn hot_deadline(&self) -> Option<Instant> {
-        let spin = self.shared.config.spin;
-        if spin.is_zero() {
-            None
-        } else {
-            Instant::now().checked_add(spin)
-        }
-    }
-
-    /// Serves every queued message; true if there was any.
-    fn drain_queue(&mut self) -> bool {
-        let mut any = false;
+    fn drain_queue(&mut self) {
         while let Some(message) = self.shared.queue.pop() {
-            any = true;
             match message {
                 Message::Spawn(request) => self.serve_spawn(*request),
                 Message::Kill(state) => self.start_kill(&state, Instant::now()),
@@ -246,7 +212,6 @@ impl Reactor<'_> {
                 Message::Wake => {}
             }
         }
-        any
     }
 
     /// SIGCHLD arrived (coalesced: maybe several children exited): reap every child of ours that
@@ -347,7 +312,7 @@ impl Reactor<'_> {
             return Err(fail(SpawnStage::Register, e));
         }
         let raw_pid = pid.as_raw_nonzero().get() as u32;
-        let state = Arc::new(ProcState::new(serial, pid, pidfd, shared.config.spin));
+        let state = Arc::new(ProcState::new(serial, pid, pidfd, shared.spin.clone()));
         debug!(
             pid = raw_pid,
             program = %program.display(),
