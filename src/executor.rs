@@ -151,8 +151,9 @@ impl ExecutorBuilder {
     /// How long a caller waiting for its spawn reply or for an exit status keeps polling (yielding
     /// the CPU between checks) before it sleeps. Waking a thread parked on a halted core costs
     /// tens of microseconds on a VM, as much as a spawn; polling saves that. At most `cores - 1`
-    /// threads poll at once, so pollers never starve the executor thread or the children. Zero
-    /// turns polling off. The executor thread itself never polls: idle, it sleeps.
+    /// threads poll at once, so pollers never starve the executor thread or the children.
+    /// Default 200 us; zero turns polling off. The executor thread itself never polls: idle, it
+    /// sleeps.
     pub fn spin(mut self, spin: Duration) -> Self {
         self.config.spin = spin;
         self

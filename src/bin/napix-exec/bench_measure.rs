@@ -60,6 +60,15 @@ impl Contender {
         }
     }
 
+    /// A short key for `--contenders`: `exec-vfork`, `raw-fork`, `std`, ...
+    pub fn key(&self) -> String {
+        match self.kind {
+            Kind::Executor(b) => format!("exec-{}", backend_name(b)),
+            Kind::Raw(b) => format!("raw-{}", backend_name(b)),
+            Kind::Std => "std".into(),
+        }
+    }
+
     /// The raw clone-vfork contender: the floor the others are compared with.
     pub fn is_floor(&self) -> bool {
         self.kind == Kind::Raw(SpawnBackend::Vfork)
@@ -108,6 +117,17 @@ pub fn all_contenders() -> Vec<Contender> {
         kind: Kind::Std,
     });
     v
+}
+
+/// The executor backends `contenders` need a rig for.
+pub fn executor_backends(contenders: &[Contender]) -> Vec<SpawnBackend> {
+    contenders
+        .iter()
+        .filter_map(|c| match c.kind {
+            Kind::Executor(b) => Some(b),
+            _ => None,
+        })
+        .collect()
 }
 
 /// A program made ready for every contender.
@@ -163,7 +183,7 @@ impl Rig {
                 .backend(backend)
                 .kill_grace(tuning.grace);
             if let Some(spin) = tuning.idle_spin {
-                builder = builder.idle_spin(spin);
+                builder = builder.spin(spin);
             }
             let exec = Arc::new(builder.build()?);
             let (tx, rx) = mpsc::channel();

@@ -33,6 +33,9 @@ pub struct Machine {
     pub cpu: String,
     pub transparent_hugepages: String,
     pub page_size: usize,
+    /// Cores kept busy by other work in the 250 ms before the bench started (/proc/stat):
+    /// anything well above 0 adds noise to every figure.
+    pub busy_cores_before: f64,
 }
 
 impl Machine {
@@ -54,8 +57,36 @@ impl Machine {
             transparent_hugepages: read("/sys/kernel/mm/transparent_hugepage/enabled")
                 .unwrap_or_else(|_| "unknown".into()),
             page_size: rustix::param::page_size(),
+            busy_cores_before: busy_cores(std::time::Duration::from_millis(250)),
         }
     }
+}
+
+/// Cores busy (not idle, not waiting for I/O) on the whole machine over `window`, from the
+/// aggregate `cpu` line of /proc/stat.
+fn busy_cores(window: std::time::Duration) -> f64 {
+    let sample = || -> Option<(u64, u64)> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let line = stat.lines().next()?.strip_prefix("cpu ")?;
+        let f: Vec<u64> = line
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        // user nice system idle iowait irq softirq steal (guest time is inside user).
+        let total: u64 = f.iter().take(8).sum();
+        let idle = f.get(3).copied().unwrap_or(0) + f.get(4).copied().unwrap_or(0);
+        Some((total, idle))
+    };
+    let Some((t0, i0)) = sample() else {
+        return 0.0;
+    };
+    std::thread::sleep(window);
+    let Some((t1, i1)) = sample() else {
+        return 0.0;
+    };
+    let ticks = rustix::param::clock_ticks_per_second() as f64;
+    let busy = (t1 - t0).saturating_sub(i1 - i0) as f64 / ticks;
+    busy / window.as_secs_f64()
 }
 
 /// The settings the run used.
@@ -398,7 +429,11 @@ pub fn tracked_table(rows: &[TrackedRow], grace_ms: u128) -> Table {
                 "{}/{}/{}",
                 r.ended_by_sigterm, r.ended_by_sigkill, r.ended_otherwise
             ),
-            fmt_ns(r.setup_ms * 1e6),
+            if r.tracked == 0 {
+                "-".into()
+            } else {
+                fmt_ns(r.setup_ms * 1e6)
+            },
         ]);
     }
     t

@@ -226,13 +226,13 @@ impl Table {
         }
         let line = |cells: &[String], out: &mut String| {
             let mut s = String::new();
-            for i in 0..cols {
+            for (i, (&w, &align)) in width.iter().zip(&self.align).enumerate() {
                 let cell = cells.get(i).map_or("", String::as_str);
-                let pad = width[i].saturating_sub(cell.chars().count());
+                let pad = w.saturating_sub(cell.chars().count());
                 if i > 0 {
                     s.push_str("  ");
                 }
-                match self.align[i] {
+                match align {
                     Align::Left => {
                         s.push_str(cell);
                         s.extend(std::iter::repeat_n(' ', pad));
