@@ -39,6 +39,17 @@ impl Escalations {
         out
     }
 
+    /// Drops deadlines from the top of the heap while `live(serial)` says their child is gone, so
+    /// that [`next_deadline`](Self::next_deadline) is a deadline somebody still needs.
+    pub(crate) fn prune(&mut self, live: impl Fn(u64) -> bool) {
+        while let Some(Reverse((_, serial))) = self.due.peek() {
+            if live(*serial) {
+                break;
+            }
+            self.due.pop();
+        }
+    }
+
     /// The earliest pending deadline, to arm the timer.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.due.peek().map(|Reverse((d, _))| *d)
@@ -62,6 +73,19 @@ mod tests {
         let due = e.take_due(t0 + Duration::from_secs(5));
         assert_eq!(due, vec![(t0 + Duration::from_secs(3), 1)]);
         assert_eq!(e.next_deadline(), None);
+    }
+
+    #[test]
+    fn prune_drops_only_dead_tops() {
+        let t0 = Instant::now();
+        let mut e = Escalations::default();
+        e.start(1, t0, Duration::from_secs(1));
+        e.start(2, t0, Duration::from_secs(2));
+        e.start(3, t0, Duration::from_secs(3));
+        e.prune(|serial| serial != 1);
+        assert_eq!(e.next_deadline(), Some(t0 + Duration::from_secs(2)));
+        e.prune(|serial| serial == 2);
+        assert_eq!(e.next_deadline(), Some(t0 + Duration::from_secs(2)));
     }
 
     #[test]

@@ -52,35 +52,64 @@ struct Reactor<'a> {
     sigchld: Option<SigchldSource>,
 }
 
-/// The SIGCHLD readiness source for kernels without pidfds: a signalfd when the user blocked
-/// SIGCHLD everywhere ([`crate::block_sigchld`]), else the read end of a pipe written by a
-/// signal-hook handler (which chains with the host's own handler).
+/// How the loop learns that a child may have exited when it has no pidfds.
+///
+/// - a signalfd, when the user blocked SIGCHLD everywhere ([`crate::block_sigchld`]);
+/// - else the read end of a socket written by a signal-hook SIGCHLD handler (which chains with
+///   the host's own handler);
+/// - else polling every 10 ms while children are tracked: when the host ignores SIGCHLD (the
+///   kernel then reaps by itself and sends nothing; installing a handler would change that for
+///   the host's own children), or when our handler turns out to be displaced.
 struct SigchldSource {
-    fd: std::os::fd::OwnedFd,
+    fd: Option<std::os::fd::OwnedFd>,
     handler: Option<signal_hook::SigId>,
 }
 
 impl SigchldSource {
     fn new() -> io::Result<SigchldSource> {
+        use crate::sys::SigchldDisposition;
         if crate::sys::sigchld_blocked() {
             return Ok(SigchldSource {
-                fd: crate::sys::signalfd_sigchld()?,
+                fd: Some(crate::sys::signalfd_sigchld()?),
                 handler: None,
             });
+        }
+        if crate::sys::sigchld_disposition() == SigchldDisposition::Ignored {
+            warn!("SIGCHLD is ignored by the host: polling children every 10 ms, statuses lost");
+            return Ok(SigchldSource::polling());
         }
         let (read, write) = std::os::unix::net::UnixStream::pair()?;
         read.set_nonblocking(true)?;
         let handler = signal_hook::low_level::pipe::register(libc::SIGCHLD, write)?;
-        Ok(SigchldSource {
-            fd: crate::sys::above_stdio(read.into())?,
+        let source = SigchldSource {
+            fd: Some(crate::sys::above_stdio(read.into())?),
             handler: Some(handler),
-        })
+        };
+        // signal-hook installs its OS handler once per process; if the host reset SIGCHLD since,
+        // our action is registered but never called.
+        if crate::sys::sigchld_disposition() != SigchldDisposition::Handled {
+            warn!("SIGCHLD handler displaced by the host: polling children every 10 ms");
+            return Ok(SigchldSource::polling());
+        }
+        Ok(source)
+    }
+
+    fn polling() -> SigchldSource {
+        SigchldSource {
+            fd: None,
+            handler: None,
+        }
+    }
+
+    fn polls(&self) -> bool {
+        self.fd.is_none()
     }
 
     /// Empties the source so level-triggered epoll stops reporting it.
     fn drain(&self) {
+        let Some(fd) = &self.fd else { return };
         let mut buf = [0u8; 512];
-        while let Ok(n) = rustix::io::read(&self.fd, &mut buf) {
+        while let Ok(n) = rustix::io::read(fd, &mut buf) {
             if n == 0 {
                 break;
             }
@@ -114,12 +143,14 @@ pub(crate) fn run(shared: &Arc<Shared>) -> io::Result<()> {
     let sigchld = match shared.config.watch {
         ChildWatch::Signal => {
             let source = SigchldSource::new()?;
-            epoll::add(
-                &shared.epoll,
-                &source.fd,
-                epoll::EventData::new_u64(SIGCHLD_SOURCE),
-                epoll::EventFlags::IN,
-            )?;
+            if let Some(fd) = &source.fd {
+                epoll::add(
+                    &shared.epoll,
+                    fd,
+                    epoll::EventData::new_u64(SIGCHLD_SOURCE),
+                    epoll::EventFlags::IN,
+                )?;
+            }
             Some(source)
         }
         _ => None,
@@ -287,9 +318,30 @@ impl Reactor<'_> {
                 .and_then(crate::sys::above_stdio)
             {
                 Ok(fd) => Some(fd),
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
+                    // Gone already: the host ignores SIGCHLD, so the kernel reaped the child the
+                    // moment it exited. It did run; only its status is lost. Its pid may already
+                    // be someone else's, so it must not be signalled.
+                    warn!(
+                        pid = pid.as_raw_nonzero().get(),
+                        "child reaped by the kernel before it could be tracked (SIGCHLD ignored?); status lost"
+                    );
+                    let state =
+                        ProcState::new(shared.next_serial(), pid, None, shared.spin.clone());
+                    state.set_status(
+                        std::os::unix::process::ExitStatusExt::from_raw(LOST_STATUS),
+                        true,
+                    );
+                    return Ok(ExecHandle::new(
+                        Arc::new(state),
+                        Arc::downgrade(shared),
+                        stdout,
+                        stderr,
+                    ));
+                }
                 Err(e) => {
-                    // Running but untrackable: it is our unreaped child, so its pid is still safe
-                    // to signal. Kill it, reap it later without blocking, report the error.
+                    // Running but untrackable (out of fds): it is our unreaped child, so its pid
+                    // is still safe to signal. Kill it, reap it later without blocking, report.
                     crate::sys::kill_unreaped_child(pid);
                     self.orphans.push(pid);
                     self.rearm(Instant::now());
@@ -336,6 +388,9 @@ impl Reactor<'_> {
             state: state.clone(),
             kill_deadline: None,
         });
+        if self.sigchld.as_ref().is_some_and(|s| s.polls()) {
+            self.rearm(Instant::now());
+        }
         Ok(ExecHandle::new(
             state,
             Arc::downgrade(shared),
@@ -403,7 +458,15 @@ impl Reactor<'_> {
 
     fn finish(&mut self, state: &Arc<ProcState>, status: std::process::ExitStatus, lost: bool) {
         self.unwatch(state);
-        self.shared.table().remove(state.serial);
+        let removed = self.shared.table().remove(state.serial);
+        if removed.is_some_and(|e| e.kill_deadline.is_some()) {
+            // Its SIGKILL deadline is void now: drop it (and any other void ones at the top of
+            // the heap) so the timer does not wake the loop for nothing.
+            let shared = self.shared;
+            self.escalations
+                .prune(|serial| shared.table().get(serial).is_some());
+            self.rearm(Instant::now());
+        }
         debug!(pid = state.pid, status = %status, "exited");
         state.set_status(status, lost);
     }
@@ -448,6 +511,9 @@ impl Reactor<'_> {
                 }
             }
         }
+        if self.sigchld.as_ref().is_some_and(|s| s.polls()) {
+            self.on_sigchld();
+        }
         self.orphans.retain(|&pid| !reap_nohang(pid));
         let stalled = std::mem::take(&mut self.stalled);
         for state in stalled {
@@ -461,7 +527,9 @@ impl Reactor<'_> {
     /// Arms the timer to the earliest pending deadline (or the reap retry), disarms it if none.
     fn rearm(&mut self, now: Instant) {
         let mut next = self.escalations.next_deadline();
-        if !self.orphans.is_empty() || !self.stalled.is_empty() {
+        let polling =
+            self.sigchld.as_ref().is_some_and(|s| s.polls()) && !self.shared.table().is_empty();
+        if polling || !self.orphans.is_empty() || !self.stalled.is_empty() {
             let retry = now + RETRY_REAP;
             next = Some(next.map_or(retry, |n| n.min(retry)));
         }
