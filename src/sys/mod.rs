@@ -184,17 +184,32 @@ pub fn block_sigchld() -> io::Result<()> {
 static SIGCHLD_BLOCKED_BY_USER: std::sync::atomic::AtomicBool =
     std::sync::atomic::AtomicBool::new(false);
 
-/// True when [`block_sigchld`] was called and SIGCHLD is blocked on the calling thread.
+/// True when [`block_sigchld`] was called and SIGCHLD is blocked in every thread of the process
+/// (read from `/proc/self/task/*/status`), so that a signalfd is sure to see it. One thread with
+/// SIGCHLD unblocked would take the signal instead, and the loop would never hear of the exit.
 pub(crate) fn sigchld_blocked() -> bool {
     if !SIGCHLD_BLOCKED_BY_USER.load(std::sync::atomic::Ordering::SeqCst) {
         return false;
     }
-    // SAFETY: reads the calling thread's mask into a zeroed sigset_t.
-    unsafe {
-        let mut cur = std::mem::zeroed::<libc::sigset_t>();
-        libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut cur);
-        libc::sigismember(&cur, libc::SIGCHLD) == 1
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return false;
+    };
+    let bit = 1u64 << (libc::SIGCHLD - 1);
+    for task in tasks {
+        let Ok(task) = task else { return false };
+        let Ok(status) = std::fs::read_to_string(task.path().join("status")) else {
+            // The thread ended meanwhile: it takes no signal any more.
+            continue;
+        };
+        let blocked = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigBlk:"))
+            .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok());
+        if blocked.is_none_or(|mask| mask & bit == 0) {
+            return false;
+        }
     }
+    true
 }
 
 /// A non-blocking, close-on-exec signalfd for SIGCHLD (which must be blocked), above fd 2.
