@@ -223,6 +223,13 @@ impl std::fmt::Debug for Executor {
 
 static GLOBAL: OnceLock<Executor> = OnceLock::new();
 
+thread_local! {
+    /// Each thread's reply slot for its spawn requests (see [`ReplySlot::reusable`]).
+    static SPAWN_REPLY: Arc<ReplySlot<Result<ExecHandle, SpawnError>>> =
+        ReplySlot::for_current_thread();
+    static PING_REPLY: Arc<ReplySlot<()>> = ReplySlot::for_current_thread();
+}
+
 /// The one process-wide executor, built with the defaults on first use.
 ///
 /// If its descriptors cannot be created (the process is out of fds), it still returns an
@@ -284,7 +291,7 @@ impl Executor {
             return Err(SpawnError::Stopped);
         }
         let command = PreparedCommand::new(command)?;
-        let reply = ReplySlot::for_current_thread();
+        let reply = ReplySlot::reusable(&SPAWN_REPLY);
         shared.queue.push(Message::Spawn(Box::new(SpawnRequest {
             command,
             discard_output,
@@ -370,7 +377,7 @@ impl Executor {
         if shared.stopped.load(Ordering::SeqCst) {
             return Err(SpawnError::Stopped);
         }
-        let reply = ReplySlot::for_current_thread();
+        let reply = ReplySlot::reusable(&PING_REPLY);
         shared.queue.push(Message::Ping(reply.clone()));
         if shared.stopped.load(Ordering::SeqCst) {
             shared.refuse_pending();

@@ -78,7 +78,19 @@ impl<T> ReplySlot<T> {
         })
     }
 
-    /// Stores the answer and wakes the waiter. Called once.
+    /// A slot for the current thread, reused across its requests: the thread waits for each
+    /// answer before it asks again, so one slot per thread (per answer type) is enough and the
+    /// hot path allocates none.
+    pub(crate) fn reusable(
+        key: &'static std::thread::LocalKey<Arc<ReplySlot<T>>>,
+    ) -> Arc<ReplySlot<T>> {
+        let slot = key.with(Arc::clone);
+        // The previous answer was taken by `wait`; only the flag is left to clear.
+        slot.ready.store(false, Ordering::Relaxed);
+        slot
+    }
+
+    /// Stores the answer and wakes the waiter. Called once per request.
     pub(crate) fn fulfil(&self, value: T) {
         *self.value.lock().unwrap_or_else(PoisonError::into_inner) = Some(value);
         self.ready.store(true, Ordering::Release);
