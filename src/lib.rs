@@ -57,14 +57,36 @@
 //! - A dropped handle's process is still reaped; an idle executor sleeps without a timeout.
 //! - Dropping an [`Executor`] kills (SIGKILL) and reaps the children it still tracks.
 //!
+//! # Kernel and libc needs
+//!
+//! | piece | needs |
+//! |---|---|
+//! | [`ChildWatch::Pidfd`] (chosen by `Auto` when it works) | Linux 5.4: `pidfd_open` (5.3), `waitid(P_PIDFD)` (5.4) |
+//! | [`ChildWatch::Signal`] (the fallback, e.g. RHEL 8's 4.18) | any Linux; a signalfd if [`block_sigchld`] was called in `main`, else a signal-hook SIGCHLD handler |
+//! | [`SpawnBackend::Vfork`] (default) | `CLONE_PIDFD` (5.2) in pidfd mode |
+//! | [`SpawnBackend::PosixSpawn`] | glibc 2.34+ (`posix_spawn_file_actions_addclosefrom_np`) |
+//! | closing fds in the Fork/Vfork child | `close_range` (5.9), else a loop of `close` |
+//!
 //! # Caveats
 //!
-//! - Kernel: Linux 5.4 or later (pidfd_open 5.3, waitid(P_PIDFD) 5.4, CLONE_PIDFD 5.2,
-//!   close_range 5.9 with a fallback); glibc 2.34+ for the PosixSpawn backend's closefrom.
 //! - `run()` must be running for `create_process` and `wait` to make progress.
+//! - Killing targets the child only, not the processes it started (a shell's `sleep` survives
+//!   the shell's SIGKILL).
 //! - If the host sets SIGCHLD to SIG_IGN the kernel reaps children itself: statuses are then lost,
-//!   reported as exit code 255 with [`ExecHandle::status_lost`] true.
+//!   reported as exit code 255 with [`ExecHandle::status_lost`] true. In pidfd mode the executor
+//!   still learns of each exit at once; in signal mode it polls every 10 ms while it has children.
+//! - Without pidfds a pid can be recycled once reaped; signal mode routes every signal through the
+//!   executor thread, which alone reaps, so it never signals a pid it has reaped. (When the host
+//!   ignores SIGCHLD the kernel reaps behind its back; pidfd mode has no such window.)
 //! - Each tracked child holds one fd (three with pipes); see [`raise_fd_limit`].
+//! - Waiting callers poll briefly before sleeping ([`ExecutorBuilder::spin`]).
+//!
+//! # Anatomy of the crate
+//!
+//! A reader who wants to know what happens to a request reads, in this order: `executor.rs`
+//! (the public face), `request.rs` (validation, PATH), `queue.rs` (queue, eventfd, reply slots),
+//! `reactor.rs` (the loop), `sys/spawn/` (one file per backend, `child.rs` for the code between
+//! fork and exec), `table.rs`, `escalation.rs`, `handle.rs`. All `unsafe` lives in `sys/`.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
