@@ -43,8 +43,8 @@ mod bench_tiny;
 
 use bench_measure::{Contender, Plan, Res, Rig, Target, Tuning, all_contenders, backend_name};
 use bench_report::{
-    LatencySection, Machine, Report, Settings, Spread, TargetCheck, ThroughputRow, TrackedRow,
-    contender_results,
+    FdControl, LatencySection, LoadMeter, Machine, OtherLoad, Report, Settings, Spread,
+    TargetCheck, ThroughputRow, TrackedRow, contender_results,
 };
 use bench_stats::{fmt_bytes, parse_size};
 use bench_tiny::{TINY_SIZE, TinyProgram};
@@ -275,9 +275,20 @@ pub fn main(args: BenchArgs) -> ExitCode {
 
 fn run(args: BenchArgs) -> Res<()> {
     let cfg = Config::resolve(&args)?;
-    if args.plot.is_some() && !(cfg.has(Section::Rss) && !cfg.rss.is_empty()) {
+    if args.plot.is_some() && (!cfg.has(Section::Rss) || cfg.rss.is_empty()) {
         return Err("--plot draws the rss section: do not leave it out".into());
     }
+    let mut contenders = all_contenders();
+    if !args.contenders.is_empty() {
+        let keys: Vec<String> = contenders.iter().map(Contender::key).collect();
+        if let Some(bad) = args.contenders.iter().find(|k| !keys.contains(k)) {
+            return Err(
+                format!("--contenders: unknown `{bad}` (known: {})", keys.join(", ")).into(),
+            );
+        }
+        contenders.retain(|c| args.contenders.contains(&c.key()));
+    }
+    let rig_backends = bench_measure::executor_backends(&contenders);
     let mut notes = Vec::new();
 
     // The tiny program is written, closed and checked before any thread exists (ETXTBSY).
@@ -368,17 +379,6 @@ fn run(args: BenchArgs) -> Res<()> {
         )),
     ));
 
-    let mut contenders = all_contenders();
-    if !args.contenders.is_empty() {
-        let keys: Vec<String> = contenders.iter().map(Contender::key).collect();
-        if let Some(bad) = args.contenders.iter().find(|k| !keys.contains(k)) {
-            return Err(
-                format!("--contenders: unknown `{bad}` (known: {})", keys.join(", ")).into(),
-            );
-        }
-        contenders.retain(|c| args.contenders.contains(&c.key()));
-    }
-    let rig_backends = bench_measure::executor_backends(&contenders);
     let mut report = Report {
         tool: "napix-exec bench",
         version: env!("CARGO_PKG_VERSION"),
@@ -399,10 +399,12 @@ fn run(args: BenchArgs) -> Res<()> {
         throughput: Vec::new(),
         tracked: Vec::new(),
         targets: Vec::new(),
+        other_load: Vec::new(),
         notes,
     };
 
     if cfg.has(Section::Latency) {
+        let meter = LoadMeter::start();
         let rig = Rig::start(&rig_backends, cfg.tuning)?;
         for prog in std::iter::once(&main_prog).chain(&programs) {
             let per_repeat = repeats(&cfg, &ui, &contenders, &rig, &prog.target, &prog.label)?;
@@ -421,9 +423,11 @@ fn run(args: BenchArgs) -> Res<()> {
             report.latency.push(section);
         }
         rig.shutdown()?;
+        other_load(&mut report, "latency", &meter);
     }
 
     if cfg.has(Section::Rss) {
+        let meter = LoadMeter::start();
         let rig = Rig::start(&rig_backends, cfg.tuning)?;
         for &bytes in &cfg.rss {
             ui.step(format!("rss: allocating and touching {}", fmt_bytes(bytes)));
@@ -441,11 +445,14 @@ fn run(args: BenchArgs) -> Res<()> {
             report.rss_sweep.push(section);
         }
         rig.shutdown()?;
+        other_load(&mut report, "rss", &meter);
         ui.print(&bench_report::sweep_table(&report.rss_sweep, &cfg.plan).render());
     }
 
     if cfg.has(Section::Threads) {
+        let meter = LoadMeter::start();
         report.throughput = throughput_section(&cfg, &ui, &main_prog.target, &tp_threads)?;
+        other_load(&mut report, "threads", &meter);
         ui.print(
             &bench_report::throughput_table(
                 &report.throughput,
@@ -457,7 +464,9 @@ fn run(args: BenchArgs) -> Res<()> {
     }
 
     if cfg.has(Section::Tracked) && !cfg.tracked.is_empty() {
+        let meter = LoadMeter::start();
         report.tracked = tracked_section(&cfg, &ui, &main_prog.target, &mut report.notes)?;
+        other_load(&mut report, "tracked", &meter);
         ui.print(&bench_report::tracked_table(&report.tracked, cfg.grace.as_millis()).render());
     }
 
@@ -479,6 +488,21 @@ fn run(args: BenchArgs) -> Res<()> {
     }
     drop(tiny);
     Ok(())
+}
+
+/// Records how much other work ran during a section, with a note when it is enough to matter.
+fn other_load(report: &mut Report, section: &str, meter: &LoadMeter) {
+    let cores = meter.other_cores();
+    if cores > 0.25 {
+        report.notes.push(format!(
+            "other processes kept {cores:.2} cores busy on average during the {section} section: \
+             its figures are noisy, and may favour some contenders over others"
+        ));
+    }
+    report.other_load.push(OtherLoad {
+        section: section.to_string(),
+        cores,
+    });
 }
 
 /// `cfg.repeat` interleaved measurements of every contender; samples per repeat per contender.
@@ -593,10 +617,26 @@ fn tracked_section(
         let t = bench_measure::tracked(n, target, &cfg.plan, cfg.repeat, cfg.tuning, |m| {
             ui.step(m.to_string())
         })?;
-        let per_repeat: Vec<Vec<Vec<u64>>> = t.samples.into_iter().map(Vec::from).collect();
-        let mut results = contender_results(&pair, &per_repeat).into_iter();
-        let (Some(executor), Some(floor)) = (results.next(), results.next()) else {
-            return Err("tracked: no samples".into());
+        let pair_results = |samples: Vec<[Vec<u64>; 2]>| {
+            let per_repeat: Vec<Vec<Vec<u64>>> = samples.into_iter().map(Vec::from).collect();
+            let mut results = contender_results(&pair, &per_repeat).into_iter();
+            match (results.next(), results.next()) {
+                (Some(executor), Some(floor)) => Ok((executor, floor)),
+                _ => Err("tracked: no samples"),
+            }
+        };
+        let (executor, floor) = pair_results(t.samples)?;
+        let fd_control = if n > 0 {
+            ui.step(format!("tracked {n}: control with {n} open descriptors"));
+            let samples = bench_measure::fd_control(n, target, &cfg.plan, cfg.repeat, cfg.tuning)?;
+            let (executor, floor) = pair_results(samples)?;
+            Some(FdControl {
+                open_fds: n,
+                executor,
+                floor,
+            })
+        } else {
+            None
         };
         rows.push(TrackedRow {
             tracked: n,
@@ -610,6 +650,7 @@ fn tracked_section(
             ended_by_sigterm: t.by_term,
             ended_by_sigkill: t.by_kill,
             ended_otherwise: t.other,
+            fd_control,
         });
         ui.done();
     }

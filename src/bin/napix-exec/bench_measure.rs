@@ -314,9 +314,14 @@ pub struct Plan {
     pub warmup: usize,
     /// Time per contender per repeat after which it stops early (slow contenders, e.g. fork of a
     /// big parent), once it has `min_samples`.
+    #[serde(rename = "budget_ms", serialize_with = "as_millis")]
     pub budget: Duration,
     /// Samples a contender gets even past its budget.
     pub min_samples: usize,
+}
+
+fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u128(d.as_millis())
 }
 
 /// Measures every contender on `target`, interleaved: round-robin in batches of `plan.batch`, the
@@ -644,6 +649,34 @@ pub fn tracked(
         by_kill,
         other,
     })
+}
+
+/// The control for [`tracked`]: the same pair measured with `n` extra descriptors open in this
+/// process (`/dev/null`, close-on-exec) and no children at all. Every tracked child costs the
+/// executor one pidfd, and a vfork-style clone without CLONE_FILES copies the whole descriptor
+/// table (and exec then closes the close-on-exec ones), so this separates the cost of the open
+/// descriptors from the cost of the children. Per repeat: samples of the executor and the floor.
+pub fn fd_control(
+    n: usize,
+    target: &Target,
+    plan: &Plan,
+    repeats: usize,
+    tuning: Tuning,
+) -> Res<Vec<[Vec<u64>; 2]>> {
+    let rig = Rig::start(&[SpawnBackend::default()], tuning)?;
+    let files = (0..n)
+        .map(|_| std::fs::File::open("/dev/null"))
+        .collect::<io::Result<Vec<_>>>()
+        .map_err(|e| format!("opening {n} descriptors: {e}"))?;
+    let pair = [default_executor(), floor()];
+    let mut samples = Vec::with_capacity(repeats);
+    for _ in 0..repeats {
+        let mut it = interleaved(&pair, &rig, target, plan, || {})?.into_iter();
+        samples.push([it.next().unwrap_or_default(), it.next().unwrap_or_default()]);
+    }
+    drop(files);
+    rig.shutdown()?;
+    Ok(samples)
 }
 
 /// Waits until every tracked child has become `sleep` and every stubborn one ignores SIGTERM, so

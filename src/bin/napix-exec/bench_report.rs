@@ -22,6 +22,8 @@ pub struct Report {
     pub throughput: Vec<ThroughputRow>,
     pub tracked: Vec<TrackedRow>,
     pub targets: Vec<TargetCheck>,
+    /// CPU used by other processes during each section.
+    pub other_load: Vec<OtherLoad>,
     pub notes: Vec<String>,
 }
 
@@ -62,31 +64,81 @@ impl Machine {
     }
 }
 
-/// Cores busy (not idle, not waiting for I/O) on the whole machine over `window`, from the
-/// aggregate `cpu` line of /proc/stat.
+/// Cores busy on the whole machine over `window` (the bench is idle meanwhile).
 fn busy_cores(window: std::time::Duration) -> f64 {
-    let sample = || -> Option<(u64, u64)> {
-        let stat = std::fs::read_to_string("/proc/stat").ok()?;
-        let line = stat.lines().next()?.strip_prefix("cpu ")?;
-        let f: Vec<u64> = line
-            .split_whitespace()
-            .filter_map(|x| x.parse().ok())
-            .collect();
-        // user nice system idle iowait irq softirq steal (guest time is inside user).
-        let total: u64 = f.iter().take(8).sum();
-        let idle = f.get(3).copied().unwrap_or(0) + f.get(4).copied().unwrap_or(0);
-        Some((total, idle))
-    };
-    let Some((t0, i0)) = sample() else {
-        return 0.0;
-    };
+    let meter = LoadMeter::start();
     std::thread::sleep(window);
-    let Some((t1, i1)) = sample() else {
-        return 0.0;
-    };
-    let ticks = rustix::param::clock_ticks_per_second() as f64;
-    let busy = (t1 - t0).saturating_sub(i1 - i0) as f64 / ticks;
-    busy / window.as_secs_f64()
+    meter.other_cores()
+}
+
+/// Busy and total clock ticks of the whole machine, from the aggregate `cpu` line of /proc/stat.
+fn machine_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let f: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is inside user).
+    let total: u64 = f.iter().take(8).sum();
+    let idle = f.get(3).copied().unwrap_or(0) + f.get(4).copied().unwrap_or(0);
+    Some((total - idle, total))
+}
+
+/// CPU ticks of this process and of its reaped children (utime, stime, cutime, cstime of
+/// /proc/self/stat).
+fn own_ticks() -> u64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let rest = s.rsplit_once(')')?.1.to_string();
+            Some(
+                rest.split_whitespace()
+                    .skip(11)
+                    .take(4)
+                    .filter_map(|x| x.parse::<u64>().ok())
+                    .sum(),
+            )
+        })
+        .unwrap_or(0)
+}
+
+/// Measures how much CPU other work on the machine used over a stretch of the bench: machine
+/// busy time minus this process's and its reaped children's. Noise the interleaving cannot
+/// cancel (it hits the contenders differently) shows up here, so the run can say so.
+pub struct LoadMeter {
+    at: std::time::Instant,
+    busy: u64,
+    own: u64,
+}
+
+impl LoadMeter {
+    pub fn start() -> LoadMeter {
+        LoadMeter {
+            at: std::time::Instant::now(),
+            busy: machine_ticks().map_or(0, |(b, _)| b),
+            own: own_ticks(),
+        }
+    }
+
+    /// Cores kept busy by other processes, on average, since `start`.
+    pub fn other_cores(&self) -> f64 {
+        let busy = machine_ticks()
+            .map_or(0, |(b, _)| b)
+            .saturating_sub(self.busy);
+        let own = own_ticks().saturating_sub(self.own);
+        let ticks = rustix::param::clock_ticks_per_second() as f64;
+        let wall = self.at.elapsed().as_secs_f64().max(1e-3);
+        (busy.saturating_sub(own) as f64 / ticks / wall).max(0.0)
+    }
+}
+
+/// Other work on the machine during one section.
+#[derive(Serialize)]
+pub struct OtherLoad {
+    pub section: String,
+    /// Cores kept busy by other processes, on average.
+    pub cores: f64,
 }
 
 /// The settings the run used.
@@ -394,6 +446,16 @@ pub struct TrackedRow {
     pub ended_by_sigterm: usize,
     pub ended_by_sigkill: usize,
     pub ended_otherwise: usize,
+    /// The control: the same pair with N extra descriptors open and no children.
+    pub fd_control: Option<FdControl>,
+}
+
+/// Latency with N descriptors open and no children (see `bench_measure::fd_control`).
+#[derive(Serialize)]
+pub struct FdControl {
+    pub open_fds: usize,
+    pub executor: ContenderResult,
+    pub floor: ContenderResult,
 }
 
 pub fn tracked_table(rows: &[TrackedRow], grace_ms: u128) -> Table {
@@ -413,6 +475,8 @@ pub fn tracked_table(rows: &[TrackedRow], grace_ms: u128) -> Table {
             "stop() -> run() returns",
             "TERM/KILL/other",
             "setup",
+            "control: exec",
+            "control: floor",
         ],
     );
     for r in rows {
@@ -434,8 +498,18 @@ pub fn tracked_table(rows: &[TrackedRow], grace_ms: u128) -> Table {
             } else {
                 fmt_ns(r.setup_ms * 1e6)
             },
+            r.fd_control
+                .as_ref()
+                .map_or("-".into(), |c| fmt_ns(c.executor.summary.median_ns)),
+            r.fd_control
+                .as_ref()
+                .map_or("-".into(), |c| fmt_ns(c.floor.summary.median_ns)),
         ]);
     }
+    t.note(
+        "control = the same spawn+wait with N extra descriptors open (as the N pidfds are) and no \
+         children: a vfork-style clone without CLONE_FILES copies the whole descriptor table",
+    );
     t
 }
 
