@@ -33,7 +33,15 @@ pub(super) struct ChildPlan<'a> {
     /// Signals whose disposition is not SIG_DFL in the parent (bit `n - 1` for signal `n`): the
     /// only ones the child must reset. All ones when unknown.
     pub(super) non_default_signals: u64,
+    /// `Some(top)` when the child was cloned with CLONE_FILES: it still shares the parent's
+    /// descriptor table and must first take a private copy of descriptors `0..=top` (the `stdio`
+    /// sources are all at most `top`) before touching any descriptor.
+    pub(super) shared_fd_table: Option<u32>,
 }
+
+/// The errno a Shared report carries, negated, when the child could not unshare its descriptor
+/// table (CLOSE_RANGE_UNSHARE needs Linux 5.9): the parent then retries without CLONE_FILES.
+pub(super) const UNSHARE_FAILED: i32 = i32::MIN;
 
 /// Highest signal number on Linux (SIGRTMAX).
 const NSIG: i32 = 64;
@@ -61,6 +69,24 @@ pub(super) unsafe fn exec_child(plan: &ChildPlan<'_>) -> ! {
 /// # Safety
 /// As [`exec_child`].
 unsafe fn prepare_and_exec(plan: &ChildPlan<'_>) -> i32 {
+    if let Some(top) = plan.shared_fd_table {
+        // Copies only descriptors below top + 1 into a private table (close_range(2): with
+        // CLOSE_RANGE_UNSHARE and last = ~0, the kernel unshares just the first `first` fds):
+        // the cost no longer grows with the number of fds the parent holds, e.g. one pidfd per
+        // tracked child. On failure nothing here may touch the table we share with the parent.
+        // SAFETY: close_range takes integers only.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_close_range,
+                top + 1,
+                u32::MAX,
+                libc::CLOSE_RANGE_UNSHARE,
+            )
+        };
+        if ret != 0 {
+            return UNSHARE_FAILED;
+        }
+    }
     for (target, &fd) in plan.stdio.iter().enumerate() {
         // SAFETY: the parent keeps `fd` open until the child has exec'd or exited.
         let fd = unsafe { BorrowedFd::borrow_raw(fd) };
@@ -73,7 +99,12 @@ unsafe fn prepare_and_exec(plan: &ChildPlan<'_>) -> i32 {
             return e.raw_os_error();
         }
     }
-    close_from_3(&plan.report);
+    match plan.shared_fd_table {
+        // Only 0..=top exist in the private table.
+        Some(top) if top >= 3 => close_range(3, top),
+        Some(_) => {}
+        None => close_from_3(&plan.report),
+    }
     reset_signals(plan.non_default_signals);
     // SAFETY: the plan's argv/envp are NUL-terminated arrays of C strings, alive in the parent.
     let errno =
@@ -97,22 +128,26 @@ fn close_from_3(report: &ExecErrorReport<'_>) {
         [(3, u32::MAX), (1, 0)]
     };
     for (first, last) in ranges {
-        if first > last {
-            continue;
+        if first <= last {
+            close_range(first, last);
         }
-        // SAFETY: close_range takes two integers and flags; it touches no memory of ours.
-        let ret = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
-        if ret != 0 {
-            // Before Linux 5.9, or under a seccomp filter that answers EPERM: close one by one
-            // up to the descriptor limit (bounded so a huge limit does not stall the child).
-            let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
-                .current
-                .unwrap_or(65536)
-                .min(65536) as u32;
-            for fd in first..=last.min(limit) {
-                // SAFETY: close of a descriptor number in our own (child) table.
-                unsafe { libc::syscall(libc::SYS_close, fd) };
-            }
+    }
+}
+
+/// Closes descriptors `first..=last`.
+fn close_range(first: u32, last: u32) {
+    // SAFETY: close_range takes two integers and flags; it touches no memory of ours.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
+    if ret != 0 {
+        // Before Linux 5.9, or under a seccomp filter that answers EPERM: close one by one up to
+        // the descriptor limit (bounded so a huge limit does not stall the child).
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+            .current
+            .unwrap_or(65536)
+            .min(65536) as u32;
+        for fd in first..=last.min(limit) {
+            // SAFETY: close of a descriptor number in our own (child) table.
+            unsafe { libc::syscall(libc::SYS_close, fd) };
         }
     }
 }

@@ -30,6 +30,7 @@ pub(super) fn spawn(
         envp,
         stdio: stdio.raw(),
         non_default_signals,
+        shared_fd_table: None,
         report: ExecErrorReport::Pipe(err_write.as_fd()),
     };
     let forked = {

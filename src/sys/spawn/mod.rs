@@ -95,6 +95,7 @@ pub(crate) struct Spawner {
     dispositions: super::SignalDispositions,
     posix: Option<posix_spawn::Attributes>,
     vfork_stack: Option<vfork::ChildStack>,
+    vfork_slots: Option<vfork::StdioSlots>,
 }
 
 impl Spawner {
@@ -104,6 +105,7 @@ impl Spawner {
             dispositions: super::SignalDispositions::new(),
             posix: None,
             vfork_stack: None,
+            vfork_slots: None,
         }
     }
 
@@ -138,9 +140,14 @@ impl Spawner {
                     Some(s) => s,
                     slot @ None => slot.insert(vfork::ChildStack::new().map_err(spawn_err)?),
                 };
+                if self.vfork_slots.is_none() {
+                    // Without slots (out of fds) the clone copies the whole table: slower, fine.
+                    self.vfork_slots = vfork::StdioSlots::new(stdio.stdin).ok();
+                }
                 let non_default = self.dispositions.non_default();
                 vfork::spawn(
                     stack,
+                    self.vfork_slots.as_mut(),
                     &command.path,
                     argv,
                     envp,

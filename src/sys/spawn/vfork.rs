@@ -6,13 +6,13 @@
 //! Other threads of the parent keep running; the child touches nothing of theirs.
 
 use std::ffi::CStr;
-use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use rustix::mm::{MapFlags, MprotectFlags, ProtFlags};
 use rustix::process::Pid;
 
-use super::child::{ChildPlan, ExecErrorReport, exec_child};
+use super::child::{ChildPlan, ExecErrorReport, UNSHARE_FAILED, exec_child};
 use super::{ChildStdio, SpawnFailure, Spawned};
 use crate::error::SpawnStage;
 use crate::sys::BlockAllSignals;
@@ -68,12 +68,144 @@ extern "C" fn child_entry(arg: *mut libc::c_void) -> libc::c_int {
     unsafe { exec_child(&*(arg as *const ChildPlan<'_>)) }
 }
 
+/// Three descriptors, at the lowest numbers free when they were made, that hold the child's
+/// stdin/stdout/stderr sources at spawn time.
+///
+/// The child is cloned with CLONE_FILES and takes a private copy of only the descriptors up to
+/// the highest slot (see `child.rs`), instead of the kernel copying the whole table: with one
+/// pidfd per tracked child, 10,000 children made every spawn copy and then close 10,000 fds.
+pub(super) struct StdioSlots {
+    slots: [OwnedFd; 3],
+    /// The descriptor each slot was last loaded from (to skip a dup3 when it has not changed).
+    mirrors: [RawFd; 3],
+    top: u32,
+}
+
+impl StdioSlots {
+    pub(super) fn new(fill: BorrowedFd<'_>) -> Result<StdioSlots, rustix::io::Errno> {
+        let dup = || rustix::io::fcntl_dupfd_cloexec(fill, 3);
+        let slots = [dup()?, dup()?, dup()?];
+        let top = slots.iter().map(|s| s.as_raw_fd()).max().unwrap_or(2) as u32;
+        Ok(StdioSlots {
+            mirrors: [fill.as_raw_fd(); 3],
+            slots,
+            top,
+        })
+    }
+
+    /// Makes each slot refer to the matching source (close-on-exec in the parent; the child's
+    /// dup2 onto 0-2 clears that).
+    fn load(&mut self, sources: [BorrowedFd<'_>; 3]) -> Result<(), rustix::io::Errno> {
+        for (i, source) in sources.into_iter().enumerate() {
+            if self.mirrors[i] != source.as_raw_fd() {
+                rustix::io::dup3(source, &mut self.slots[i], rustix::io::DupFlags::CLOEXEC)?;
+                self.mirrors[i] = source.as_raw_fd();
+            }
+        }
+        Ok(())
+    }
+
+    /// Points every slot back at `rest` (stdin's /dev/null), so that no slot keeps a pipe's write
+    /// end open (its reader would never see EOF).
+    fn release(&mut self, rest: BorrowedFd<'_>) {
+        for i in 0..3 {
+            if self.mirrors[i] != rest.as_raw_fd()
+                && rustix::io::dup3(rest, &mut self.slots[i], rustix::io::DupFlags::CLOEXEC).is_ok()
+            {
+                self.mirrors[i] = rest.as_raw_fd();
+            }
+        }
+    }
+
+    fn raw(&self) -> [i32; 3] {
+        [
+            self.slots[0].as_raw_fd(),
+            self.slots[1].as_raw_fd(),
+            self.slots[2].as_raw_fd(),
+        ]
+    }
+}
+
+/// False once a child failed to unshare its descriptor table (Linux before 5.9, or a seccomp
+/// filter): every later spawn clones without CLONE_FILES.
+static SHARE_FILES: AtomicBool = AtomicBool::new(true);
+
 pub(super) fn spawn(
     stack: &mut ChildStack,
+    slots: Option<&mut StdioSlots>,
     path: &CStr,
     argv: *const *const libc::c_char,
     envp: *const *const libc::c_char,
     stdio: &ChildStdio<'_>,
+    clone_pidfd: bool,
+    non_default_signals: u64,
+) -> Result<Spawned, SpawnFailure> {
+    let share = if SHARE_FILES.load(Ordering::Relaxed) {
+        slots
+    } else {
+        None
+    };
+    let Some(slots) = share else {
+        return clone_and_exec(
+            stack,
+            path,
+            argv,
+            envp,
+            stdio.raw(),
+            None,
+            clone_pidfd,
+            non_default_signals,
+        );
+    };
+    slots
+        .load([stdio.stdin, stdio.stdout, stdio.stderr])
+        .map_err(|e| SpawnFailure {
+            stage: SpawnStage::Spawn,
+            errno: e.raw_os_error(),
+        })?;
+    let result = clone_and_exec(
+        stack,
+        path,
+        argv,
+        envp,
+        slots.raw(),
+        Some(slots.top),
+        clone_pidfd,
+        non_default_signals,
+    );
+    slots.release(stdio.stdin);
+    match result {
+        Err(SpawnFailure {
+            errno: UNSHARE_FAILED,
+            ..
+        }) => {
+            SHARE_FILES.store(false, Ordering::Relaxed);
+            tracing::debug!(
+                "close_range(CLOSE_RANGE_UNSHARE) unavailable: vfork clones copy the fd table"
+            );
+            clone_and_exec(
+                stack,
+                path,
+                argv,
+                envp,
+                stdio.raw(),
+                None,
+                clone_pidfd,
+                non_default_signals,
+            )
+        }
+        other => other,
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // one call site per table mode; a struct would only rename them
+fn clone_and_exec(
+    stack: &mut ChildStack,
+    path: &CStr,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+    stdio: [i32; 3],
+    shared_fd_table: Option<u32>,
     clone_pidfd: bool,
     non_default_signals: u64,
 ) -> Result<Spawned, SpawnFailure> {
@@ -82,14 +214,18 @@ pub(super) fn spawn(
         path,
         argv,
         envp,
-        stdio: stdio.raw(),
+        stdio,
         non_default_signals,
+        shared_fd_table,
         report: ExecErrorReport::Shared(&exec_errno),
     };
     let mut pidfd: libc::c_int = -1;
     let mut flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD;
     if clone_pidfd {
         flags |= libc::CLONE_PIDFD;
+    }
+    if shared_fd_table.is_some() {
+        flags |= libc::CLONE_FILES;
     }
     let ret = {
         let _blocked = BlockAllSignals::new();
@@ -126,10 +262,12 @@ pub(super) fn spawn(
     let errno = exec_errno.load(Ordering::Acquire);
     if errno != 0 {
         super::reap_failed_child(pid);
-        return Err(SpawnFailure {
-            stage: SpawnStage::Exec,
-            errno,
-        });
+        let stage = if errno == UNSHARE_FAILED {
+            SpawnStage::Spawn
+        } else {
+            SpawnStage::Exec
+        };
+        return Err(SpawnFailure { stage, errno });
     }
     let Some(pidfd) = pidfd else {
         return Ok(Spawned { pid, pidfd: None });
