@@ -3,33 +3,26 @@
 //! The child only runs [`child::exec_child`]: raw syscalls, exec errno written to a close-on-exec
 //! pipe. A read of 0 bytes from that pipe means the exec succeeded (the pipe closed on exec).
 
-use std::ffi::CStr;
 use std::os::fd::AsFd;
 
 use crate::sys::raw_runtime::Fork;
 
 use super::child::{ChildPlan, ExecErrorReport, exec_child};
-use super::{ChildStdio, SpawnFailure, Spawned, reap_failed_child};
+use super::{ChildStdio, Exec, SpawnFailure, Spawned, reap_failed_child};
 use crate::error::SpawnStage;
 use crate::sys::BlockAllSignals;
 
-pub(super) fn spawn(
-    path: &CStr,
-    argv: *const *const libc::c_char,
-    envp: *const *const libc::c_char,
-    stdio: &ChildStdio<'_>,
-    non_default_signals: u64,
-) -> Result<Spawned, SpawnFailure> {
+pub(super) fn spawn(exec: &Exec<'_>, stdio: &ChildStdio<'_>) -> Result<Spawned, SpawnFailure> {
     let (err_read, err_write) = crate::sys::pipe().map_err(|e| SpawnFailure {
         stage: SpawnStage::Pipe,
         errno: e.raw_os_error(),
     })?;
     let plan = ChildPlan {
-        path,
-        argv,
-        envp,
+        path: exec.path,
+        argv: exec.argv,
+        envp: exec.envp,
         stdio: stdio.raw(),
-        non_default_signals,
+        non_default_signals: exec.non_default_signals,
         shared_fd_table: None,
         report: ExecErrorReport::Pipe(err_write.as_fd()),
     };

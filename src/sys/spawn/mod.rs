@@ -75,6 +75,15 @@ impl ChildStdio<'_> {
     }
 }
 
+/// What to execute, prepared before the fork: the fork and vfork children read only this.
+pub(super) struct Exec<'a> {
+    pub(super) path: &'a std::ffi::CStr,
+    pub(super) argv: *const *const libc::c_char,
+    pub(super) envp: *const *const libc::c_char,
+    /// Signals the child must reset (bit `n - 1` for signal `n`).
+    pub(super) non_default_signals: u64,
+}
+
 /// A child that was started: its pid and, from the Vfork backend, its pidfd.
 pub(crate) struct Spawned {
     pub(crate) pid: Pid,
@@ -132,8 +141,13 @@ impl Spawner {
                 posix_spawn::spawn(attrs, &command.path, argv, envp, stdio)
             }
             SpawnBackend::Fork => {
-                let non_default = self.dispositions.non_default();
-                fork::spawn(&command.path, argv, envp, stdio, non_default)
+                let exec = Exec {
+                    path: &command.path,
+                    argv,
+                    envp,
+                    non_default_signals: self.dispositions.non_default(),
+                };
+                fork::spawn(&exec, stdio)
             }
             SpawnBackend::Vfork => {
                 let stack = match &mut self.vfork_stack {
@@ -144,17 +158,13 @@ impl Spawner {
                     // Without slots (out of fds) the clone copies the whole table: slower, fine.
                     self.vfork_slots = vfork::StdioSlots::new(stdio.stdin).ok();
                 }
-                let non_default = self.dispositions.non_default();
-                vfork::spawn(
-                    stack,
-                    self.vfork_slots.as_mut(),
-                    &command.path,
+                let exec = Exec {
+                    path: &command.path,
                     argv,
                     envp,
-                    stdio,
-                    clone_pidfd,
-                    non_default,
-                )
+                    non_default_signals: self.dispositions.non_default(),
+                };
+                vfork::spawn(stack, self.vfork_slots.as_mut(), &exec, stdio, clone_pidfd)
             }
         }
     }

@@ -5,7 +5,6 @@
 //! kernel writes the pidfd atomically with the clone: the child is never running untracked.
 //! Other threads of the parent keep running; the child touches nothing of theirs.
 
-use std::ffi::CStr;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
@@ -13,7 +12,7 @@ use rustix::mm::{MapFlags, MprotectFlags, ProtFlags};
 use rustix::process::Pid;
 
 use super::child::{ChildPlan, ExecErrorReport, UNSHARE_FAILED, exec_child};
-use super::{ChildStdio, SpawnFailure, Spawned};
+use super::{ChildStdio, Exec, SpawnFailure, Spawned};
 use crate::error::SpawnStage;
 use crate::sys::BlockAllSignals;
 
@@ -133,12 +132,9 @@ static SHARE_FILES: AtomicBool = AtomicBool::new(true);
 pub(super) fn spawn(
     stack: &mut ChildStack,
     slots: Option<&mut StdioSlots>,
-    path: &CStr,
-    argv: *const *const libc::c_char,
-    envp: *const *const libc::c_char,
+    exec: &Exec<'_>,
     stdio: &ChildStdio<'_>,
     clone_pidfd: bool,
-    non_default_signals: u64,
 ) -> Result<Spawned, SpawnFailure> {
     let share = if SHARE_FILES.load(Ordering::Relaxed) {
         slots
@@ -146,16 +142,7 @@ pub(super) fn spawn(
         None
     };
     let Some(slots) = share else {
-        return clone_and_exec(
-            stack,
-            path,
-            argv,
-            envp,
-            stdio.raw(),
-            None,
-            clone_pidfd,
-            non_default_signals,
-        );
+        return clone_and_exec(stack, exec, stdio.raw(), None, clone_pidfd);
     };
     slots
         .load([stdio.stdin, stdio.stdout, stdio.stderr])
@@ -163,16 +150,7 @@ pub(super) fn spawn(
             stage: SpawnStage::Spawn,
             errno: e.raw_os_error(),
         })?;
-    let result = clone_and_exec(
-        stack,
-        path,
-        argv,
-        envp,
-        slots.raw(),
-        Some(slots.top),
-        clone_pidfd,
-        non_default_signals,
-    );
+    let result = clone_and_exec(stack, exec, slots.raw(), Some(slots.top), clone_pidfd);
     slots.release(stdio.stdin);
     match result {
         Err(SpawnFailure {
@@ -183,39 +161,26 @@ pub(super) fn spawn(
             tracing::debug!(
                 "close_range(CLOSE_RANGE_UNSHARE) unavailable: vfork clones copy the fd table"
             );
-            clone_and_exec(
-                stack,
-                path,
-                argv,
-                envp,
-                stdio.raw(),
-                None,
-                clone_pidfd,
-                non_default_signals,
-            )
+            clone_and_exec(stack, exec, stdio.raw(), None, clone_pidfd)
         }
         other => other,
     }
 }
 
-#[allow(clippy::too_many_arguments)] // one call site per table mode; a struct would only rename them
 fn clone_and_exec(
     stack: &mut ChildStack,
-    path: &CStr,
-    argv: *const *const libc::c_char,
-    envp: *const *const libc::c_char,
+    exec: &Exec<'_>,
     stdio: [i32; 3],
     shared_fd_table: Option<u32>,
     clone_pidfd: bool,
-    non_default_signals: u64,
 ) -> Result<Spawned, SpawnFailure> {
     let exec_errno = AtomicI32::new(0);
     let plan = ChildPlan {
-        path,
-        argv,
-        envp,
+        path: exec.path,
+        argv: exec.argv,
+        envp: exec.envp,
         stdio,
-        non_default_signals,
+        non_default_signals: exec.non_default_signals,
         shared_fd_table,
         report: ExecErrorReport::Shared(&exec_errno),
     };
