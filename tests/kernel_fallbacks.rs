@@ -1,9 +1,11 @@
-//! Issue 6: on a kernel without pidfds, `ChildWatch::Auto` must pick the SIGCHLD path and the
-//! executor must still spawn, wait, kill and stop.
+//! Older kernels and seccomp sandboxes, simulated with a seccomp filter that makes one syscall
+//! fail. The filter is permanent, so each test re-executes this test binary and runs its body in
+//! that child process.
 //!
-//! A kernel without pidfd_open is simulated with a seccomp filter that answers ENOSYS to it. The
-//! filter is process-wide and permanent, so the test re-executes this test binary and runs the
-//! body in that child process.
+//! - no `pidfd_open` (ENOSYS, Linux < 5.3; issue 6): `ChildWatch::Auto` must pick the SIGCHLD
+//!   path and the executor must still spawn, wait, kill and stop;
+//! - no `close_range` (EPERM, as Docker's default profile answers): every backend must still give
+//!   the child fds 0, 1, 2 only (the Vfork backend then clones without CLONE_FILES).
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::Command;
@@ -14,8 +16,8 @@ use napix_executor::{ChildWatch, Executor, SpawnBackend};
 
 const CHILD_ENV: &str = "NAPIX_TEST_NO_PIDFD_CHILD";
 
-/// Makes `pidfd_open` fail with ENOSYS for this thread and the threads it starts from now on.
-fn deny_pidfd_open() {
+/// Makes syscall `nr` fail with `errno` for this thread and the threads it starts from now on.
+fn deny(nr: libc::c_long, errno: i32) {
     const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
     const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
     const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
@@ -29,8 +31,8 @@ fn deny_pidfd_open() {
         insn(jeq_k, 1, 0, AUDIT_ARCH_X86_64),
         insn(ret_k, 0, 0, SECCOMP_RET_ALLOW),
         insn(ld_w_abs, 0, 0, 0),
-        insn(jeq_k, 0, 1, libc::SYS_pidfd_open as u32),
-        insn(ret_k, 0, 0, SECCOMP_RET_ERRNO | libc::ENOSYS as u32),
+        insn(jeq_k, 0, 1, nr as u32),
+        insn(ret_k, 0, 0, SECCOMP_RET_ERRNO | errno as u32),
         insn(ret_k, 0, 0, SECCOMP_RET_ALLOW),
     ];
     let prog = libc::sock_fprog {
@@ -54,8 +56,8 @@ fn deny_pidfd_open() {
     }
 }
 
-fn body() {
-    deny_pidfd_open();
+fn no_pidfd_body() {
+    deny(libc::SYS_pidfd_open, libc::ENOSYS);
     // SAFETY: pidfd_open with integer arguments; the filter must answer ENOSYS.
     let probe = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) };
     assert_eq!(probe, -1);
@@ -154,5 +156,57 @@ fn in_own_process(name: &str, body: fn()) {
 
 #[test]
 fn auto_picks_the_signal_path_when_pidfd_open_is_enosys() {
-    in_own_process("auto_picks_the_signal_path_when_pidfd_open_is_enosys", body);
+    in_own_process(
+        "auto_picks_the_signal_path_when_pidfd_open_is_enosys",
+        no_pidfd_body,
+    );
+}
+
+fn no_close_range_body() {
+    deny(libc::SYS_close_range, libc::EPERM);
+    // An fd without CLOEXEC that the child must not inherit.
+    // SAFETY: dup of stdin-or-whatever fd 2; the result is closed at the end.
+    let leaked = unsafe { libc::dup(2) };
+    assert!(leaked > 2);
+    for backend in SpawnBackend::ALL {
+        let ex = Arc::new(
+            Executor::builder()
+                .backend(backend)
+                .kill_grace(Duration::from_millis(300))
+                .build()
+                .expect("build"),
+        );
+        let runner = {
+            let ex = ex.clone();
+            std::thread::spawn(move || ex.run())
+        };
+        for _ in 0..3 {
+            let h = ex
+                .create_process(&["ls", "/proc/self/fd"], false)
+                .expect("spawn ls");
+            let mut out = String::new();
+            std::io::Read::read_to_string(&mut h.take_stdout().expect("stdout"), &mut out)
+                .expect("read");
+            assert_eq!(
+                h.wait_timeout(Duration::from_secs(10))
+                    .and_then(|s| s.code()),
+                Some(0)
+            );
+            // ls lists 0, 1, 2 and the directory fd it opened itself (3).
+            let fds: Vec<&str> = out.split_whitespace().collect();
+            assert_eq!(fds, ["0", "1", "2", "3"], "{backend:?}: child fds {fds:?}");
+        }
+        ex.stop();
+        runner.join().expect("run thread").expect("run()");
+    }
+    // SAFETY: closes the fd dup'ed above.
+    unsafe { libc::close(leaked) };
+}
+
+#[test]
+fn only_std_fds_when_close_range_is_denied() {
+    in_own_process(
+        "only_std_fds_when_close_range_is_denied",
+        no_close_range_body,
+    );
 }
