@@ -63,7 +63,15 @@ struct Reactor<'a> {
 struct SigchldSource {
     fd: Option<std::os::fd::OwnedFd>,
     handler: Option<signal_hook::SigId>,
+    /// When the next look at every child is due (while children are tracked).
+    check_at: Option<Instant>,
+    /// Set once the handler was found displaced while running.
+    forced_poll: bool,
 }
+
+/// With a SIGCHLD handler, how often to look at every child anyway: if the host sets SIGCHLD to
+/// SIG_IGN while we run, the kernel reaps our children itself and no signal ever comes.
+const HANDLER_SAFETY_CHECK: Duration = Duration::from_secs(5);
 
 impl SigchldSource {
     fn new() -> io::Result<SigchldSource> {
@@ -72,6 +80,8 @@ impl SigchldSource {
             return Ok(SigchldSource {
                 fd: Some(crate::sys::signalfd_sigchld()?),
                 handler: None,
+                check_at: None,
+                forced_poll: false,
             });
         }
         if crate::sys::sigchld_disposition() == SigchldDisposition::Ignored {
@@ -80,10 +90,14 @@ impl SigchldSource {
         }
         let (read, write) = std::os::unix::net::UnixStream::pair()?;
         read.set_nonblocking(true)?;
+        // Both ends above fd 2: the host may have closed its stdio.
+        let write = std::os::unix::net::UnixStream::from(crate::sys::above_stdio(write.into())?);
         let handler = signal_hook::low_level::pipe::register(libc::SIGCHLD, write)?;
         let source = SigchldSource {
             fd: Some(crate::sys::above_stdio(read.into())?),
             handler: Some(handler),
+            check_at: None,
+            forced_poll: false,
         };
         // signal-hook installs its OS handler once per process; if the host reset SIGCHLD since,
         // our action is registered but never called.
@@ -98,11 +112,48 @@ impl SigchldSource {
         SigchldSource {
             fd: None,
             handler: None,
+            check_at: None,
+            forced_poll: false,
         }
     }
 
     fn polls(&self) -> bool {
-        self.fd.is_none()
+        self.fd.is_none() || self.forced_poll
+    }
+
+    /// When the loop must next look at every child without being told (None: no need).
+    fn next_check(&mut self, now: Instant, tracking: bool) -> Option<Instant> {
+        if !tracking {
+            self.check_at = None;
+            return None;
+        }
+        if self.polls() {
+            return Some(now + RETRY_REAP);
+        }
+        // A signalfd cannot be displaced; only a handler needs the periodic look.
+        self.handler.as_ref()?;
+        Some(*self.check_at.get_or_insert(now + HANDLER_SAFETY_CHECK))
+    }
+
+    /// Whether the timer that just fired was (also) for a look at every child. With a handler,
+    /// also switches to polling if the host set SIGCHLD to SIG_IGN meanwhile.
+    fn check_due(&mut self, now: Instant) -> bool {
+        if self.polls() {
+            return true;
+        }
+        match self.check_at {
+            Some(at) if at <= now => {
+                self.check_at = None;
+                if crate::sys::sigchld_disposition() == crate::sys::SigchldDisposition::Ignored {
+                    warn!("SIGCHLD now ignored by the host: polling children every 10 ms");
+                    // Keep the socket open: the handler still writes to it (a closed peer would
+                    // raise SIGPIPE inside the signal handler).
+                    self.forced_poll = true;
+                }
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Empties the source so level-triggered epoll stops reporting it.
@@ -232,13 +283,16 @@ impl Reactor<'_> {
                     signal,
                     reply,
                 } => {
-                    // Still in the table means not reaped: the pid is still this child's.
+                    // Still in the table and running means not reaped: the pid is still ours.
                     let tracked = self.shared.table().get(state.serial).is_some();
-                    reply.fulfil(if tracked {
-                        state.signal(signal)
+                    if tracked && still_ours(&state) {
+                        reply.fulfil(state.signal(signal));
                     } else {
-                        Err(io::Error::from_raw_os_error(libc::ESRCH))
-                    });
+                        if tracked {
+                            self.try_reap(&state);
+                        }
+                        reply.fulfil(Err(io::Error::from_raw_os_error(libc::ESRCH)));
+                    }
                 }
                 Message::Wake => {}
             }
@@ -388,7 +442,8 @@ impl Reactor<'_> {
             state: state.clone(),
             kill_deadline: None,
         });
-        if self.sigchld.as_ref().is_some_and(|s| s.polls()) {
+        if self.sigchld.is_some() {
+            // Without pidfds the timer may have to watch this child too (see SigchldSource).
             self.rearm(Instant::now());
         }
         Ok(ExecHandle::new(
@@ -474,10 +529,25 @@ impl Reactor<'_> {
     /// The kill escalation for one child, unless it is already under way.
     fn start_kill(&mut self, state: &ProcState, now: Instant) {
         let shared = self.shared;
+        let mut gone = Vec::new();
         if let Some(entry) = shared.table().get_mut(state.serial) {
-            escalate(entry, &mut self.escalations, now, shared.config.kill_grace);
+            escalate(
+                entry,
+                &mut self.escalations,
+                now,
+                shared.config.kill_grace,
+                &mut gone,
+            );
         }
+        self.reap_all(gone);
         self.rearm(now);
+    }
+
+    /// Reaps (or, if the kernel already did, finishes as lost) children found exited.
+    fn reap_all(&mut self, states: Vec<Arc<ProcState>>) {
+        for state in states {
+            self.try_reap(&state);
+        }
     }
 
     /// stop() was called: refuse what is queued, escalate every child at the same instant.
@@ -488,10 +558,18 @@ impl Reactor<'_> {
         let now = Instant::now();
         let mut table = shared.table();
         info!(children = table.len(), "stopping");
+        let mut gone = Vec::new();
         for entry in table.entries_mut() {
-            escalate(entry, &mut self.escalations, now, shared.config.kill_grace);
+            escalate(
+                entry,
+                &mut self.escalations,
+                now,
+                shared.config.kill_grace,
+                &mut gone,
+            );
         }
         drop(table);
+        self.reap_all(gone);
         self.rearm(now);
     }
 
@@ -500,25 +578,33 @@ impl Reactor<'_> {
         let _ = rustix::io::read(&self.shared.timer, &mut buf);
         self.armed = None;
         let now = Instant::now();
+        let mut gone = Vec::new();
         {
             let table = self.shared.table();
             for (deadline, serial) in self.escalations.take_due(now) {
                 if let Some(entry) = table.get(serial)
                     && entry.kill_deadline == Some(deadline)
                 {
-                    let _ = entry.state.signal(libc::SIGKILL);
-                    info!(pid = entry.state.pid, "grace over: SIGKILL sent");
+                    if still_ours(&entry.state) {
+                        let _ = entry.state.signal(libc::SIGKILL);
+                        info!(pid = entry.state.pid, "grace over: SIGKILL sent");
+                    } else {
+                        gone.push(entry.state.clone());
+                    }
                 }
             }
         }
-        if self.sigchld.as_ref().is_some_and(|s| s.polls()) {
+        self.reap_all(gone);
+        if let Some(source) = &mut self.sigchld
+            && source.check_due(now)
+        {
             self.on_sigchld();
         }
         self.orphans.retain(|&pid| !reap_nohang(pid));
-        let stalled = std::mem::take(&mut self.stalled);
-        for state in stalled {
-            if self.shared.table().get(state.serial).is_some() && !self.try_reap(&state) {
-                // try_reap put it back on the stalled list.
+        // try_reap puts those still without a status back on the list.
+        for state in std::mem::take(&mut self.stalled) {
+            if self.shared.table().get(state.serial).is_some() {
+                self.try_reap(&state);
             }
         }
         self.rearm(now);
@@ -527,9 +613,15 @@ impl Reactor<'_> {
     /// Arms the timer to the earliest pending deadline (or the reap retry), disarms it if none.
     fn rearm(&mut self, now: Instant) {
         let mut next = self.escalations.next_deadline();
-        let polling =
-            self.sigchld.as_ref().is_some_and(|s| s.polls()) && !self.shared.table().is_empty();
-        if polling || !self.orphans.is_empty() || !self.stalled.is_empty() {
+        let tracking = !self.shared.table().is_empty();
+        if let Some(check) = self
+            .sigchld
+            .as_mut()
+            .and_then(|s| s.next_check(now, tracking))
+        {
+            next = Some(next.map_or(check, |n| n.min(check)));
+        }
+        if !self.orphans.is_empty() || !self.stalled.is_empty() {
             let retry = now + RETRY_REAP;
             next = Some(next.map_or(retry, |n| n.min(retry)));
         }
@@ -561,8 +653,19 @@ impl Reactor<'_> {
 }
 
 /// SIGTERM (and SIGCONT, so a stopped child acts on it) now; SIGKILL due after `grace`.
-fn escalate(entry: &mut Entry, escalations: &mut Escalations, now: Instant, grace: Duration) {
+/// A child found already exited (or reaped by the kernel) is put in `gone` instead.
+fn escalate(
+    entry: &mut Entry,
+    escalations: &mut Escalations,
+    now: Instant,
+    grace: Duration,
+    gone: &mut Vec<Arc<ProcState>>,
+) {
     if entry.kill_deadline.is_some() {
+        return;
+    }
+    if !still_ours(&entry.state) {
+        gone.push(entry.state.clone());
         return;
     }
     let _ = entry.state.signal(libc::SIGTERM);
@@ -593,6 +696,18 @@ fn reap_nohang(pid: Pid) -> bool {
         Err(Errno::INTR) => false,
         Err(_) => true,
     }
+}
+
+/// Whether a child may be signalled: always through a pidfd; by pid only while the child is
+/// running and unreaped. Without a pidfd the kernel may have reaped it behind our back (the host
+/// set SIGCHLD to SIG_IGN while we ran), and its pid may then be a stranger's: ask the kernel first
+/// (`waitid(WNOWAIT)` leaves a zombie in place). An exited child is reaped by the caller instead.
+fn still_ours(state: &ProcState) -> bool {
+    if state.pidfd.is_some() {
+        return true;
+    }
+    let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
+    matches!(waitid(WaitId::Pid(state.os_pid), options), Ok(None))
 }
 
 /// How to name `state`'s child to waitid: by pidfd when it has one, else by pid.

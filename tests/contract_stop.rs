@@ -11,7 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
-use napix_executor::{Executor, SpawnBackend, SpawnError};
+use napix_executor::{SpawnBackend, SpawnError};
 
 const LONG: Duration = Duration::from_secs(10);
 

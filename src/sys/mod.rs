@@ -300,7 +300,10 @@ impl SignalDispositions {
         SignalDispositions {
             // Not /proc/thread-self: dispositions are per process, and the reader may be any
             // thread that owns this (the executor's, or a direct spawner's).
-            status: std::fs::File::open("/proc/self/status").ok(),
+            status: std::fs::File::open("/proc/self/status")
+                .and_then(|f| above_stdio(f.into()))
+                .map(std::fs::File::from)
+                .ok(),
             buf: Vec::new(),
         }
     }

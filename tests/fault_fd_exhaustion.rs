@@ -1,0 +1,234 @@
+//! Fault: the process runs out of descriptors (RLIMIT_NOFILE lowered so that only 0..6 numbers
+//! are free), so `pipe2`, `clone(CLONE_PIDFD)`, the Fork backend's error pipe or `pidfd_open`
+//! fails in the middle of a spawn.
+//!
+//! Expected, for every backend and both child-watch modes, with and without pipes: either a
+//! process (when enough descriptors were free) or `SpawnError::ResourceExhausted` with `EMFILE`;
+//! after a failure nothing is half-registered (`running()` is empty, no child of ours is left,
+//! alive or zombie, once the executor reaped what it had to kill) and not one descriptor leaked;
+//! once the limit is back the same executor spawns and captures output as before.
+//!
+//! It changes a process-wide limit, so it is the only test of this file (its own process).
+
+mod fault_support;
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::os::unix::process::ExitStatusExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fault_support::{Running, assert_no_children, kill_within, procfs, status_within, wait_until};
+use napix_executor::{ChildWatch, Executor, SpawnBackend, SpawnError, SpawnStage};
+
+const GRACE: Duration = Duration::from_millis(200);
+
+/// Restores the soft RLIMIT_NOFILE when dropped (also when an assertion fails meanwhile).
+struct NofileLimit {
+    saved: libc::rlimit,
+}
+
+impl NofileLimit {
+    fn lower_to(soft: u64) -> NofileLimit {
+        let saved = get_nofile();
+        set_nofile(libc::rlimit {
+            rlim_cur: soft,
+            rlim_max: saved.rlim_max,
+        });
+        NofileLimit { saved }
+    }
+}
+
+impl Drop for NofileLimit {
+    fn drop(&mut self) {
+        set_nofile(self.saved);
+    }
+}
+
+fn get_nofile() -> libc::rlimit {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct we pass.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    assert_eq!(rc, 0, "getrlimit: {}", std::io::Error::last_os_error());
+    lim
+}
+
+fn set_nofile(lim: libc::rlimit) {
+    // SAFETY: setrlimit reads the struct we pass.
+    let rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
+    assert_eq!(rc, 0, "setrlimit: {}", std::io::Error::last_os_error());
+}
+
+/// The soft limit that leaves exactly `free` descriptor numbers available: a new descriptor
+/// takes the lowest free number, and fails with EMFILE when that number is not below the limit.
+fn limit_leaving(free: usize) -> u64 {
+    let open: HashSet<i32> = procfs::fds().into_iter().collect();
+    let mut seen = 0;
+    let mut n = 0;
+    loop {
+        if !open.contains(&n) {
+            if seen == free {
+                return n as u64;
+            }
+            seen += 1;
+        }
+        n += 1;
+    }
+}
+
+#[derive(Debug)]
+struct Outcome {
+    backend: SpawnBackend,
+    watch: ChildWatch,
+    discard: bool,
+    free: usize,
+    result: Result<(), (SpawnStage, i32)>,
+}
+
+#[test]
+fn emfile_during_spawn_is_an_error_and_leaves_nothing_behind() {
+    let mut outcomes = Vec::new();
+    for watch in [ChildWatch::Pidfd, ChildWatch::Signal] {
+        for backend in SpawnBackend::ALL {
+            let ex = Executor::builder()
+                .backend(backend)
+                .kill_grace(GRACE)
+                .child_watch(watch)
+                .build()
+                .expect("build executor");
+            let mut r = Running::with(Arc::new(ex), GRACE);
+            // Warm up: the loop's per-thread spawn state and the SIGCHLD source exist now, so any
+            // descriptor that appears later is the spawn's.
+            let warm = r.spawn(&["/bin/echo", "warm"], false);
+            let mut out = String::new();
+            warm.take_stdout()
+                .unwrap()
+                .read_to_string(&mut out)
+                .unwrap();
+            assert_eq!(
+                status_within(&warm, Duration::from_secs(10)).code(),
+                Some(0)
+            );
+            drop(warm);
+
+            for discard in [true, false] {
+                for free in 0..=7 {
+                    outcomes.push(attempt(&r, backend, watch, discard, free));
+                }
+            }
+
+            // The limit is back: the same executor serves as before.
+            let h = r.spawn(&["sh", "-c", "echo back; echo err >&2"], false);
+            let mut out = String::new();
+            h.take_stdout().unwrap().read_to_string(&mut out).unwrap();
+            let mut err = String::new();
+            h.take_stderr().unwrap().read_to_string(&mut err).unwrap();
+            assert_eq!((out.as_str(), err.as_str()), ("back\n", "err\n"));
+            assert_eq!(status_within(&h, Duration::from_secs(10)).code(), Some(0));
+            assert!(r.ex.running().is_empty());
+            r.stop_and_join();
+        }
+    }
+    for o in &outcomes {
+        eprintln!(
+            "{:>11} {:?} discard={:<5} free={}: {:?}",
+            o.backend.name(),
+            o.watch,
+            o.discard,
+            o.free,
+            o.result
+        );
+    }
+    for o in &outcomes {
+        // No descriptor at all: with pidfds nothing can be tracked; with pipes nothing can start.
+        if o.free == 0 && (o.watch == ChildWatch::Pidfd || !o.discard) {
+            assert!(o.result.is_err(), "{o:?}: succeeded without a descriptor");
+        }
+        // One free number: a pipe needs two.
+        if o.free == 1 && !o.discard {
+            assert_eq!(o.result, Err((SpawnStage::Pipe, libc::EMFILE)), "{o:?}");
+        }
+        // Seven free numbers are enough for everything (two pipes, an error pipe, a pidfd).
+        if o.free == 7 {
+            assert!(o.result.is_ok(), "{o:?}: failed with enough descriptors");
+        }
+    }
+    // The interesting stages were all reached somewhere.
+    let mut stages: Vec<SpawnStage> = Vec::new();
+    for (stage, _) in outcomes.iter().filter_map(|o| o.result.err()) {
+        if !stages.contains(&stage) {
+            stages.push(stage);
+        }
+    }
+    eprintln!("failing stages seen: {stages:?}");
+    assert!(stages.contains(&SpawnStage::Pipe));
+}
+
+fn attempt(
+    r: &Running,
+    backend: SpawnBackend,
+    watch: ChildWatch,
+    discard: bool,
+    free: usize,
+) -> Outcome {
+    let fds_before = procfs::fds();
+    let result = {
+        let _limit = NofileLimit::lower_to(limit_leaving(free));
+        // Called on this thread: a helper thread needs no descriptor, but keep it simple.
+        r.ex.create_process(&["sleep", "30"], discard)
+    };
+    let what = format!("{} {watch:?} discard={discard} free={free}", backend.name());
+    let result = match result {
+        Ok(h) => {
+            let h = Arc::new(h);
+            assert!(
+                r.ex.running().iter().any(|p| p.pid == h.pid()),
+                "{what}: spawned pid {} is not in running()",
+                h.pid()
+            );
+            assert_eq!(h.take_stdout().is_some(), !discard);
+            let status = kill_within(&h, GRACE + Duration::from_secs(10));
+            assert_eq!(status.signal(), Some(libc::SIGTERM), "{what}");
+            Ok(())
+        }
+        Err(SpawnError::ResourceExhausted {
+            program,
+            stage,
+            errno,
+        }) => {
+            assert_eq!(program, "sleep");
+            assert_eq!(errno, libc::EMFILE, "{what}: stage {stage:?}");
+            Err((stage, errno))
+        }
+        Err(e) => panic!("{what}: expected ResourceExhausted/EMFILE or a process, got {e:?}"),
+    };
+    // Nothing half-registered: the table is empty, a child that was started and could not be
+    // tracked has been killed and reaped, and every descriptor of the attempt is closed.
+    assert!(
+        r.ex.running().is_empty(),
+        "{what}: running() = {:?}",
+        r.ex.running()
+    );
+    assert_no_children(Duration::from_secs(5));
+    // The executor thread may still hold the child's state (and so its pidfd) for a moment
+    // after the status was published.
+    wait_until(Duration::from_secs(5), || procfs::fds() == fds_before);
+    let fds_after = procfs::fds();
+    assert_eq!(
+        fds_before,
+        fds_after,
+        "{what} ({result:?}): descriptors leaked: before [{}] after [{}]",
+        procfs::describe_fds(&fds_before),
+        procfs::describe_fds(&fds_after)
+    );
+    Outcome {
+        backend,
+        watch,
+        discard,
+        free,
+        result,
+    }
+}

@@ -1,0 +1,220 @@
+//! Fault: the host set SIGCHLD to SIG_IGN before the executor started, so the kernel reaps
+//! children by itself (no zombie, `waitid` says ECHILD).
+//!
+//! What the executor reports then (documented in the crate docs, "Caveats"): with pidfds the exit
+//! is still seen (the pidfd turns readable) but the status is gone, so every child ends with
+//! **exit code 255 and `status_lost() == true`**, whether it exited, was killed or was
+//! signalled. Checked here for every backend: no hang (every status arrives, `kill()` returns,
+//! `stop()` lets `run()` return), no panic, no busy loop (the process uses almost no CPU while it
+//! waits), exec failures are still errors, quick children still give handles.
+//!
+//! With `ChildWatch::Signal` the executor installs its own SIGCHLD handler (signal-hook), which
+//! replaces SIG_IGN for good (the kernel then no longer reaps by itself, for the host's other
+//! children too): statuses are real again. That is checked too, and the disposition the host finds
+//! afterwards is printed. (If the host sets SIG_IGN again *after* that handler was installed, a
+//! Signal-mode executor never hears of an exit: see `fault_sigchld_reignored.rs`.)
+//!
+//! It changes a process-wide disposition, so it is the only test of this file.
+
+mod fault_support;
+
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fault_support::{Running, cpu_time, kill_within, status_within};
+use napix_executor::direct::Prepared;
+use napix_executor::{ChildWatch, Executor, SpawnBackend, SpawnError};
+
+const GRACE: Duration = Duration::from_millis(200);
+const LIMIT: Duration = Duration::from_secs(10);
+
+/// Sets SIGCHLD's disposition; restores the previous one when dropped.
+struct SigchldDisposition {
+    old: libc::sighandler_t,
+}
+
+impl SigchldDisposition {
+    fn set(handler: libc::sighandler_t) -> SigchldDisposition {
+        // SAFETY: signal() with SIG_IGN/SIG_DFL installs no Rust code as a handler.
+        let old = unsafe { libc::signal(libc::SIGCHLD, handler) };
+        assert_ne!(old, libc::SIG_ERR);
+        SigchldDisposition { old }
+    }
+}
+
+impl Drop for SigchldDisposition {
+    fn drop(&mut self) {
+        // SAFETY: puts back the disposition signal() returned.
+        unsafe { libc::signal(libc::SIGCHLD, self.old) };
+    }
+}
+
+fn current_disposition() -> libc::sighandler_t {
+    // SAFETY: sigaction with a null new action only reads the current one into `old`.
+    unsafe {
+        let mut old = std::mem::zeroed::<libc::sigaction>();
+        libc::sigaction(libc::SIGCHLD, std::ptr::null(), &mut old);
+        old.sa_sigaction
+    }
+}
+
+fn lost(s: ExitStatus) -> bool {
+    s.code() == Some(255)
+}
+
+#[test]
+fn sigchld_ignored_statuses_are_lost_but_nothing_hangs() {
+    let _ign = SigchldDisposition::set(libc::SIG_IGN);
+
+    // The direct API, too, returns instead of waiting forever: the kernel took the status.
+    let direct = Prepared::new(&["/bin/true"]).unwrap();
+    for backend in SpawnBackend::ALL {
+        let child = direct.spawn(backend).expect("direct spawn");
+        let waited = fault_support::bounded(LIMIT, "DirectChild::wait", move || child.wait());
+        match waited {
+            Err(e) => assert_eq!(e.raw_os_error(), Some(libc::ECHILD), "{e}"),
+            Ok(s) => panic!("DirectChild::wait got a status {s:?} the kernel should have reaped"),
+        }
+    }
+
+    for backend in SpawnBackend::ALL {
+        pidfd_mode(backend);
+    }
+    // The first Signal-mode executor installs signal-hook's SIGCHLD handler over SIG_IGN; it
+    // stays installed (signal-hook never uninstalls), so the later ones find it in place.
+    assert_eq!(current_disposition(), libc::SIG_IGN);
+    for backend in SpawnBackend::ALL {
+        signal_mode(backend);
+        let after = current_disposition();
+        eprintln!(
+            "{}: SIGCHLD disposition after a Signal-mode executor: {}",
+            backend.name(),
+            match after {
+                libc::SIG_IGN => "SIG_IGN".to_string(),
+                libc::SIG_DFL => "SIG_DFL".to_string(),
+                other => format!("a handler at {other:#x}"),
+            }
+        );
+    }
+}
+
+fn start(backend: SpawnBackend, watch: ChildWatch) -> Running {
+    let ex = Executor::builder()
+        .backend(backend)
+        .kill_grace(GRACE)
+        .child_watch(watch)
+        .build()
+        .expect("build executor");
+    Running::with(Arc::new(ex), GRACE)
+}
+
+fn pidfd_mode(backend: SpawnBackend) {
+    let name = backend.name();
+    let mut r = start(backend, ChildWatch::Pidfd);
+
+    // A child that exits by itself: exit code 3 is lost, 255 reported.
+    let h = r.spawn(&["sh", "-c", "exit 3"], true);
+    let s = status_within(&h, LIMIT);
+    assert!(lost(s) && h.status_lost(), "{name}: exit 3 gave {s:?}");
+    assert_eq!(
+        h.send_signal(0).unwrap_err().raw_os_error(),
+        Some(libc::ESRCH)
+    );
+
+    // kill() returns (SIGTERM is lost the same way).
+    let h = Arc::new(r.spawn(&["sleep", "30"], true));
+    let s = kill_within(&h, GRACE + LIMIT);
+    assert!(lost(s) && h.status_lost(), "{name}: kill gave {s:?}");
+
+    // A child that ignores SIGTERM still gets SIGKILL after the grace.
+    let h = Arc::new(r.spawn(&["sh", "-c", "trap '' TERM; exec sleep 30"], true));
+    assert!(fault_support::wait_until(LIMIT, || fault_support::ignores(
+        h.pid(),
+        libc::SIGTERM
+    )));
+    let t = Instant::now();
+    let s = kill_within(&h, GRACE + LIMIT);
+    assert!(
+        lost(s) && h.status_lost(),
+        "{name}: escalated kill gave {s:?}"
+    );
+    assert!(
+        t.elapsed() >= GRACE,
+        "{name}: SIGKILL came before the grace"
+    );
+
+    // Output through pipes still works; exec failures are still errors.
+    let h = r.spawn(&["echo", "piped"], false);
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut h.take_stdout().unwrap(), &mut out).unwrap();
+    assert_eq!(out, "piped\n");
+    assert!(h.status_lost() || h.wait_timeout(LIMIT).is_some_and(lost));
+    match r.try_spawn(&["/nonexistent/prog"], true) {
+        Err(SpawnError::NotFound { .. }) => {}
+        other => panic!("{name}: exec failure gave {other:?}"),
+    }
+
+    // Children that exit at once: each create must still give a handle (the child may be gone
+    // and reaped by the kernel before the executor looked at it).
+    let mut results = Vec::new();
+    for _ in 0..30 {
+        results.push(r.try_spawn(&["/bin/true"], true));
+    }
+    for res in &results {
+        match res {
+            Ok(h) => {
+                let s = status_within(h, LIMIT);
+                assert!(lost(s) && h.status_lost(), "{name}: true gave {s:?}");
+            }
+            Err(e) => panic!("{name}: create_process of a quick child failed: {e:?} ({e})"),
+        }
+    }
+    drop(results);
+
+    // No busy loop: nothing runs, so the process uses (almost) no CPU.
+    let cpu = cpu_time();
+    std::thread::sleep(Duration::from_millis(300));
+    let used = cpu_time() - cpu;
+    assert!(
+        used < Duration::from_millis(100),
+        "{name}: idle executor used {used:?} of CPU in 300 ms"
+    );
+
+    // stop() with a running child: run() returns once it is gone.
+    let sleeper = r.spawn(&["sleep", "30"], true);
+    r.stop_and_join();
+    assert!(sleeper.poll().is_some_and(lost) && sleeper.status_lost());
+    assert!(r.ex.running().is_empty());
+}
+
+fn signal_mode(backend: SpawnBackend) {
+    let name = backend.name();
+    let mut r = start(backend, ChildWatch::Signal);
+    let h = r.spawn(&["sh", "-c", "exit 3"], true);
+    let s = status_within(&h, LIMIT);
+    // With its own handler installed the kernel no longer reaps by itself: real statuses.
+    eprintln!(
+        "{name} Signal mode under SIG_IGN: exit 3 reported as {s:?}, lost={}",
+        h.status_lost()
+    );
+    assert!(
+        s.code() == Some(3) || (lost(s) && h.status_lost()),
+        "{name}: {s:?}"
+    );
+    let h = Arc::new(r.spawn(&["sleep", "30"], true));
+    let s = kill_within(&h, GRACE + LIMIT);
+    assert!(
+        s.signal() == Some(libc::SIGTERM) || (lost(s) && h.status_lost()),
+        "{name}: {s:?}"
+    );
+    let cpu = cpu_time();
+    std::thread::sleep(Duration::from_millis(300));
+    let used = cpu_time() - cpu;
+    assert!(
+        used < Duration::from_millis(100),
+        "{name}: idle executor used {used:?} of CPU in 300 ms"
+    );
+    r.stop_and_join();
+}

@@ -1,0 +1,65 @@
+//! What /proc says about this process: its descriptors and its children.
+
+use std::fs;
+
+/// Sorted numbers of this process's open descriptors.
+pub fn fds() -> Vec<i32> {
+    let mut v: Vec<i32> = fs::read_dir("/proc/self/fd")
+        .expect("read /proc/self/fd")
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    // read_dir itself held one descriptor while listing: drop the ones that are gone now.
+    v.retain(|fd| fs::read_link(format!("/proc/self/fd/{fd}")).is_ok());
+    v.sort_unstable();
+    v
+}
+
+/// `fd -> target` lines for a failure message.
+pub fn describe_fds(fds: &[i32]) -> String {
+    fds.iter()
+        .map(|fd| {
+            let target = fs::read_link(format!("/proc/self/fd/{fd}"))
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|e| format!("({e})"));
+            format!("{fd} -> {target}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// State letter, ppid and command name of `pid`, from /proc/<pid>/stat.
+pub fn stat(pid: u32) -> Option<(char, u32, String)> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let comm = text[open + 1..close].to_string();
+    let mut it = text[close + 1..].split_whitespace();
+    let state = it.next()?.chars().next()?;
+    let ppid = it.next()?.parse().ok()?;
+    Some((state, ppid, comm))
+}
+
+/// Every process whose parent is this process: `(pid, state, comm)`.
+pub fn children() -> Vec<(u32, char, String)> {
+    let me = std::process::id();
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let (state, ppid, comm) = stat(pid)?;
+            (ppid == me).then_some((pid, state, comm))
+        })
+        .collect()
+}
+
+/// `Threads:` of /proc/self/status.
+pub fn thread_count() -> usize {
+    let text = fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    text.lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("Threads: in /proc/self/status")
+}

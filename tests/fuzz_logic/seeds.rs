@@ -1,0 +1,356 @@
+//! The seed corpus, written as code: each seed's name and bytes. `fuzz/corpus/{request,ops}/`
+//! holds these files (`tests/fuzz_replay.rs` checks that they match, and rewrites them when
+//! `NAPIX_WRITE_SEEDS=1`), plus whatever the fuzzer found worth keeping.
+
+use super::ops::{self, Op};
+use super::request::{self, Arg};
+
+/// Options byte of a request seed.
+fn opts(backend: u8, spawn: bool, via_executor: bool, discard: bool) -> u8 {
+    backend | u8::from(spawn) << 2 | u8::from(via_executor) << 3 | u8::from(discard) << 4
+}
+
+pub fn request() -> Vec<(&'static str, Vec<u8>)> {
+    use Arg::*;
+    vec![
+        ("empty-input", vec![]),
+        (
+            "empty-command",
+            request::encode(opts(0, true, true, true), &[]),
+        ),
+        (
+            "true-direct-vfork",
+            request::encode(opts(2, true, false, true), &[Dict(b"true")]),
+        ),
+        (
+            "false-executor-posix",
+            request::encode(opts(0, true, true, true), &[Dict(b"false")]),
+        ),
+        (
+            "echo-words-executor-pipes",
+            request::encode(
+                opts(1, true, true, false),
+                &[Dict(b"/usr/bin/echo"), Lit(b"hello"), Lit(b"fuzz.world")],
+            ),
+        ),
+        (
+            "nul-in-argument",
+            request::encode(opts(0, true, true, true), &[Dict(b"echo"), Dict(b"a\0b")]),
+        ),
+        (
+            "nul-in-program",
+            request::encode(opts(0, false, true, true), &[Lit(b"tr\0ue")]),
+        ),
+        (
+            "empty-program",
+            request::encode(opts(0, true, true, true), &[Dict(b"")]),
+        ),
+        (
+            "directory-by-path",
+            request::encode(opts(2, true, true, true), &[Dict(b"/tmp")]),
+        ),
+        (
+            "directory-in-path",
+            request::encode(opts(1, true, true, true), &[Dict(b"tmp")]),
+        ),
+        (
+            "not-executable",
+            request::encode(opts(0, true, false, true), &[Dict(b"/etc/passwd")]),
+        ),
+        (
+            "enotdir",
+            request::encode(opts(1, true, true, true), &[Dict(b"/etc/passwd/x")]),
+        ),
+        (
+            "missing-bare-name",
+            request::encode(
+                opts(2, true, true, true),
+                &[Dict(b"no-such-program-napix"), Lit(b"x")],
+            ),
+        ),
+        (
+            "dot-dot",
+            request::encode(opts(0, true, true, true), &[Dict(b"..")]),
+        ),
+        (
+            "non-utf8-program",
+            request::encode(opts(0, true, true, true), &[Dict(b"\xff\xfe\x80")]),
+        ),
+        (
+            "bin-slash-fuzz",
+            request::encode(
+                opts(2, true, false, true),
+                &[DictThen(b"/bin/", b"\xc3\x28-nope")],
+            ),
+        ),
+        (
+            "huge-argument-e2big",
+            request::encode(
+                opts(2, true, false, true),
+                &[
+                    Dict(b"true"),
+                    Fill {
+                        byte: b'a',
+                        len: 200_000,
+                    },
+                ],
+            ),
+        ),
+        (
+            "argument-at-limit",
+            request::encode(
+                opts(0, true, true, true),
+                &[
+                    Dict(b"echo"),
+                    Fill {
+                        byte: b'z',
+                        len: 131_071,
+                    },
+                ],
+            ),
+        ),
+        (
+            "huge-program-name",
+            request::encode(
+                opts(1, true, true, true),
+                &[Fill {
+                    byte: b'p',
+                    len: 70_000,
+                }],
+            ),
+        ),
+        (
+            "huge-path-program",
+            request::encode(
+                opts(1, true, false, true),
+                &[DictThen(b"/bin/", &[b'q'; 5000])],
+            ),
+        ),
+        (
+            "dotdot-true",
+            request::encode(opts(1, true, true, true), &[Dict(b"/bin/../bin/true")]),
+        ),
+        (
+            "self-exe-not-spawned",
+            request::encode(opts(2, true, true, true), &[Dict(b"/proc/self/exe")]),
+        ),
+    ]
+}
+
+/// Header byte of an ops seed: backend index, grace index, thread count, SIGCHLD watch instead
+/// of pidfds, waiter spin.
+fn header(backend: u8, grace: u8, threads: u8, signal: bool, spin: bool) -> u8 {
+    backend + 3 * grace + 12 * (threads - 1) + 36 * u8::from(signal) + 72 * u8::from(spin)
+}
+
+// Indices into ops::PROGRAMS.
+const TRUE: usize = 0;
+const FALSE: usize = 1;
+const EXIT3: usize = 2;
+const SLEEP: usize = 3;
+const NO_TERM: usize = 4;
+const ECHO: usize = 5;
+const BG_QUIET: usize = 6;
+const BG_PIPE: usize = 7;
+const STOPS: usize = 8;
+const SELF_KILL: usize = 9;
+const SHORT: usize = 10;
+const CAT: usize = 11;
+const MISSING: usize = 12;
+const NOEXEC: usize = 13;
+const DIR: usize = 14;
+const NOT_IN_PATH: usize = 15;
+const EMPTY: usize = 16;
+const NUL: usize = 17;
+const CLOSES: usize = 18;
+
+fn c(program: usize, discard: bool) -> Op {
+    Op::Create { program, discard }
+}
+
+pub fn ops() -> Vec<(&'static str, Vec<u8>)> {
+    assert_eq!(ops::PROGRAMS.len(), 19, "update the seed indices");
+    use Op::*;
+    let one = |ops: &[Op]| ops.iter().map(|&o| (0u8, o)).collect::<Vec<_>>();
+    vec![
+        ("empty-input", vec![]),
+        (
+            "each-natural-status",
+            ops::encode(
+                header(0, 1, 1, false, false),
+                &one(&[
+                    c(TRUE, true),
+                    c(FALSE, true),
+                    c(EXIT3, true),
+                    c(SELF_KILL, true),
+                    c(SHORT, true),
+                    c(CAT, false),
+                    WaitTimeout(0, 45),
+                    WaitTimeout(1, 45),
+                    WaitTimeout(2, 45),
+                    WaitTimeout(3, 45),
+                    WaitTimeout(4, 45),
+                    WaitTimeout(5, 45),
+                    Poll(0),
+                    Running,
+                ]),
+            ),
+        ),
+        (
+            "failing-creates",
+            ops::encode(
+                header(1, 0, 1, true, false),
+                &one(&[
+                    c(MISSING, true),
+                    c(NOEXEC, false),
+                    c(DIR, true),
+                    c(NOT_IN_PATH, true),
+                    c(EMPTY, true),
+                    c(NUL, false),
+                    c(TRUE, true),
+                    WaitTimeout(0, 45),
+                ]),
+            ),
+        ),
+        (
+            "kill-escalation-fork",
+            ops::encode(
+                header(1, 2, 1, true, false),
+                &one(&[
+                    c(NO_TERM, true),
+                    Sleep(5),
+                    Kill(0),
+                    c(SLEEP, false),
+                    Terminate(1),
+                ]),
+            ),
+        ),
+        (
+            "stop-midway-then-create",
+            ops::encode(
+                header(2, 3, 2, false, false),
+                &[
+                    (0, c(SLEEP, true)),
+                    (1, c(NO_TERM, false)),
+                    (0, Sleep(3)),
+                    (1, Stop),
+                    (0, c(TRUE, true)),
+                    (1, c(ECHO, false)),
+                    (0, Kill(0)),
+                    (1, Poll(1)),
+                ],
+            ),
+        ),
+        (
+            "signals-valid-and-invalid",
+            ops::encode(
+                header(0, 1, 1, false, true),
+                &one(&[
+                    c(SLEEP, true),
+                    Signal(0, 0),
+                    Signal(0, libc::SIGUSR1),
+                    Signal(0, 65),
+                    Signal(0, -1),
+                    Signal(0, 1000),
+                    Signal(0, 64),
+                    WaitTimeout(0, 30),
+                    Signal(0, 0),
+                ]),
+            ),
+        ),
+        (
+            "stopped-child",
+            ops::encode(
+                header(2, 1, 1, true, false),
+                &one(&[
+                    c(STOPS, true),
+                    c(SLEEP, true),
+                    Signal(1, libc::SIGSTOP),
+                    WaitTimeout(0, 15),
+                    Kill(0),
+                    Kill(1),
+                ]),
+            ),
+        ),
+        (
+            "pipes-and-grandchildren",
+            ops::encode(
+                header(0, 0, 1, false, false),
+                &one(&[
+                    c(ECHO, false),
+                    c(BG_PIPE, false),
+                    c(BG_QUIET, false),
+                    c(CLOSES, false),
+                    TakeOutput(0),
+                    TakeOutput(1),
+                    TakeOutput(2),
+                    TakeOutput(3),
+                    WaitTimeout(1, 45),
+                    Drop(2),
+                ]),
+            ),
+        ),
+        (
+            "dropped-handles",
+            ops::encode(
+                header(2, 0, 1, true, false),
+                &one(&[
+                    c(SLEEP, false),
+                    c(SHORT, true),
+                    c(ECHO, false),
+                    Drop(0),
+                    Drop(0),
+                    Drop(0),
+                    c(TRUE, true),
+                    Drop(0),
+                ]),
+            ),
+        ),
+        (
+            "three-threads-race",
+            ops::encode(
+                header(2, 1, 3, true, true),
+                &[
+                    (0, c(SLEEP, true)),
+                    (1, c(SLEEP, false)),
+                    (2, c(TRUE, true)),
+                    (0, Kill(1)),
+                    (1, Kill(0)),
+                    (2, Running),
+                    (0, c(NO_TERM, true)),
+                    (1, Drop(0)),
+                    (2, Kill(2)),
+                    (0, Running),
+                    (1, c(ECHO, false)),
+                    (2, TakeOutput(3)),
+                ],
+            ),
+        ),
+        (
+            "zero-grace-kill",
+            ops::encode(
+                header(0, 0, 2, false, false),
+                &[
+                    (0, c(NO_TERM, true)),
+                    (1, c(NO_TERM, true)),
+                    (0, Sleep(5)),
+                    (0, Kill(0)),
+                    (1, Kill(1)),
+                ],
+            ),
+        ),
+        (
+            "stop-twice",
+            ops::encode(
+                header(1, 1, 2, true, false),
+                &[
+                    (0, c(SLEEP, true)),
+                    (0, Stop),
+                    (1, Stop),
+                    (1, c(SLEEP, true)),
+                    (0, Poll(0)),
+                ],
+            ),
+        ),
+    ]
+}
