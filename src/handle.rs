@@ -139,7 +139,7 @@ impl ProcState {
 /// let child = ex.create_process(&["sh", "-c", "exit 3"], true)?;
 /// assert_eq!(child.wait().code(), Some(3));
 /// assert_eq!(child.return_code().and_then(|s| s.code()), Some(3));
-/// # ex.stop(); runner.join().unwrap()?;
+/// # ex.stop(); runner.join().expect("run thread")?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct ExecHandle {

@@ -16,7 +16,8 @@
 //!     std::thread::spawn(move || {
 //!         let echo = ex.create_process(&["sh", "-c", "echo hello"], false)?;
 //!         let mut out = String::new();
-//!         std::io::Read::read_to_string(&mut echo.take_stdout().unwrap(), &mut out)?;
+//!         let mut stdout = echo.take_stdout().expect("pipes were asked for");
+//!         std::io::Read::read_to_string(&mut stdout, &mut out)?;
 //!         assert_eq!(out, "hello\n");
 //!         assert!(echo.wait().success());
 //!
@@ -28,7 +29,7 @@
 //!     })
 //! };
 //! ex.run()?; // the loop, on the main thread
-//! worker.join().unwrap()?;
+//! worker.join().expect("the worker panicked")?;
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
