@@ -8,17 +8,17 @@
 //! a piped pattern (`|/usr/lib/systemd/...`, apport) the bit depends on the helper and is only
 //! printed. With `ulimit -c 0` there is no dump and the bit must be clear.
 
-mod fault_support;
+mod common;
 
 use std::fs;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use fault_support::{Running, status_within};
-use napix_executor::{ChildWatch, Executor, SpawnBackend};
+use common::{RUN_WATCHDOG, spawn_ok, start_with_watch, wait_for};
+use napix_executor::{ChildWatch, SpawnBackend};
 
+const GRACE: Duration = Duration::from_millis(200);
 const LIMIT: Duration = Duration::from_secs(20);
 
 /// A scratch directory removed on drop.
@@ -61,13 +61,7 @@ fn core_limit_can_be_raised() -> bool {
 
 fn check(backend: SpawnBackend, watch: ChildWatch, pattern: &str) {
     let what = format!("{} {watch:?}", backend.name());
-    let ex = Executor::builder()
-        .backend(backend)
-        .kill_grace(Duration::from_millis(200))
-        .child_watch(watch)
-        .build()
-        .expect("build executor");
-    let mut r = Running::with(Arc::new(ex), Duration::from_millis(200));
+    let mut r = start_with_watch(backend, watch, GRACE);
     let plain_pattern = !pattern.starts_with('|') && !pattern.contains('/');
     let can_dump = core_limit_can_be_raised();
 
@@ -77,8 +71,8 @@ fn check(backend: SpawnBackend, watch: ChildWatch, pattern: &str) {
             "cd '{}' && ulimit -c unlimited && kill -{name} $$",
             scratch.0.display()
         );
-        let h = r.spawn(&["sh", "-c", &script], true);
-        let status = status_within(&h, LIMIT);
+        let h = spawn_ok(&r.arc(), &["sh", "-c", &script], true);
+        let status = wait_for(&h, LIMIT);
         let files = scratch.files();
         eprintln!(
             "{what} {name}: {status:?} signal={:?} core_dumped={} files={files:?}",
@@ -108,15 +102,15 @@ fn check(backend: SpawnBackend, watch: ChildWatch, pattern: &str) {
         "cd '{}' && ulimit -c 0 && kill -SEGV $$",
         scratch.0.display()
     );
-    let h = r.spawn(&["sh", "-c", &script], true);
-    let status = status_within(&h, LIMIT);
+    let h = spawn_ok(&r.arc(), &["sh", "-c", &script], true);
+    let status = wait_for(&h, LIMIT);
     assert_eq!(status.signal(), Some(libc::SIGSEGV), "{what}: {status:?}");
     assert!(
         !status.core_dumped(),
         "{what}: core_dumped() without a dump"
     );
     assert!(scratch.files().is_empty());
-    r.stop_and_join();
+    r.stop_and_join(GRACE + RUN_WATCHDOG);
 }
 
 #[test]

@@ -6,15 +6,15 @@
 //! handle afterwards is ESRCH; a child stopped and continued from outside is not mistaken for an
 //! exited one and still ends with its own exit code.
 
-mod fault_support;
+mod common;
 
 use std::os::unix::process::ExitStatusExt;
-use std::sync::Arc;
 use std::time::Duration;
 
-use fault_support::{Running, status_within, wait_until};
-use napix_executor::{ChildWatch, Executor, SpawnBackend};
+use common::{RUN_WATCHDOG, proc_stat, spawn_ok, start_with_watch, wait_for, wait_until};
+use napix_executor::{ChildWatch, SpawnBackend};
 
+const GRACE: Duration = Duration::from_millis(200);
 const LIMIT: Duration = Duration::from_secs(10);
 
 fn kill_pid(pid: u32, sig: i32) {
@@ -30,20 +30,14 @@ fn kill_pid(pid: u32, sig: i32) {
 
 fn check(backend: SpawnBackend, watch: ChildWatch) {
     let what = format!("{} {watch:?}", backend.name());
-    let ex = Executor::builder()
-        .backend(backend)
-        .kill_grace(Duration::from_millis(200))
-        .child_watch(watch)
-        .build()
-        .expect("build executor");
-    let mut r = Running::with(Arc::new(ex), Duration::from_millis(200));
+    let mut r = start_with_watch(backend, watch, GRACE);
 
     for sig in [libc::SIGKILL, libc::SIGTERM] {
-        let h = r.spawn(&["sleep", "30"], false);
+        let h = spawn_ok(&r.arc(), &["sleep", "30"], false);
         let pid = h.pid();
-        assert!(r.ex.running().iter().any(|p| p.pid == pid));
+        assert!(r.exec().running().iter().any(|p| p.pid == pid));
         kill_pid(pid, sig);
-        let status = status_within(&h, LIMIT);
+        let status = wait_for(&h, LIMIT);
         assert_eq!(status.signal(), Some(sig), "{what}: {status:?}");
         assert!(
             !status.core_dumped() && !h.status_lost(),
@@ -51,7 +45,7 @@ fn check(backend: SpawnBackend, watch: ChildWatch) {
         );
         assert!(status.code().is_none());
         assert!(
-            !r.ex.running().iter().any(|p| p.pid == pid),
+            !r.exec().running().iter().any(|p| p.pid == pid),
             "{what}: pid {pid} still in running()"
         );
         assert_eq!(
@@ -64,19 +58,19 @@ fn check(backend: SpawnBackend, watch: ChildWatch) {
     }
 
     // Stopped and continued from outside: still running, then its own exit code.
-    let h = r.spawn(&["sh", "-c", "sleep 0.3; exit 7"], true);
+    let h = spawn_ok(&r.arc(), &["sh", "-c", "sleep 0.3; exit 7"], true);
     let pid = h.pid();
     kill_pid(pid, libc::SIGSTOP);
-    assert!(wait_until(LIMIT, || fault_support::procfs::stat(pid)
-        .is_some_and(|(state, _, _)| state == 'T')));
+    assert!(wait_until(LIMIT, || proc_stat(pid)
+        .is_some_and(|(state, _)| state == 'T')));
     assert!(
         h.wait_timeout(Duration::from_millis(500)).is_none(),
         "{what}: a stopped child got a status"
     );
     kill_pid(pid, libc::SIGCONT);
-    let status = status_within(&h, LIMIT);
+    let status = wait_for(&h, LIMIT);
     assert_eq!(status.code(), Some(7), "{what}: {status:?}");
-    r.stop_and_join();
+    r.stop_and_join(GRACE + RUN_WATCHDOG);
 }
 
 #[test]

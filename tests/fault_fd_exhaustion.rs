@@ -10,7 +10,7 @@
 //!
 //! It changes a process-wide limit, so it is the only test of this file (its own process).
 
-mod fault_support;
+mod common;
 
 use std::collections::HashSet;
 use std::io::Read;
@@ -18,8 +18,11 @@ use std::os::unix::process::ExitStatusExt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fault_support::{Running, assert_no_children, kill_within, procfs, status_within, wait_until};
-use napix_executor::{ChildWatch, Executor, SpawnBackend, SpawnError, SpawnStage};
+use common::{
+    RUN_WATCHDOG, Running, assert_no_children, describe_fds, kill_bounded, our_fds, spawn_ok,
+    start_with_watch, wait_for, wait_until,
+};
+use napix_executor::{ChildWatch, SpawnBackend, SpawnError, SpawnStage};
 
 const GRACE: Duration = Duration::from_millis(200);
 
@@ -65,7 +68,7 @@ fn set_nofile(lim: libc::rlimit) {
 /// The soft limit that leaves exactly `free` descriptor numbers available: a new descriptor
 /// takes the lowest free number, and fails with EMFILE when that number is not below the limit.
 fn limit_leaving(free: usize) -> u64 {
-    let open: HashSet<i32> = procfs::fds().into_iter().collect();
+    let open: HashSet<u32> = our_fds().into_iter().collect();
     let mut seen = 0;
     let mut n = 0;
     loop {
@@ -93,25 +96,16 @@ fn emfile_during_spawn_is_an_error_and_leaves_nothing_behind() {
     let mut outcomes = Vec::new();
     for watch in [ChildWatch::Pidfd, ChildWatch::Signal] {
         for backend in SpawnBackend::ALL {
-            let ex = Executor::builder()
-                .backend(backend)
-                .kill_grace(GRACE)
-                .child_watch(watch)
-                .build()
-                .expect("build executor");
-            let mut r = Running::with(Arc::new(ex), GRACE);
+            let mut r = start_with_watch(backend, watch, GRACE);
             // Warm up: the loop's per-thread spawn state and the SIGCHLD source exist now, so any
             // descriptor that appears later is the spawn's.
-            let warm = r.spawn(&["/bin/echo", "warm"], false);
+            let warm = spawn_ok(&r.arc(), &["/bin/echo", "warm"], false);
             let mut out = String::new();
             warm.take_stdout()
                 .unwrap()
                 .read_to_string(&mut out)
                 .unwrap();
-            assert_eq!(
-                status_within(&warm, Duration::from_secs(10)).code(),
-                Some(0)
-            );
+            assert_eq!(wait_for(&warm, Duration::from_secs(10)).code(), Some(0));
             drop(warm);
 
             for discard in [true, false] {
@@ -121,15 +115,15 @@ fn emfile_during_spawn_is_an_error_and_leaves_nothing_behind() {
             }
 
             // The limit is back: the same executor serves as before.
-            let h = r.spawn(&["sh", "-c", "echo back; echo err >&2"], false);
+            let h = spawn_ok(&r.arc(), &["sh", "-c", "echo back; echo err >&2"], false);
             let mut out = String::new();
             h.take_stdout().unwrap().read_to_string(&mut out).unwrap();
             let mut err = String::new();
             h.take_stderr().unwrap().read_to_string(&mut err).unwrap();
             assert_eq!((out.as_str(), err.as_str()), ("back\n", "err\n"));
-            assert_eq!(status_within(&h, Duration::from_secs(10)).code(), Some(0));
-            assert!(r.ex.running().is_empty());
-            r.stop_and_join();
+            assert_eq!(wait_for(&h, Duration::from_secs(10)).code(), Some(0));
+            assert!(r.exec().running().is_empty());
+            r.stop_and_join(GRACE + RUN_WATCHDOG);
         }
     }
     for o in &outcomes {
@@ -174,23 +168,23 @@ fn attempt(
     discard: bool,
     free: usize,
 ) -> Outcome {
-    let fds_before = procfs::fds();
+    let fds_before = our_fds();
     let result = {
         let _limit = NofileLimit::lower_to(limit_leaving(free));
         // Called on this thread: a helper thread needs no descriptor, but keep it simple.
-        r.ex.create_process(&["sleep", "30"], discard)
+        r.exec().create_process(&["sleep", "30"], discard)
     };
     let what = format!("{} {watch:?} discard={discard} free={free}", backend.name());
     let result = match result {
         Ok(h) => {
             let h = Arc::new(h);
             assert!(
-                r.ex.running().iter().any(|p| p.pid == h.pid()),
+                r.exec().running().iter().any(|p| p.pid == h.pid()),
                 "{what}: spawned pid {} is not in running()",
                 h.pid()
             );
             assert_eq!(h.take_stdout().is_some(), !discard);
-            let status = kill_within(&h, GRACE + Duration::from_secs(10));
+            let (status, _) = kill_bounded(&h, GRACE + Duration::from_secs(10));
             assert_eq!(status.signal(), Some(libc::SIGTERM), "{what}");
             Ok(())
         }
@@ -208,21 +202,21 @@ fn attempt(
     // Nothing half-registered: the table is empty, a child that was started and could not be
     // tracked has been killed and reaped, and every descriptor of the attempt is closed.
     assert!(
-        r.ex.running().is_empty(),
+        r.exec().running().is_empty(),
         "{what}: running() = {:?}",
-        r.ex.running()
+        r.exec().running()
     );
     assert_no_children(Duration::from_secs(5));
     // The executor thread may still hold the child's state (and so its pidfd) for a moment
     // after the status was published.
-    wait_until(Duration::from_secs(5), || procfs::fds() == fds_before);
-    let fds_after = procfs::fds();
+    wait_until(Duration::from_secs(5), || our_fds() == fds_before);
+    let fds_after = our_fds();
     assert_eq!(
         fds_before,
         fds_after,
         "{what} ({result:?}): descriptors leaked: before [{}] after [{}]",
-        procfs::describe_fds(&fds_before),
-        procfs::describe_fds(&fds_after)
+        describe_fds(&fds_before),
+        describe_fds(&fds_after)
     );
     Outcome {
         backend,

@@ -5,16 +5,16 @@
 //! child's stdout pipe; the grandchild is not ours (re-parented away from this process, not in
 //! `running()` nor `children_of`); the pipe reaches EOF only when the grandchild goes.
 
-mod fault_support;
+mod common;
 
 use std::io::{BufRead, BufReader, Read};
-use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use fault_support::{Running, cmdline, is_our_child, status_within, wait_until};
-use napix_executor::{ChildWatch, Executor, SpawnBackend};
+use common::{RUN_WATCHDOG, cmdline, is_child, spawn_ok, start_with_watch, wait_for, wait_until};
+use napix_executor::{ChildWatch, SpawnBackend};
 
+const GRACE: Duration = Duration::from_millis(200);
 const LIMIT: Duration = Duration::from_secs(10);
 
 /// Kills the grandchild `pid` if it is still the `sleep 30` we started (checked first, so a
@@ -28,43 +28,39 @@ fn kill_grandchild(pid: u32) {
 
 fn check(backend: SpawnBackend, watch: ChildWatch) {
     let what = format!("{} {watch:?}", backend.name());
-    let ex = Executor::builder()
-        .backend(backend)
-        .kill_grace(Duration::from_millis(200))
-        .child_watch(watch)
-        .build()
-        .expect("build executor");
-    let mut r = Running::with(Arc::new(ex), Duration::from_millis(200));
+    let mut r = start_with_watch(backend, watch, GRACE);
 
     // The grandchild lets go of the pipes.
-    let h = r.spawn(
+    let h = spawn_ok(
+        &r.arc(),
         &["sh", "-c", "sleep 30 </dev/null >/dev/null 2>&1 & echo $!"],
         false,
     );
     let mut out = String::new();
     h.take_stdout().unwrap().read_to_string(&mut out).unwrap();
     let grandchild: u32 = out.trim().parse().expect("grandchild pid");
-    assert_eq!(status_within(&h, LIMIT).code(), Some(0), "{what}");
+    assert_eq!(wait_for(&h, LIMIT).code(), Some(0), "{what}");
     assert!(
         wait_until(LIMIT, || cmdline(grandchild)
             .is_some_and(|c| c == ["sleep", "30"])),
         "{what}: grandchild {grandchild} not running"
     );
+    assert!(!is_child(grandchild), "{what}: the grandchild became ours");
     assert!(
-        !is_our_child(grandchild),
-        "{what}: the grandchild became ours"
+        r.exec().running().is_empty(),
+        "{what}: {:?}",
+        r.exec().running()
     );
-    assert!(r.ex.running().is_empty(), "{what}: {:?}", r.ex.running());
-    assert!(r.ex.children_of(thread::current().id()).is_empty());
+    assert!(r.exec().children_of(thread::current().id()).is_empty());
     kill_grandchild(grandchild);
 
     // The grandchild keeps stdout: the status comes anyway, EOF only once it is gone.
-    let h = r.spawn(&["sh", "-c", "sleep 30 & echo $!"], false);
+    let h = spawn_ok(&r.arc(), &["sh", "-c", "sleep 30 & echo $!"], false);
     let mut stdout = BufReader::new(h.take_stdout().unwrap());
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
     let grandchild: u32 = line.trim().parse().expect("grandchild pid");
-    assert_eq!(status_within(&h, LIMIT).code(), Some(0), "{what}");
+    assert_eq!(wait_for(&h, LIMIT).code(), Some(0), "{what}");
     let reader = thread::spawn(move || {
         let mut rest = Vec::new();
         stdout.read_to_end(&mut rest).map(|_| rest)
@@ -83,7 +79,7 @@ fn check(backend: SpawnBackend, watch: ChildWatch) {
         "{what}: no EOF after the grandchild died"
     );
     assert_eq!(reader.join().unwrap().unwrap(), b"");
-    r.stop_and_join();
+    r.stop_and_join(GRACE + RUN_WATCHDOG);
 }
 
 #[test]

@@ -14,15 +14,14 @@
 //! (`running()` holds exactly the sleepers that started, no untracked child of ours exists); once
 //! a sleeper is gone the same executor spawns again; `stop()` still ends everything.
 
-mod fault_support;
+mod common;
 
 use std::fs;
 use std::os::unix::process::ExitStatusExt;
-use std::sync::Arc;
 use std::time::Duration;
 
-use fault_support::{Running, procfs};
-use napix_executor::{ChildWatch, ExecHandle, Executor, SpawnBackend, SpawnError, SpawnStage};
+use common::{RUN_WATCHDOG, Running, children, start_with_watch};
+use napix_executor::{ChildWatch, ExecHandle, SpawnBackend, SpawnError, SpawnStage};
 
 const NOBODY: libc::uid_t = 65534;
 const HEADROOM: u64 = 3;
@@ -82,16 +81,6 @@ fn tasks_of(uid: libc::uid_t) -> u64 {
     n
 }
 
-fn start(backend: SpawnBackend, watch: ChildWatch) -> Running {
-    let ex = Executor::builder()
-        .backend(backend)
-        .kill_grace(GRACE)
-        .child_watch(watch)
-        .build()
-        .expect("build executor");
-    Running::with(Arc::new(ex), GRACE)
-}
-
 /// Drops every privilege: real, effective and saved ids become nobody's. Returns false when this
 /// process may not do that (not root).
 fn become_nobody() -> bool {
@@ -116,9 +105,9 @@ fn nproc_exhaustion_is_an_error_and_the_executor_keeps_serving() {
     // SAFETY: getuid takes nothing.
     let uid = unsafe { libc::getuid() };
     {
-        let mut r = start(SpawnBackend::Vfork, ChildWatch::Pidfd);
+        let mut r = start_with_watch(SpawnBackend::Vfork, ChildWatch::Pidfd, GRACE);
         let old = set_nproc(1);
-        let res = r.ex.create_process(&["/bin/true"], true);
+        let res = r.exec().create_process(&["/bin/true"], true);
         restore_nproc(old);
         eprintln!(
             "as uid {uid} with RLIMIT_NPROC=1: {:?}",
@@ -138,7 +127,7 @@ fn nproc_exhaustion_is_an_error_and_the_executor_keeps_serving() {
             }
             Err(e) => panic!("unexpected {e:?}"),
         }
-        r.stop_and_join();
+        r.stop_and_join(GRACE + RUN_WATCHDOG);
     }
 
     // Part 2: make it bite.
@@ -149,7 +138,7 @@ fn nproc_exhaustion_is_an_error_and_the_executor_keeps_serving() {
     let mut runs: Vec<(SpawnBackend, ChildWatch, Running)> = Vec::new();
     for watch in [ChildWatch::Pidfd, ChildWatch::Signal] {
         for backend in SpawnBackend::ALL {
-            runs.push((backend, watch, start(backend, watch)));
+            runs.push((backend, watch, start_with_watch(backend, watch, GRACE)));
         }
     }
     // Every thread exists now; the limit leaves room for HEADROOM more tasks of this user.
@@ -173,8 +162,8 @@ fn nproc_exhaustion_is_an_error_and_the_executor_keeps_serving() {
         std::panic::resume_unwind(e);
     }
     for (_, _, mut r) in runs {
-        r.stop_and_join();
-        assert!(r.ex.running().is_empty());
+        r.stop_and_join(GRACE + RUN_WATCHDOG);
+        assert!(r.exec().running().is_empty());
     }
 }
 
@@ -188,7 +177,7 @@ fn exhaust(r: &Running, backend: SpawnBackend, watch: ChildWatch) {
             sleepers.len()
         );
         // Called on this thread: a helper thread would itself need a task.
-        match r.ex.create_process(&["sleep", "30"], true) {
+        match r.exec().create_process(&["sleep", "30"], true) {
             Ok(h) => sleepers.push(h),
             Err(e) => break e,
         }
@@ -204,12 +193,12 @@ fn exhaust(r: &Running, backend: SpawnBackend, watch: ChildWatch) {
     }
     assert!(!refused.to_string().is_empty());
     // Nothing half-registered: the table holds exactly the sleepers, and so does /proc.
-    let mut tracked: Vec<u32> = r.ex.running().iter().map(|p| p.pid).collect();
+    let mut tracked: Vec<u32> = r.exec().running().iter().map(|p| p.pid).collect();
     let mut started: Vec<u32> = sleepers.iter().map(|h| h.pid()).collect();
     tracked.sort_unstable();
     started.sort_unstable();
     assert_eq!(tracked, started, "{what}: running() vs started");
-    let mut ours: Vec<u32> = procfs::children().iter().map(|c| c.0).collect();
+    let mut ours: Vec<u32> = children().iter().map(|c| c.0).collect();
     ours.retain(|pid| !started.contains(pid));
     assert!(ours.is_empty(), "{what}: untracked children {ours:?}");
 
@@ -217,9 +206,10 @@ fn exhaust(r: &Running, backend: SpawnBackend, watch: ChildWatch) {
     if let Some(h) = sleepers.pop() {
         assert_eq!(h.kill().signal(), Some(libc::SIGTERM), "{what}");
     }
-    let again =
-        r.ex.create_process(&["sh", "-c", "exit 4"], true)
-            .unwrap_or_else(|e| panic!("{what}: no spawn after a slot was freed: {e:?}"));
+    let again = r
+        .exec()
+        .create_process(&["sh", "-c", "exit 4"], true)
+        .unwrap_or_else(|e| panic!("{what}: no spawn after a slot was freed: {e:?}"));
     assert_eq!(
         again
             .wait_timeout(Duration::from_secs(10))
@@ -230,5 +220,5 @@ fn exhaust(r: &Running, backend: SpawnBackend, watch: ChildWatch) {
     for h in sleepers {
         assert_eq!(h.kill().signal(), Some(libc::SIGTERM), "{what}");
     }
-    assert!(r.ex.running().is_empty(), "{what}");
+    assert!(r.exec().running().is_empty(), "{what}");
 }

@@ -16,16 +16,19 @@
 //!
 //! It changes a process-wide disposition, so it is the only test of this file.
 
-mod fault_support;
+mod common;
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fault_support::{Running, cpu_time, kill_within, status_within};
+use common::{
+    RUN_WATCHDOG, STUBBORN, bounded, cpu_time, ignores, kill_bounded, spawn, spawn_ok,
+    start_with_watch, wait_for, wait_until,
+};
 use napix_executor::direct::Prepared;
-use napix_executor::{ChildWatch, Executor, SpawnBackend, SpawnError};
+use napix_executor::{ChildWatch, SpawnBackend, SpawnError};
 
 const GRACE: Duration = Duration::from_millis(200);
 const LIMIT: Duration = Duration::from_secs(10);
@@ -72,7 +75,7 @@ fn sigchld_ignored_statuses_are_lost_but_nothing_hangs() {
     let direct = Prepared::new(&["/bin/true"]).unwrap();
     for backend in SpawnBackend::ALL {
         let child = direct.spawn(backend).expect("direct spawn");
-        let waited = fault_support::bounded(LIMIT, "DirectChild::wait", move || child.wait());
+        let waited = bounded(LIMIT, "DirectChild::wait", move || child.wait());
         match waited {
             Err(e) => assert_eq!(e.raw_os_error(), Some(libc::ECHILD), "{e}"),
             Ok(s) => panic!("DirectChild::wait got a status {s:?} the kernel should have reaped"),
@@ -100,23 +103,13 @@ fn sigchld_ignored_statuses_are_lost_but_nothing_hangs() {
     }
 }
 
-fn start(backend: SpawnBackend, watch: ChildWatch) -> Running {
-    let ex = Executor::builder()
-        .backend(backend)
-        .kill_grace(GRACE)
-        .child_watch(watch)
-        .build()
-        .expect("build executor");
-    Running::with(Arc::new(ex), GRACE)
-}
-
 fn pidfd_mode(backend: SpawnBackend) {
     let name = backend.name();
-    let mut r = start(backend, ChildWatch::Pidfd);
+    let mut r = start_with_watch(backend, ChildWatch::Pidfd, GRACE);
 
     // A child that exits by itself: exit code 3 is lost, 255 reported.
-    let h = r.spawn(&["sh", "-c", "exit 3"], true);
-    let s = status_within(&h, LIMIT);
+    let h = spawn_ok(&r.arc(), &["sh", "-c", "exit 3"], true);
+    let s = wait_for(&h, LIMIT);
     assert!(lost(s) && h.status_lost(), "{name}: exit 3 gave {s:?}");
     assert_eq!(
         h.send_signal(0).unwrap_err().raw_os_error(),
@@ -124,18 +117,15 @@ fn pidfd_mode(backend: SpawnBackend) {
     );
 
     // kill() returns (SIGTERM is lost the same way).
-    let h = Arc::new(r.spawn(&["sleep", "30"], true));
-    let s = kill_within(&h, GRACE + LIMIT);
+    let h = Arc::new(spawn_ok(&r.arc(), &["sleep", "30"], true));
+    let (s, _) = kill_bounded(&h, GRACE + LIMIT);
     assert!(lost(s) && h.status_lost(), "{name}: kill gave {s:?}");
 
     // A child that ignores SIGTERM still gets SIGKILL after the grace.
-    let h = Arc::new(r.spawn(&["sh", "-c", "trap '' TERM; exec sleep 30"], true));
-    assert!(fault_support::wait_until(LIMIT, || fault_support::ignores(
-        h.pid(),
-        libc::SIGTERM
-    )));
+    let h = Arc::new(spawn_ok(&r.arc(), &STUBBORN, true));
+    assert!(wait_until(LIMIT, || ignores(h.pid(), libc::SIGTERM)));
     let t = Instant::now();
-    let s = kill_within(&h, GRACE + LIMIT);
+    let (s, _) = kill_bounded(&h, GRACE + LIMIT);
     assert!(
         lost(s) && h.status_lost(),
         "{name}: escalated kill gave {s:?}"
@@ -146,12 +136,12 @@ fn pidfd_mode(backend: SpawnBackend) {
     );
 
     // Output through pipes still works; exec failures are still errors.
-    let h = r.spawn(&["echo", "piped"], false);
+    let h = spawn_ok(&r.arc(), &["echo", "piped"], false);
     let mut out = String::new();
     std::io::Read::read_to_string(&mut h.take_stdout().unwrap(), &mut out).unwrap();
     assert_eq!(out, "piped\n");
     assert!(h.status_lost() || h.wait_timeout(LIMIT).is_some_and(lost));
-    match r.try_spawn(&["/nonexistent/prog"], true) {
+    match spawn(&r.arc(), &["/nonexistent/prog"], true) {
         Err(SpawnError::NotFound { .. }) => {}
         other => panic!("{name}: exec failure gave {other:?}"),
     }
@@ -160,12 +150,12 @@ fn pidfd_mode(backend: SpawnBackend) {
     // and reaped by the kernel before the executor looked at it).
     let mut results = Vec::new();
     for _ in 0..30 {
-        results.push(r.try_spawn(&["/bin/true"], true));
+        results.push(spawn(&r.arc(), &["/bin/true"], true));
     }
     for res in &results {
         match res {
             Ok(h) => {
-                let s = status_within(h, LIMIT);
+                let s = wait_for(h, LIMIT);
                 assert!(lost(s) && h.status_lost(), "{name}: true gave {s:?}");
             }
             Err(e) => panic!("{name}: create_process of a quick child failed: {e:?} ({e})"),
@@ -183,17 +173,17 @@ fn pidfd_mode(backend: SpawnBackend) {
     );
 
     // stop() with a running child: run() returns once it is gone.
-    let sleeper = r.spawn(&["sleep", "30"], true);
-    r.stop_and_join();
+    let sleeper = spawn_ok(&r.arc(), &["sleep", "30"], true);
+    r.stop_and_join(GRACE + RUN_WATCHDOG);
     assert!(sleeper.poll().is_some_and(lost) && sleeper.status_lost());
-    assert!(r.ex.running().is_empty());
+    assert!(r.exec().running().is_empty());
 }
 
 fn signal_mode(backend: SpawnBackend) {
     let name = backend.name();
-    let mut r = start(backend, ChildWatch::Signal);
-    let h = r.spawn(&["sh", "-c", "exit 3"], true);
-    let s = status_within(&h, LIMIT);
+    let mut r = start_with_watch(backend, ChildWatch::Signal, GRACE);
+    let h = spawn_ok(&r.arc(), &["sh", "-c", "exit 3"], true);
+    let s = wait_for(&h, LIMIT);
     // With its own handler installed the kernel no longer reaps by itself: real statuses.
     eprintln!(
         "{name} Signal mode under SIG_IGN: exit 3 reported as {s:?}, lost={}",
@@ -203,8 +193,8 @@ fn signal_mode(backend: SpawnBackend) {
         s.code() == Some(3) || (lost(s) && h.status_lost()),
         "{name}: {s:?}"
     );
-    let h = Arc::new(r.spawn(&["sleep", "30"], true));
-    let s = kill_within(&h, GRACE + LIMIT);
+    let h = Arc::new(spawn_ok(&r.arc(), &["sleep", "30"], true));
+    let (s, _) = kill_bounded(&h, GRACE + LIMIT);
     assert!(
         s.signal() == Some(libc::SIGTERM) || (lost(s) && h.status_lost()),
         "{name}: {s:?}"
@@ -216,5 +206,5 @@ fn signal_mode(backend: SpawnBackend) {
         used < Duration::from_millis(100),
         "{name}: idle executor used {used:?} of CPU in 300 ms"
     );
-    r.stop_and_join();
+    r.stop_and_join(GRACE + RUN_WATCHDOG);
 }

@@ -13,31 +13,24 @@
 //!
 //! It changes a process-wide disposition, so it is the only test of this file.
 
-mod fault_support;
+mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use fault_support::{Running, wait_until};
-use napix_executor::{ChildWatch, Executor, SpawnBackend};
+use common::{RUN_WATCHDOG, Running, spawn_ok, start_with_watch, wait_until};
+use napix_executor::{ChildWatch, SpawnBackend};
 
 const GRACE: Duration = Duration::from_millis(100);
 
 fn start() -> Running {
-    let ex = Executor::builder()
-        .backend(SpawnBackend::PosixSpawn)
-        .kill_grace(GRACE)
-        .child_watch(ChildWatch::Signal)
-        .build()
-        .expect("build executor");
-    Running::with(Arc::new(ex), GRACE)
+    start_with_watch(SpawnBackend::PosixSpawn, ChildWatch::Signal, GRACE)
 }
 
 #[test]
 fn signal_mode_survives_sigchld_reignored_by_the_host() {
     // First executor: installs the handler; all is well.
     let mut first = start();
-    let h = first.spawn(&["sh", "-c", "exit 3"], true);
+    let h = spawn_ok(&first.arc(), &["sh", "-c", "exit 3"], true);
     assert_eq!(
         h.wait_timeout(Duration::from_secs(10))
             .and_then(|s| s.code()),
@@ -48,7 +41,7 @@ fn signal_mode_survives_sigchld_reignored_by_the_host() {
     // tracks children) must notice and report the status as lost, not wait forever.
     // SAFETY: SIG_IGN installs no code.
     unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
-    let h = first.spawn(&["sh", "-c", "exit 4"], true);
+    let h = spawn_ok(&first.arc(), &["sh", "-c", "exit 4"], true);
     let status = h.wait_timeout(Duration::from_secs(8));
     assert!(
         status.is_some(),
@@ -57,16 +50,16 @@ fn signal_mode_survives_sigchld_reignored_by_the_host() {
     assert!(h.status_lost(), "{status:?}");
     // SAFETY: back to the default.
     unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
-    first.stop_and_join();
+    first.stop_and_join(GRACE + RUN_WATCHDOG);
 
     // The host now ignores SIGCHLD (e.g. a daemon that does not want zombies).
     // SAFETY: SIG_IGN installs no code.
     unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
 
     let second = start();
-    let h = second.spawn(&["sh", "-c", "exit 3"], true);
+    let h = spawn_ok(&second.arc(), &["sh", "-c", "exit 3"], true);
     let status = h.wait_timeout(Duration::from_secs(5));
-    let ex = Arc::clone(&second.ex);
+    let ex = second.arc();
     ex.stop();
     let emptied = wait_until(GRACE + Duration::from_secs(5), || ex.running().is_empty());
     // SAFETY: back to the default before the assertion can fail.

@@ -10,7 +10,7 @@
 //! It counts the whole process's descriptors, threads and children, so it is the only test of
 //! this file.
 
-mod fault_support;
+mod common;
 
 use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
@@ -19,7 +19,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use fault_support::{Running, procfs, wait_until};
+use common::{
+    RUN_WATCHDOG, Running, assert_no_children, describe_fds, our_fds, start_with_watch,
+    thread_count, wait_until, zombie_children,
+};
 use napix_executor::{ChildWatch, ExecHandle, Executor, SpawnBackend, SpawnError};
 
 const GRACE: Duration = Duration::from_millis(50);
@@ -139,8 +142,8 @@ fn soak_eight_threads_spawn_kill_drop() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(8);
-    let fds_before = procfs::fds();
-    let threads_before = procfs::thread_count();
+    let fds_before = our_fds();
+    let threads_before = thread_count();
     let stats = Arc::new(Stats::default());
     let started = Instant::now();
     {
@@ -150,17 +153,9 @@ fn soak_eight_threads_spawn_kill_drop() {
             (SpawnBackend::Vfork, ChildWatch::Pidfd),
         ]
         .into_iter()
-        .map(|(backend, watch)| {
-            let ex = Executor::builder()
-                .backend(backend)
-                .kill_grace(GRACE)
-                .child_watch(watch)
-                .build()
-                .expect("build executor");
-            Running::with(Arc::new(ex), GRACE)
-        })
+        .map(|(backend, watch)| start_with_watch(backend, watch, GRACE))
         .collect();
-        let executors: Vec<Arc<Executor>> = runs.iter().map(|r| Arc::clone(&r.ex)).collect();
+        let executors: Vec<Arc<Executor>> = runs.iter().map(|r| r.arc()).collect();
 
         // Zombie monitor: a zombie child seen in two samples a second apart was not reaped.
         let done = Arc::new(AtomicBool::new(false));
@@ -170,11 +165,7 @@ fn soak_eight_threads_spawn_kill_drop() {
                 let mut last: Vec<u32> = Vec::new();
                 let mut stale = Vec::new();
                 while !done.load(Ordering::SeqCst) {
-                    let zombies: Vec<u32> = procfs::children()
-                        .into_iter()
-                        .filter(|c| c.1 == 'Z')
-                        .map(|c| c.0)
-                        .collect();
+                    let zombies = zombie_children();
                     stale.extend(zombies.iter().filter(|z| last.contains(z)).copied());
                     last = zombies;
                     for _ in 0..20 {
@@ -219,8 +210,8 @@ fn soak_eight_threads_spawn_kill_drop() {
             last_ones.push(w.join().expect("soak worker panicked"));
         }
         for r in &mut runs {
-            r.stop_and_join();
-            assert!(r.ex.running().is_empty());
+            r.stop_and_join(GRACE + RUN_WATCHDOG);
+            assert!(r.exec().running().is_empty());
         }
         for h in &last_ones {
             assert_eq!(
@@ -238,21 +229,18 @@ fn soak_eight_threads_spawn_kill_drop() {
     }
 
     // Everything is dropped: no child, no descriptor, no thread left.
-    let no_children = wait_until(Duration::from_secs(5), || procfs::children().is_empty());
-    assert!(no_children, "children left: {:?}", procfs::children());
-    wait_until(Duration::from_secs(5), || procfs::fds() == fds_before);
-    let fds_after = procfs::fds();
+    assert_no_children(Duration::from_secs(5));
+    wait_until(Duration::from_secs(5), || our_fds() == fds_before);
+    let fds_after = our_fds();
     assert_eq!(
         fds_before,
         fds_after,
         "descriptors: before [{}] after [{}]",
-        procfs::describe_fds(&fds_before),
-        procfs::describe_fds(&fds_after)
+        describe_fds(&fds_before),
+        describe_fds(&fds_after)
     );
-    wait_until(Duration::from_secs(5), || {
-        procfs::thread_count() == threads_before
-    });
-    assert_eq!(procfs::thread_count(), threads_before, "threads");
+    wait_until(Duration::from_secs(5), || thread_count() == threads_before);
+    assert_eq!(thread_count(), threads_before, "threads");
     eprintln!(
         "soak {secs} s ({:?}): {} spawned, {} waited, {} killed, {} dropped, {} refused",
         started.elapsed(),

@@ -12,7 +12,7 @@
 //! Closing fds 0-2 is process-wide, so it is the only test of this file; a guard puts them back
 //! before the test harness prints anything (also when an assertion fails).
 
-mod fault_support;
+mod common;
 
 use std::fs;
 use std::io::Read;
@@ -20,7 +20,10 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
-use fault_support::{Running, kill_within, status_within};
+use common::{
+    RUN_WATCHDOG, Running, cmdline, comm, fds_of, kill_bounded, proc_stat, spawn_ok, wait_for,
+    wait_until,
+};
 use napix_executor::{ChildWatch, Executor, SpawnBackend};
 
 const GRACE: Duration = Duration::from_millis(100);
@@ -84,20 +87,18 @@ fn link(pid: u32, fd: u32) -> String {
 }
 
 fn child_fds(pid: u32) -> Vec<(u32, String)> {
-    let mut v: Vec<u32> = fs::read_dir(format!("/proc/{pid}/fd"))
+    fds_of(pid)
         .expect("read the child's /proc/<pid>/fd")
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .collect();
-    v.sort_unstable();
-    v.into_iter().map(|fd| (fd, link(pid, fd))).collect()
+        .into_iter()
+        .map(|fd| (fd, link(pid, fd)))
+        .collect()
 }
 
 /// The child's descriptors once `sleep` finished starting up (it opens and closes locale files
 /// right after exec): polled until only 0-2 are left, for at most 2 s.
 fn settled_fds(pid: u32) -> Vec<(u32, String)> {
     let mut fds = child_fds(pid);
-    fault_support::wait_until(Duration::from_secs(2), || {
+    wait_until(Duration::from_secs(2), || {
         fds = child_fds(pid);
         fd_numbers(&fds) == [0, 1, 2]
     });
@@ -179,23 +180,22 @@ fn one_case(what: &str, closed: &[RawFd], backend: SpawnBackend, watch: ChildWat
         .build()
         .expect("build executor");
     still_closed(what, watch, closed, "by build()");
-    let mut r = Running::with(Arc::new(ex), GRACE);
+    let mut r = Running::spawn(Arc::new(ex));
 
     // discard_output: 0, 1, 2 all /dev/null, nothing else.
-    let quiet = Arc::new(r.spawn(&["sleep", "30"], true));
+    let quiet = Arc::new(spawn_ok(&r.arc(), &["sleep", "30"], true));
     let pid = quiet.pid();
     // create_process returns once the child is past the point of no return of execve (the
     // parent of a vfork resumes when the child drops the old memory), which can be before the
     // new image has its arguments in place: wait for that.
     let want = Some(vec!["sleep".to_string(), "30".to_string()]);
-    let started = fault_support::wait_until(Duration::from_secs(2), || {
-        fault_support::cmdline(pid) == want
-    });
+    let started = wait_until(Duration::from_secs(2), || cmdline(pid) == want);
     assert!(
         started,
-        "{what}: pid {pid} is not running `sleep 30` (cmdline {:?}, stat {:?}, status {:?})",
-        fault_support::cmdline(pid),
-        fault_support::procfs::stat(pid),
+        "{what}: pid {pid} is not running `sleep 30` (cmdline {:?}, stat {:?}, comm {:?}, status {:?})",
+        cmdline(pid),
+        proc_stat(pid),
+        comm(pid),
         quiet.poll()
     );
     let fds = settled_fds(pid);
@@ -206,7 +206,7 @@ fn one_case(what: &str, closed: &[RawFd], backend: SpawnBackend, watch: ChildWat
     still_closed(what, watch, closed, "by run() or a spawn");
 
     // Pipes: 0 /dev/null, 1 and 2 exactly the pipes the handle reads.
-    let piped = Arc::new(r.spawn(&["sleep", "30"], false));
+    let piped = Arc::new(spawn_ok(&r.arc(), &["sleep", "30"], false));
     let out = piped.take_stdout().expect("stdout pipe");
     let err = piped.take_stderr().expect("stderr pipe");
     assert!(
@@ -222,7 +222,8 @@ fn one_case(what: &str, closed: &[RawFd], backend: SpawnBackend, watch: ChildWat
     still_closed(what, watch, closed, "by a spawn with pipes");
 
     // From the inside: the shell lists its own fds and writes to both streams.
-    let talk = r.spawn(
+    let talk = spawn_ok(
+        &r.arc(),
         &[
             "sh",
             "-c",
@@ -245,15 +246,12 @@ fn one_case(what: &str, closed: &[RawFd], backend: SpawnBackend, watch: ChildWat
         "{what}: what the child saw"
     );
     assert_eq!(complained, "err\n", "{what}: child stderr");
-    assert_eq!(
-        status_within(&talk, Duration::from_secs(10)).code(),
-        Some(0)
-    );
+    assert_eq!(wait_for(&talk, Duration::from_secs(10)).code(), Some(0));
 
     for h in [&quiet, &piped] {
-        kill_within(h, GRACE + Duration::from_secs(10));
+        kill_bounded(h, GRACE + Duration::from_secs(10));
     }
     drop((out, err));
-    r.stop_and_join();
+    r.stop_and_join(GRACE + RUN_WATCHDOG);
     still_closed(what, watch, closed, "at the end");
 }

@@ -10,57 +10,58 @@
 //!
 //! Being a subreaper is process-wide, so it is the only test of this file.
 
-mod fault_support;
+mod common;
 
 use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
-use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use fault_support::{Running, cmdline, is_our_child, status_within, wait_until};
-use napix_executor::{ChildWatch, Executor, SpawnBackend};
+use common::{
+    RUN_WATCHDOG, cmdline, is_child, proc_stat, spawn_ok, start_with_watch, wait_for, wait_until,
+};
+use napix_executor::{ChildWatch, SpawnBackend};
 
+const GRACE: Duration = Duration::from_millis(200);
 const LIMIT: Duration = Duration::from_secs(10);
 
 fn check(backend: SpawnBackend, watch: ChildWatch) {
     let what = format!("{} {watch:?}", backend.name());
-    let ex = Executor::builder()
-        .backend(backend)
-        .kill_grace(Duration::from_millis(200))
-        .child_watch(watch)
-        .build()
-        .expect("build executor");
-    let mut r = Running::with(Arc::new(ex), Duration::from_millis(200));
+    let mut r = start_with_watch(backend, watch, GRACE);
 
-    let h = r.spawn(
+    let h = spawn_ok(
+        &r.arc(),
         &["sh", "-c", "sleep 30 </dev/null >/dev/null 2>&1 & echo $!"],
         false,
     );
     let mut out = String::new();
     h.take_stdout().unwrap().read_to_string(&mut out).unwrap();
     let adoptee: u32 = out.trim().parse().expect("grandchild pid");
-    assert_eq!(status_within(&h, LIMIT).code(), Some(0), "{what}");
+    assert_eq!(wait_for(&h, LIMIT).code(), Some(0), "{what}");
     assert!(
-        wait_until(LIMIT, || is_our_child(adoptee)),
+        wait_until(LIMIT, || is_child(adoptee)),
         "{what}: the orphan {adoptee} was not adopted by this subreaper"
     );
     assert!(wait_until(LIMIT, || cmdline(adoptee)
         .is_some_and(|c| c == ["sleep", "30"])));
-    assert!(r.ex.running().is_empty(), "{what}: {:?}", r.ex.running());
+    assert!(
+        r.exec().running().is_empty(),
+        "{what}: {:?}",
+        r.exec().running()
+    );
 
     // SAFETY: kill takes two integers; `adoptee` is our unreaped child (checked above).
     unsafe { libc::kill(adoptee as libc::pid_t, libc::SIGKILL) };
     // It must stay a zombie: nobody but us may reap it.
     assert!(
-        wait_until(LIMIT, || fault_support::procfs::stat(adoptee)
-            .is_some_and(|(state, _, _)| state == 'Z')),
+        wait_until(LIMIT, || proc_stat(adoptee)
+            .is_some_and(|(state, _)| state == 'Z')),
         "{what}: the adoptee vanished: someone else reaped it"
     );
     thread::sleep(Duration::from_millis(200));
     assert!(
-        fault_support::procfs::stat(adoptee).is_some_and(|(state, _, _)| state == 'Z'),
+        proc_stat(adoptee).is_some_and(|(state, _)| state == 'Z'),
         "{what}: the executor reaped a process it did not spawn"
     );
     let mut raw = 0;
@@ -74,9 +75,9 @@ fn check(backend: SpawnBackend, watch: ChildWatch) {
     );
 
     // The executor still works.
-    let h = r.spawn(&["sh", "-c", "exit 5"], true);
-    assert_eq!(status_within(&h, LIMIT).code(), Some(5), "{what}");
-    r.stop_and_join();
+    let h = spawn_ok(&r.arc(), &["sh", "-c", "exit 5"], true);
+    assert_eq!(wait_for(&h, LIMIT).code(), Some(5), "{what}");
+    r.stop_and_join(GRACE + RUN_WATCHDOG);
 }
 
 #[test]

@@ -11,14 +11,14 @@
 //! 20 s with a fuzzer busy on the other core. `NAPIX_CHILDREN` changes the count. It raises this
 //! process's fd limit, so it is the only test of this file.
 
-mod fault_support;
+mod common;
 
 use std::os::unix::process::ExitStatusExt;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use fault_support::{Running, procfs, wait_until};
+use common::{RUN_WATCHDOG, Running, children, our_fds, wait_until};
 use napix_executor::{ExecHandle, Executor, raise_fd_limit};
 
 const CALLERS: usize = 4;
@@ -34,18 +34,18 @@ fn ten_thousand_sleepers_then_stop() {
         fd_limit >= n as u64 + 64,
         "RLIMIT_NOFILE hard limit {fd_limit} is too low for {n} pidfds"
     );
-    let fds_before = procfs::fds();
+    let fds_before = our_fds();
     let grace = Duration::from_secs(2);
     let ex = Executor::builder()
         .kill_grace(grace)
         .build()
         .expect("build executor");
-    let mut r = Running::with(Arc::new(ex), grace);
+    let mut r = Running::spawn(Arc::new(ex));
 
     let t = Instant::now();
     let callers: Vec<_> = (0..CALLERS)
         .map(|i| {
-            let ex = Arc::clone(&r.ex);
+            let ex = r.arc();
             let count = n / CALLERS + usize::from(i < n % CALLERS);
             thread::spawn(move || -> Vec<ExecHandle> {
                 (0..count)
@@ -68,8 +68,12 @@ fn ten_thousand_sleepers_then_stop() {
     }
     let spawn_time = t.elapsed();
     assert_eq!(handles.len(), n);
-    assert_eq!(r.ex.running().len(), n, "running() does not list them all");
-    let live = procfs::children()
+    assert_eq!(
+        r.exec().running().len(),
+        n,
+        "running() does not list them all"
+    );
+    let live = children()
         .iter()
         .filter(|c| c.1 != 'Z' && c.2 == "sleep")
         .count();
@@ -77,7 +81,7 @@ fn ten_thousand_sleepers_then_stop() {
     assert!(handles.iter().all(|h| h.poll().is_none()));
 
     let t = Instant::now();
-    let took = r.stop_and_join();
+    let took = r.stop_and_join(grace + RUN_WATCHDOG);
     eprintln!(
         "{n} children: spawned in {spawn_time:?} ({:.0}/s), stop() to run() returned {took:?}",
         n as f64 / spawn_time.as_secs_f64()
@@ -87,7 +91,7 @@ fn ten_thousand_sleepers_then_stop() {
         "stop took {:?}",
         t.elapsed()
     );
-    assert!(r.ex.running().is_empty());
+    assert!(r.exec().running().is_empty());
     for h in &handles {
         assert_eq!(
             h.poll().and_then(|s| s.signal()),
@@ -99,10 +103,10 @@ fn ten_thousand_sleepers_then_stop() {
     drop(handles);
     drop(r);
     assert!(
-        wait_until(Duration::from_secs(10), || procfs::children().is_empty()),
+        wait_until(Duration::from_secs(10), || children().is_empty()),
         "children left: {}",
-        procfs::children().len()
+        children().len()
     );
-    wait_until(Duration::from_secs(10), || procfs::fds() == fds_before);
-    assert_eq!(procfs::fds(), fds_before, "descriptors left");
+    wait_until(Duration::from_secs(10), || our_fds() == fds_before);
+    assert_eq!(our_fds(), fds_before, "descriptors left");
 }

@@ -1,8 +1,11 @@
-//! Shared helpers for the contract tests.
+//! Shared helpers for the contract tests (`tests/contract_*.rs`) and the fault
+//! tests (`tests/fault_*.rs`).
 //!
-//! Every test body is written once as a `fn name(backend: SpawnBackend)` and
-//! instantiated for every backend by [`per_backend!`], so a failure names the
-//! backend (`posix_spawn::name`, `fork::name`, `vfork::name`).
+//! Every contract test body is written once as a `fn name(backend: SpawnBackend)`
+//! and instantiated for every backend by [`per_backend!`], so a failure names the
+//! backend (`posix_spawn::name`, `fork::name`, `vfork::name`). Fault tests loop
+//! over backends and child-watch modes themselves and start executors with
+//! [`start_with_watch`].
 //!
 //! Every wait has a bound: the executor's `run()` loop lives on a background
 //! thread owned by a [`Running`] guard whose drop stops it and joins it with a
@@ -22,8 +25,8 @@ use std::time::{Duration, Instant};
 
 use napix_executor::{ChildWatch, ExecHandle, Executor, ExecutorBuilder, SpawnBackend, SpawnError};
 
-/// How long `run()` may take to return after `stop()` before a guard's drop
-/// declares the executor hung.
+/// How long `run()` may take to return after `stop()` (beyond the kill grace,
+/// when the guard knows it) before a guard's drop declares the executor hung.
 pub const RUN_WATCHDOG: Duration = Duration::from_secs(20);
 
 /// Bound for a single spawn request.
@@ -79,19 +82,33 @@ pub fn builder(backend: SpawnBackend) -> ExecutorBuilder {
 /// An executor whose `run()` loop runs on a background thread.
 ///
 /// Dropping it calls `stop()` and joins the loop thread, panicking if `run()`
-/// does not return within [`RUN_WATCHDOG`] or returned an error.
+/// does not return within [`RUN_WATCHDOG`] plus the kill grace (when the guard
+/// was made by [`start`] or [`start_with_watch`]) or returned an error.
 pub struct Running {
     exec: Arc<Executor>,
+    /// The executor's kill grace, if known (added to the drop watchdog).
+    grace: Duration,
     run: Option<JoinHandle<io::Result<()>>>,
 }
 
-/// Builds an executor with `backend` and `grace` and starts its loop.
+/// Builds an executor with `backend` and `grace`, in the running test's
+/// child-watch mode, and starts its loop.
 pub fn start(backend: SpawnBackend, grace: Duration) -> Running {
-    let exec = builder(backend)
+    start_with_watch(backend, watch(), grace)
+}
+
+/// Builds an executor with `backend`, `watch` and `grace` and starts its loop
+/// (for tests that loop over the child-watch modes themselves).
+pub fn start_with_watch(backend: SpawnBackend, watch: ChildWatch, grace: Duration) -> Running {
+    let exec = Executor::builder()
+        .backend(backend)
+        .child_watch(watch)
         .kill_grace(grace)
         .build()
         .expect("ExecutorBuilder::build");
-    Running::spawn(Arc::new(exec))
+    let mut r = Running::spawn(Arc::new(exec));
+    r.grace = grace;
+    r
 }
 
 impl Running {
@@ -113,6 +130,7 @@ impl Running {
             .expect("spawn the run() thread");
         Running {
             exec,
+            grace: Duration::ZERO,
             run: Some(run),
         }
     }
@@ -173,14 +191,15 @@ impl Drop for Running {
             return;
         };
         self.exec.stop();
+        let limit = self.grace + RUN_WATCHDOG;
         let start = Instant::now();
         while !handle.is_finished() {
-            if start.elapsed() > RUN_WATCHDOG {
+            if start.elapsed() > limit {
                 if thread::panicking() {
-                    eprintln!("run() did not return within {RUN_WATCHDOG:?} after stop()");
+                    eprintln!("run() did not return within {limit:?} after stop()");
                     return;
                 }
-                panic!("run() did not return within {RUN_WATCHDOG:?} after stop()");
+                panic!("run() did not return within {limit:?} after stop()");
             }
             thread::sleep(Duration::from_millis(5));
         }
@@ -304,6 +323,11 @@ pub fn proc_stat(pid: u32) -> Option<(char, u32)> {
     Some((state, ppid))
 }
 
+/// Whether `pid` is a child of this process (alive or zombie).
+pub fn is_child(pid: u32) -> bool {
+    matches!(proc_stat(pid), Some((_, ppid)) if ppid == our_pid())
+}
+
 /// Whether `pid` is a zombie child of this process right now.
 pub fn is_zombie_child(pid: u32) -> bool {
     matches!(proc_stat(pid), Some(('Z', ppid)) if ppid == our_pid())
@@ -355,6 +379,13 @@ pub fn zombie_children() -> Vec<u32> {
         .collect()
 }
 
+/// Waits up to `limit` for this process to have no children (alive or zombie);
+/// panics with the list if some remain.
+pub fn assert_no_children(limit: Duration) {
+    let gone = wait_until(limit, || children().is_empty());
+    assert!(gone, "processes of ours left: {:?}", children());
+}
+
 /// A field of /proc/<pid>/status (e.g. "SigIgn"), trimmed.
 pub fn status_field(pid: u32, field: &str) -> Option<String> {
     let text = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -395,6 +426,27 @@ pub fn spawn_stubborn(exec: &Arc<Executor>) -> ExecHandle {
     h
 }
 
+/// `Threads:` of this process's /proc status.
+pub fn thread_count() -> usize {
+    status_field(our_pid(), "Threads")
+        .and_then(|v| v.parse().ok())
+        .expect("Threads: in /proc/self/status")
+}
+
+/// CPU time (user + system) this process used so far.
+pub fn cpu_time() -> Duration {
+    // SAFETY: getrusage writes a plain struct we own.
+    let usage = unsafe {
+        let mut u = std::mem::zeroed::<libc::rusage>();
+        libc::getrusage(libc::RUSAGE_SELF, &mut u);
+        u
+    };
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
 /// Number of open fds of this process.
 pub fn fd_count() -> usize {
     fs::read_dir("/proc/self/fd")
@@ -413,11 +465,44 @@ pub fn fds_of(pid: u32) -> Option<Vec<u32>> {
     Some(fds)
 }
 
+/// Sorted fd numbers open in this process (without the one used to list them).
+pub fn our_fds() -> Vec<u32> {
+    let me = our_pid();
+    let mut fds = fds_of(me).expect("read /proc/self/fd");
+    // Listing held one descriptor itself: drop the ones that are gone now.
+    fds.retain(|&fd| fd_target(me, fd).is_some());
+    fds
+}
+
+/// `fd -> target` of this process's `fds`, for a failure message.
+pub fn describe_fds(fds: &[u32]) -> String {
+    fds.iter()
+        .map(|fd| {
+            let target = fs::read_link(format!("/proc/self/fd/{fd}"))
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|e| format!("({e})"));
+            format!("{fd} -> {target}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Target of /proc/<pid>/fd/<fd>.
 pub fn fd_target(pid: u32, fd: u32) -> Option<String> {
     fs::read_link(format!("/proc/{pid}/fd/{fd}"))
         .ok()
         .map(|p| p.to_string_lossy().into_owned())
+}
+
+/// `/proc/<pid>/cmdline` split at NULs.
+pub fn cmdline(pid: u32) -> Option<Vec<String>> {
+    let raw = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    Some(
+        raw.split(|&b| b == 0)
+            .filter(|s| !s.is_empty())
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect(),
+    )
 }
 
 /// /proc/<pid>/comm, trimmed.
