@@ -228,7 +228,13 @@ impl ExecHandle {
     /// Sends `signal` (any number the kernel accepts; 0 probes) through the process's pidfd.
     ///
     /// Errors: `ESRCH` once the process has been reaped (a recycled pid is never hit), `EINVAL`
-    /// for a number that is not a signal.
+    /// for a number that is not a signal. Without pidfds ([`ChildWatch::Signal`]) the signal goes
+    /// through the executor thread, and after [`Executor::stop`] it is refused with an error that
+    /// wraps [`SpawnError::Stopped`] (the executor is killing every child by then).
+    ///
+    /// [`ChildWatch::Signal`]: crate::ChildWatch::Signal
+    /// [`Executor::stop`]: crate::Executor::stop
+    /// [`SpawnError::Stopped`]: crate::SpawnError::Stopped
     pub fn send_signal(&self, signal: i32) -> io::Result<()> {
         if self.state.status().is_some() {
             return Err(io::Error::from_raw_os_error(libc::ESRCH));

@@ -50,12 +50,12 @@ impl Message {
             // Every child is escalated at stop anyway; the caller waits for the status.
             Message::Kill(_) => {}
             Message::Ping(slot) => slot.fulfil(()),
-            Message::Signal { state, reply, .. } => {
-                // Refused only when no loop will run again; a child still unreaped then belongs
-                // to an executor whose drop kills and reaps it.
-                let _ = state;
-                reply.fulfil(Err(std::io::Error::from_raw_os_error(libc::ESRCH)));
-            }
+            // Without a pidfd only the loop may signal; once stopped, the loop is killing every
+            // child anyway (or has reaped them all: then the process is gone, ESRCH).
+            Message::Signal { state, reply, .. } => reply.fulfil(Err(match state.status() {
+                Some(_) => std::io::Error::from_raw_os_error(libc::ESRCH),
+                None => SpawnError::Stopped.into(),
+            })),
             Message::Wake => {}
         }
     }
