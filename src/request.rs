@@ -114,7 +114,8 @@ mod tests {
 
     #[test]
     fn path_search_finds_sh_and_reports_missing() {
-        let found = search_path(OsStr::new("sh"), Some(OsStr::new("/nonexistent::/bin"))).unwrap();
+        let found = search_path(OsStr::new("sh"), Some(OsStr::new("/nonexistent::/bin")))
+            .expect("test setup");
         assert_eq!(found, Path::new("/bin/sh"));
         let err =
             search_path(OsStr::new("no-such-program-x"), Some(OsStr::new("/bin"))).unwrap_err();
@@ -126,7 +127,7 @@ mod tests {
 
     #[test]
     fn slash_means_no_search() {
-        let p = PreparedCommand::new(&["./relative/thing"]).unwrap();
+        let p = PreparedCommand::new(&["./relative/thing"]).expect("test setup");
         assert_eq!(p.path.as_bytes(), b"./relative/thing");
     }
 }

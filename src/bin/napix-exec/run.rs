@@ -474,6 +474,9 @@ mod tests {
     fn jobs_must_be_positive() {
         assert!(parse_jobs("0").is_err());
         assert!(parse_jobs("x").is_err());
-        assert_eq!(parse_jobs("3"), Ok(NonZeroUsize::new(3).unwrap()));
+        assert_eq!(
+            parse_jobs("3"),
+            Ok(NonZeroUsize::new(3).expect("test setup"))
+        );
     }
 }

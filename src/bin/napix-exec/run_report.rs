@@ -370,19 +370,21 @@ mod tests {
             complete: true,
         });
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        o.write_text(&mut out, &mut err).unwrap();
+        o.write_text(&mut out, &mut err).expect("test setup");
         assert_eq!(
-            String::from_utf8(out).unwrap(),
+            String::from_utf8(out).expect("test setup"),
             "line 7: exit 0 in 1.5ms: echo hi\n7| a\n7| \n7| b\n"
         );
-        assert_eq!(String::from_utf8(err).unwrap(), "7| warn\n");
+        assert_eq!(String::from_utf8(err).expect("test setup"), "7| warn\n");
     }
 
     #[test]
     fn json_has_every_key() {
         let mut out = Vec::new();
-        outcome(Status::Exited(3)).write_json(&mut out).unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        outcome(Status::Exited(3))
+            .write_json(&mut out)
+            .expect("test setup");
+        let v: serde_json::Value = serde_json::from_slice(&out).expect("test setup");
         assert_eq!(v["line"], 7);
         assert_eq!(v["code"], 3);
         assert_eq!(v["duration_ms"], 1.5);
