@@ -39,9 +39,10 @@ pub(super) struct ChildPlan<'a> {
     pub(super) shared_fd_table: Option<u32>,
 }
 
-/// The errno a Shared report carries, negated, when the child could not unshare its descriptor
-/// table (CLOSE_RANGE_UNSHARE needs Linux 5.9): the parent then retries without CLONE_FILES.
-pub(super) const UNSHARE_FAILED: i32 = i32::MIN;
+/// Set in the errno a Shared report carries when the child could not unshare its descriptor table
+/// (CLOSE_RANGE_UNSHARE needs Linux 5.9; ENOMEM is possible too): the parent then retries without
+/// CLONE_FILES. The low bits hold the errno.
+pub(super) const UNSHARE_FAILED: i32 = 1 << 30;
 
 /// Highest signal number on Linux (SIGRTMAX).
 const NSIG: i32 = 64;
@@ -84,7 +85,9 @@ unsafe fn prepare_and_exec(plan: &ChildPlan<'_>) -> i32 {
             )
         };
         if ret != 0 {
-            return UNSHARE_FAILED;
+            // SAFETY: reads the errno the failed syscall just set (our TLS slot is the suspended
+            // parent thread's; it is not running).
+            return UNSHARE_FAILED | unsafe { *libc::__errno_location() };
         }
     }
     for (target, &fd) in plan.stdio.iter().enumerate() {

@@ -153,14 +153,17 @@ pub(super) fn spawn(
     let result = clone_and_exec(stack, exec, slots.raw(), Some(slots.top), clone_pidfd);
     slots.release(stdio.stdin);
     match result {
-        Err(SpawnFailure {
-            errno: UNSHARE_FAILED,
-            ..
-        }) => {
-            SHARE_FILES.store(false, Ordering::Relaxed);
-            tracing::debug!(
-                "close_range(CLOSE_RANGE_UNSHARE) unavailable: vfork clones copy the fd table"
-            );
+        Err(SpawnFailure { errno, .. }) if errno & UNSHARE_FAILED != 0 => {
+            let cause = errno & !UNSHARE_FAILED;
+            // Not there (before 5.9) or refused by a seccomp filter: stop trying. Anything else
+            // (ENOMEM) is transient and not remembered.
+            if matches!(cause, libc::ENOSYS | libc::EINVAL | libc::EPERM) {
+                SHARE_FILES.store(false, Ordering::Relaxed);
+                tracing::debug!(
+                    errno = cause,
+                    "close_range(CLOSE_RANGE_UNSHARE) unavailable: vfork clones copy the fd table"
+                );
+            }
             clone_and_exec(stack, exec, stdio.raw(), None, clone_pidfd)
         }
         other => other,
@@ -227,7 +230,7 @@ fn clone_and_exec(
     let errno = exec_errno.load(Ordering::Acquire);
     if errno != 0 {
         super::reap_failed_child(pid);
-        let stage = if errno == UNSHARE_FAILED {
+        let stage = if errno & UNSHARE_FAILED != 0 {
             SpawnStage::Spawn
         } else {
             SpawnStage::Exec
