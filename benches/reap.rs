@@ -7,7 +7,6 @@
 mod bench_tiny;
 
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,14 +16,7 @@ use napix_executor::{Executor, SpawnBackend};
 
 fn reap(c: &mut Criterion) {
     // Written and closed before any thread spawns (ETXTBSY).
-    let tiny = bench_tiny::TinyProgram::create();
-    let program: PathBuf = match &tiny {
-        Ok(t) => t.path().to_path_buf(),
-        Err(e) => {
-            eprintln!("tiny program unavailable ({e}); measuring /bin/true");
-            PathBuf::from("/bin/true")
-        }
-    };
+    let (tiny, program) = bench_tiny::tiny_or_bin_true();
     let backend = SpawnBackend::default();
     let exec = Arc::new(
         Executor::builder()

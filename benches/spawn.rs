@@ -6,7 +6,6 @@
 mod bench_tiny;
 
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -15,14 +14,7 @@ use napix_executor::direct::Prepared;
 
 fn spawn(c: &mut Criterion) {
     // Written and closed before anything spawns (ETXTBSY).
-    let tiny = bench_tiny::TinyProgram::create();
-    let program: PathBuf = match &tiny {
-        Ok(t) => t.path().to_path_buf(),
-        Err(e) => {
-            eprintln!("tiny program unavailable ({e}); measuring /bin/true");
-            PathBuf::from("/bin/true")
-        }
-    };
+    let (tiny, program) = bench_tiny::tiny_or_bin_true();
     let prepared = Prepared::new(&[&program]).expect("prepare");
     let mut g = c.benchmark_group("spawn_wait_direct");
     for backend in SpawnBackend::ALL {

@@ -528,38 +528,28 @@ impl Reactor<'_> {
 
     /// The kill escalation for one child, unless it is already under way.
     fn start_kill(&mut self, state: &ProcState, now: Instant) {
-        let shared = self.shared;
-        let mut gone = Vec::new();
-        if let Some(entry) = shared.table().get_mut(state.serial) {
-            escalate(
-                entry,
-                &mut self.escalations,
-                now,
-                shared.config.kill_grace,
-                &mut gone,
-            );
-        }
-        self.reap_all(gone);
-        self.rearm(now);
-    }
-
-    /// Reaps (or, if the kernel already did, finishes as lost) children found exited.
-    fn reap_all(&mut self, states: Vec<Arc<ProcState>>) {
-        for state in states {
-            self.try_reap(&state);
-        }
+        self.start_escalation(now, Some(state.serial));
     }
 
     /// stop() was called: refuse what is queued, escalate every child at the same instant.
     fn begin_stop(&mut self) {
         self.stop_seen = true;
+        self.shared.refuse_pending();
+        info!(children = self.shared.table().len(), "stopping");
+        self.start_escalation(Instant::now(), None);
+    }
+
+    /// Starts the escalation of child `serial` (of every tracked child for `None`), all with the
+    /// deadline `now + grace`; reaps those found already exited; re-arms the timer.
+    fn start_escalation(&mut self, now: Instant, serial: Option<u64>) {
         let shared = self.shared;
-        shared.refuse_pending();
-        let now = Instant::now();
-        let mut table = shared.table();
-        info!(children = table.len(), "stopping");
         let mut gone = Vec::new();
-        for entry in table.entries_mut() {
+        let mut table = shared.table();
+        let entries: Box<dyn Iterator<Item = &mut Entry>> = match serial {
+            Some(serial) => Box::new(table.get_mut(serial).into_iter()),
+            None => Box::new(table.entries_mut()),
+        };
+        for entry in entries {
             escalate(
                 entry,
                 &mut self.escalations,
@@ -569,7 +559,9 @@ impl Reactor<'_> {
             );
         }
         drop(table);
-        self.reap_all(gone);
+        for state in gone {
+            self.try_reap(&state);
+        }
         self.rearm(now);
     }
 
@@ -594,7 +586,9 @@ impl Reactor<'_> {
                 }
             }
         }
-        self.reap_all(gone);
+        for state in gone {
+            self.try_reap(&state);
+        }
         if let Some(source) = &mut self.sigchld
             && source.check_due(now)
         {

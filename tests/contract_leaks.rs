@@ -9,7 +9,7 @@
 #[macro_use]
 mod common;
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
@@ -17,11 +17,6 @@ use common::*;
 use napix_executor::{Executor, SpawnBackend, SpawnError};
 
 const LONG: Duration = Duration::from_secs(10);
-
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 per_backend!(
     no_fd_or_zombie_left_after_300_spawns,

@@ -11,8 +11,8 @@ mod common;
 
 use std::fs;
 use std::process::Command;
+use std::sync::Arc;
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::Duration;
 
@@ -20,11 +20,6 @@ use common::*;
 use napix_executor::SpawnBackend;
 
 const LONG: Duration = Duration::from_secs(10);
-
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 per_backend!(
     idle_loop_does_not_wake,

@@ -539,3 +539,10 @@ pub fn assert_no_zombie(pids: &[u32]) {
         );
     }
 }
+
+/// Serializes the tests of one binary that count process-wide things (fds, children, CPU ticks):
+/// hold the guard for the whole test.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -68,6 +68,22 @@ pub fn tiny_elf() -> Vec<u8> {
     v
 }
 
+/// The tiny program if it can be written and run here, else `/bin/true` (with a note on stderr).
+/// Keep the returned `TinyProgram` alive while the path is used: it deletes the file on drop.
+#[allow(dead_code)] // used by benches/ (which include this file), not by the command line
+pub fn tiny_or_bin_true() -> (Option<TinyProgram>, PathBuf) {
+    match TinyProgram::create() {
+        Ok(t) => {
+            let path = t.path().to_path_buf();
+            (Some(t), path)
+        }
+        Err(e) => {
+            eprintln!("tiny program unavailable ({e}); measuring /bin/true");
+            (None, PathBuf::from("/bin/true"))
+        }
+    }
+}
+
 /// The tiny program on disk; deleted on drop.
 pub struct TinyProgram {
     path: PathBuf,
