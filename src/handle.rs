@@ -220,22 +220,32 @@ impl ExecHandle {
 
     /// Sends SIGTERM alone (no escalation).
     ///
-    /// Errors with `ESRCH` once the process has been reaped.
+    /// Errors as [`send_signal`](Self::send_signal): `ESRCH` once the process has been reaped,
+    /// `Stopped` after [`Executor::stop`](crate::Executor::stop) without pidfds.
     pub fn terminate(&self) -> io::Result<()> {
         self.send_signal(libc::SIGTERM)
     }
 
     /// Sends `signal` (any number the kernel accepts; 0 probes) through the process's pidfd.
     ///
-    /// Errors: `ESRCH` once the process has been reaped (a recycled pid is never hit), `EINVAL`
-    /// for a number that is not a signal. Without pidfds ([`ChildWatch::Signal`]) the signal goes
-    /// through the executor thread, and after [`Executor::stop`] it is refused with an error that
-    /// wraps [`SpawnError::Stopped`] (the executor is killing every child by then).
+    /// Errors, checked in this order:
+    /// - `EINVAL` for a number that is not a signal (outside `0..=SIGRTMAX`), always: whatever
+    ///   the process's state, before and after [`Executor::stop`];
+    /// - `ESRCH` once the process has been reaped (a recycled pid is never hit);
+    /// - without pidfds ([`ChildWatch::Signal`]) the signal goes through the executor thread;
+    ///   once [`Executor::stop`] was called, a signal the thread has not served yet is refused
+    ///   with an error that wraps [`SpawnError::Stopped`] while the process is not yet reaped
+    ///   (the executor is killing every child by then), `ESRCH` after; one it served is `Ok`.
+    ///   With pidfds a signal is still delivered after `stop()` (`Ok` or `ESRCH`).
     ///
     /// [`ChildWatch::Signal`]: crate::ChildWatch::Signal
     /// [`Executor::stop`]: crate::Executor::stop
     /// [`SpawnError::Stopped`]: crate::SpawnError::Stopped
     pub fn send_signal(&self, signal: i32) -> io::Result<()> {
+        // First, so the answer to a bad number does not depend on the child's state or the mode.
+        if !(0..=libc::SIGRTMAX()).contains(&signal) {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
         if self.state.status().is_some() {
             return Err(io::Error::from_raw_os_error(libc::ESRCH));
         }

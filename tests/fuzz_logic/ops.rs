@@ -11,9 +11,10 @@
 //! Checked during the sequence: every call returns (a watchdog bounds the whole case); a create
 //! gives the program's expected result (or `Stopped` once `stop()` was called); a status seen
 //! before `stop()` for a child no one signalled is its natural one; `poll` and `return_code`
-//! agree; a signal error is `ESRCH` only once the child is gone and `EINVAL` only for a number
-//! that is no signal; `running()` lists only commands we asked for, owned by our threads, and
-//! holds every child `children_of` lists.
+//! agree; a number that is no signal always gets `EINVAL`, a signal gets `Ok`, `ESRCH` only
+//! once the child is gone, or `Stopped` only in `ChildWatch::Signal` mode after `stop()`;
+//! `running()` lists only commands we asked for, owned by our threads, and holds every child
+//! `children_of` lists.
 //!
 //! Checked after it: `run()` returns `Ok` within the grace plus a margin after `stop()`; the table
 //! is empty; every handle has a status (not "lost"), signals then give `ESRCH` and `kill` returns
@@ -510,7 +511,7 @@ fn apply(case: &Case, op: Op) {
         Op::Terminate(i) => {
             if let Some(slot) = pick(case, i) {
                 slot.touched.store(true, Ordering::SeqCst);
-                check_signal_result(&slot, libc::SIGTERM, slot.handle.terminate());
+                check_signal_result(case, &slot, libc::SIGTERM, slot.handle.terminate());
             }
         }
         Op::Signal(i, sig) => {
@@ -518,7 +519,7 @@ fn apply(case: &Case, op: Op) {
                 if sig != 0 {
                     slot.touched.store(true, Ordering::SeqCst);
                 }
-                check_signal_result(&slot, sig, slot.handle.send_signal(sig));
+                check_signal_result(case, &slot, sig, slot.handle.send_signal(sig));
             }
         }
         Op::Poll(i) => {
@@ -690,21 +691,44 @@ fn check_natural(case: &Case, slot: &Slot, status: ExitStatus) {
     }
 }
 
-fn check_signal_result(slot: &Slot, sig: i32, r: io::Result<()>) {
+/// The answers `send_signal` documents, in its order: `EINVAL` for a number that is no signal,
+/// always (before and after `stop()`, alive or reaped); for a signal, `Ok`, `ESRCH` once the child
+/// is reaped, or, in `ChildWatch::Signal` mode once `stop()` was called, `Stopped`.
+fn check_signal_result(case: &Case, slot: &Slot, sig: i32, r: io::Result<()>) {
+    // Linux signal numbers: 0 (probe) to SIGRTMAX, 64 on every architecture we run on.
     let valid = (0..=64).contains(&sig);
+    let pid = slot.handle.pid();
     match r {
-        Ok(()) => assert!(valid, "send_signal({sig}) succeeded"),
+        Err(e) if !valid => assert_eq!(
+            e.raw_os_error(),
+            Some(libc::EINVAL),
+            "send_signal({sig}) to pid {pid}: {e}, not EINVAL"
+        ),
+        Ok(()) if !valid => panic!("send_signal({sig}) to pid {pid} succeeded"),
+        Ok(()) => {}
         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
             // Gone: reaped, so the status is there or about to be stored.
             assert!(
                 slot.handle.wait_timeout(Duration::from_secs(5)).is_some(),
-                "ESRCH for pid {} but no status",
-                slot.handle.pid()
+                "ESRCH for pid {pid} but no status"
             );
         }
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-            assert!(!valid, "send_signal({sig}) gave EINVAL")
+        Err(e) if is_stopped_error(&e) => {
+            assert!(
+                case.ex.child_watch() == ChildWatch::Signal
+                    && case.stop_called.load(Ordering::SeqCst)
+                    && case.ex.is_stopped(),
+                "send_signal({sig}) to pid {pid} said Stopped (watch {:?}, stop() called: {})",
+                case.ex.child_watch(),
+                case.stop_called.load(Ordering::SeqCst)
+            );
         }
-        Err(e) => panic!("send_signal({sig}) to pid {}: {e}", slot.handle.pid()),
+        Err(e) => panic!("send_signal({sig}) to pid {pid}: {e}"),
     }
+}
+
+fn is_stopped_error(e: &io::Error) -> bool {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<SpawnError>())
+        .is_some_and(|se| matches!(se, SpawnError::Stopped))
 }

@@ -339,6 +339,49 @@ pub fn ops() -> Vec<(&'static str, Vec<u8>)> {
                 ],
             ),
         ),
+        // The smallest input that caught the oracle out of date: in Signal mode a signal
+        // refused after `stop()` answers `Stopped`, which the oracle did not accept.
+        (
+            "signal-after-stop-signal-mode",
+            ops::encode(
+                header(0, 0, 1, true, false),
+                &one(&[c(SLEEP, true), Stop, Signal(0, 0)]),
+            ),
+        ),
+        // A number that is no signal is `EINVAL` before and after `stop()`, alive or reaped, in
+        // both watch modes.
+        (
+            "invalid-signal-after-stop-signal-mode",
+            ops::encode(
+                header(1, 3, 1, true, false),
+                &one(&[
+                    c(NO_TERM, true),
+                    Signal(0, 65),
+                    Stop,
+                    Signal(0, 65),
+                    Signal(0, -1),
+                    Signal(0, 0),
+                    WaitTimeout(0, 45),
+                    Signal(0, 1000),
+                ]),
+            ),
+        ),
+        (
+            "invalid-signal-after-stop-pidfd-mode",
+            ops::encode(
+                header(2, 3, 1, false, false),
+                &one(&[
+                    c(NO_TERM, true),
+                    Signal(0, 65),
+                    Stop,
+                    Signal(0, 65),
+                    Signal(0, -1),
+                    Signal(0, 0),
+                    WaitTimeout(0, 45),
+                    Signal(0, 1000),
+                ]),
+            ),
+        ),
         (
             "stop-twice",
             ops::encode(
