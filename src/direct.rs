@@ -14,7 +14,7 @@ use std::process::ExitStatus;
 use rustix::process::{Pid, WaitId, WaitIdOptions, waitid};
 
 use crate::error::{SpawnError, SpawnStage};
-use crate::handle::exit_status_from;
+use crate::proc_state::exit_status_from;
 use crate::request::PreparedCommand;
 use crate::sys::spawn::{ChildStdio, SpawnBackend, Spawner};
 

@@ -1,121 +1,26 @@
-//! [`Executor`] and [`ExecutorBuilder`]: the public face. Callers prepare requests here; the loop
-//! itself is in [`crate::reactor`].
+//! [`Executor`] and [`ExecutorBuilder`]: the public face. Callers prepare requests here and wrap
+//! the loop's answers into handles; the loop itself is in [`crate::reactor`].
 
 use std::ffi::OsStr;
 use std::io;
-use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, OnceLock};
 use std::thread::{self, ThreadId};
 use std::time::Duration;
 
-use rustix::event::epoll;
-use rustix::time::{TimerfdClockId, TimerfdFlags, timerfd_create};
-
 use crate::error::SpawnError;
 use crate::handle::ExecHandle;
-use crate::queue::{Message, ReplySlot, RequestQueue, SpawnRequest};
+use crate::proc_state::Spawned;
+use crate::queue::{Message, ReplySlot, SpawnRequest};
 use crate::request::PreparedCommand;
-use crate::spin::SpinPolicy;
+use crate::shared::{ChildWatch, Config, Shared};
 use crate::sys::spawn::SpawnBackend;
-use crate::table::{ProcessInfo, Table};
+use crate::table::ProcessInfo;
 
 /// The default time between SIGTERM and SIGKILL in [`ExecHandle::kill`] and [`Executor::stop`].
 pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(3);
 
 /// How long waiting threads and the loop poll before they sleep, by default.
 const DEFAULT_SPIN: Duration = Duration::from_millis(1);
-
-/// How the executor learns that a child exited.
-///
-/// | mode | kernel | how |
-/// |---|---|---|
-/// | `Pidfd` | Linux 5.4+ | one pidfd per child in the epoll set; signals through the pidfd |
-/// | `Signal` | any | SIGCHLD (signalfd or a signal-hook handler) wakes the loop, which waits on each tracked pid; signals go through the executor thread |
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum ChildWatch {
-    /// Probe once whether pidfds work (`pidfd_open` and `waitid(P_PIDFD)`); use them if so, else
-    /// the signal path. The default.
-    #[default]
-    Auto,
-    /// pidfds; [`ExecutorBuilder::build`] fails with `Unsupported` on a kernel without them.
-    Pidfd,
-    /// SIGCHLD, for kernels without pidfds (before 5.4, RHEL 8). See [`crate::block_sigchld`].
-    Signal,
-}
-
-/// Settings fixed when the executor is built.
-#[derive(Debug, Clone)]
-pub(crate) struct Config {
-    pub(crate) kill_grace: Duration,
-    pub(crate) backend: SpawnBackend,
-    pub(crate) spin: Duration,
-    /// Never `Auto` once built.
-    pub(crate) watch: ChildWatch,
-}
-
-/// State shared by the executor thread, the caller threads and (weakly) the handles.
-pub(crate) struct Shared {
-    pub(crate) queue: RequestQueue,
-    pub(crate) stopped: AtomicBool,
-    pub(crate) config: Config,
-    pub(crate) spin: Arc<SpinPolicy>,
-    pub(crate) epoll: OwnedFd,
-    pub(crate) timer: OwnedFd,
-    pub(crate) dev_null: OwnedFd,
-    table: Mutex<Table>,
-    /// Set while some thread is inside `run()`.
-    looping: AtomicBool,
-    next_serial: AtomicU64,
-}
-
-impl Shared {
-    fn new(config: Config) -> io::Result<Shared> {
-        let epoll = crate::sys::above_stdio(epoll::create(epoll::CreateFlags::CLOEXEC)?)?;
-        let timer = crate::sys::above_stdio(timerfd_create(
-            TimerfdClockId::Monotonic,
-            TimerfdFlags::CLOEXEC | TimerfdFlags::NONBLOCK,
-        )?)?;
-        Ok(Shared {
-            queue: RequestQueue::new()?,
-            stopped: AtomicBool::new(false),
-            spin: Arc::new(SpinPolicy::new(config.spin)),
-            config,
-            epoll,
-            timer,
-            dev_null: crate::sys::open_dev_null()?,
-            table: Mutex::new(Table::default()),
-            looping: AtomicBool::new(false),
-            next_serial: AtomicU64::new(1),
-        })
-    }
-
-    pub(crate) fn table(&self) -> MutexGuard<'_, Table> {
-        self.table.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    pub(crate) fn next_serial(&self) -> u64 {
-        self.next_serial.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// Answers every queued message with "stopped". Any thread may do it once `stopped` is set.
-    pub(crate) fn refuse_pending(&self) {
-        while let Some(m) = self.queue.pop() {
-            m.refuse();
-        }
-    }
-}
-
-impl Drop for Shared {
-    /// The last owner is gone and no loop runs: kill and reap what is left, so that no child
-    /// stays a zombie and every handle gets a status.
-    fn drop(&mut self) {
-        self.stopped.store(true, Ordering::SeqCst);
-        self.refuse_pending();
-        let mut table = self.table();
-        crate::reactor::kill_and_reap_all(&mut table);
-    }
-}
 
 /// Builds an [`Executor`] with settings other than the defaults.
 ///
@@ -213,8 +118,8 @@ impl std::fmt::Debug for Executor {
         let mut d = f.debug_struct("Executor");
         match &self.shared {
             Ok(s) => d
-                .field("config", &s.config)
-                .field("stopped", &s.stopped.load(Ordering::Relaxed))
+                .field("config", s.config())
+                .field("stopped", &s.is_stopped())
                 .field("running", &s.table().len()),
             Err(errno) => d.field("setup_errno", errno),
         };
@@ -226,7 +131,7 @@ static GLOBAL: OnceLock<Executor> = OnceLock::new();
 
 thread_local! {
     /// Each thread's reply slot for its spawn requests (see [`ReplySlot::reusable`]).
-    static SPAWN_REPLY: Arc<ReplySlot<Result<ExecHandle, SpawnError>>> =
+    static SPAWN_REPLY: Arc<ReplySlot<Result<Spawned, SpawnError>>> =
         ReplySlot::for_current_thread();
     static PING_REPLY: Arc<ReplySlot<()>> = ReplySlot::for_current_thread();
 }
@@ -288,23 +193,22 @@ impl Executor {
         discard_output: bool,
     ) -> Result<ExecHandle, SpawnError> {
         let shared = self.shared()?;
-        if shared.stopped.load(Ordering::SeqCst) {
+        if shared.is_stopped() {
             return Err(SpawnError::Stopped);
         }
         let command = PreparedCommand::new(command)?;
         let reply = ReplySlot::reusable(&SPAWN_REPLY);
-        shared.queue.push(Message::Spawn(Box::new(SpawnRequest {
+        let request = Message::Spawn(Box::new(SpawnRequest {
             command,
             discard_output,
             owner: thread::current().id(),
             reply: reply.clone(),
-        })));
-        // stop() may have drained the queue between our check and our push; then nobody else
-        // will answer this request, so answer it (and anything else left) ourselves.
-        if shared.stopped.load(Ordering::SeqCst) {
-            shared.refuse_pending();
+        }));
+        if shared.queue().push(request).is_err() {
+            return Err(SpawnError::Stopped);
         }
-        reply.wait(&shared.spin)
+        let spawned = reply.wait(shared.spin())?;
+        Ok(ExecHandle::new(spawned, Arc::downgrade(shared)))
     }
 
     /// Runs the loop on the calling thread (normally the main thread): spawns what is asked,
@@ -316,14 +220,14 @@ impl Executor {
     /// every child is killed and reaped before it returns).
     pub fn run(&self) -> io::Result<()> {
         let shared = self.shared().map_err(io::Error::from)?;
-        if shared.looping.swap(true, Ordering::SeqCst) {
+        if !shared.enter_loop() {
             return Err(io::Error::new(
                 io::ErrorKind::ResourceBusy,
                 "Executor::run is already running on another thread",
             ));
         }
         let result = crate::reactor::run(shared);
-        shared.looping.store(false, Ordering::SeqCst);
+        shared.leave_loop();
         result
     }
 
@@ -332,11 +236,7 @@ impl Executor {
     /// same time; [`run`](Self::run) returns once the table is empty.
     pub fn stop(&self) {
         if let Ok(shared) = &self.shared {
-            shared.stopped.store(true, Ordering::SeqCst);
-            shared.refuse_pending();
-            // A message, not a bare ring: the loop re-checks the queue (not the flag) right
-            // before sleeping, so only a message is sure to wake it.
-            shared.queue.push(Message::Wake);
+            shared.stop();
         }
     }
 
@@ -344,14 +244,12 @@ impl Executor {
     pub fn child_watch(&self) -> ChildWatch {
         self.shared
             .as_ref()
-            .map_or(ChildWatch::Auto, |s| s.config.watch)
+            .map_or(ChildWatch::Auto, |s| s.config().watch)
     }
 
     /// True once [`stop`](Self::stop) was called.
     pub fn is_stopped(&self) -> bool {
-        self.shared
-            .as_ref()
-            .map_or(true, |s| s.stopped.load(Ordering::SeqCst))
+        self.shared.as_ref().map_or(true, |s| s.is_stopped())
     }
 
     /// The trace: every child spawned and not yet reaped, oldest first.
@@ -375,15 +273,11 @@ impl Executor {
     #[doc(hidden)]
     pub fn round_trip(&self) -> Result<(), SpawnError> {
         let shared = self.shared()?;
-        if shared.stopped.load(Ordering::SeqCst) {
+        let reply = ReplySlot::reusable(&PING_REPLY);
+        if shared.queue().push(Message::Ping(reply.clone())).is_err() {
             return Err(SpawnError::Stopped);
         }
-        let reply = ReplySlot::reusable(&PING_REPLY);
-        shared.queue.push(Message::Ping(reply.clone()));
-        if shared.stopped.load(Ordering::SeqCst) {
-            shared.refuse_pending();
-        }
-        reply.wait(&shared.spin);
+        reply.wait(shared.spin());
         Ok(())
     }
 }

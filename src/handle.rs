@@ -1,132 +1,20 @@
-//! [`ExecHandle`]: a caller's view of one child, and the state it shares with the executor thread.
+//! [`ExecHandle`]: a caller's view of one child, and its pipes' read ends.
 //!
-//! The executor thread is the only reaper: it stores the status here and wakes the waiters. The
-//! handle never waits on the process itself. It keeps the pidfd alive (shared with the table), so a
-//! signal sent after the reap reaches no one and says `ESRCH`, even if the PID was recycled.
+//! The handle never waits on the process itself: the executor thread is the only reaper and
+//! stores the status in the shared [`ProcState`]. The handle keeps the pidfd alive (shared with
+//! the table), so a signal sent after the reap reaches no one and says `ESRCH`, even if the PID
+//! was recycled.
 
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
 
-use crate::executor::Shared;
+use crate::proc_state::{ProcState, Spawned};
 use crate::queue::{Message, ReplySlot};
-use crate::spin::SpinPolicy;
-
-/// What the executor thread and every handle of one child share.
-pub(crate) struct ProcState {
-    /// Unique per spawn (never reused, unlike a pid): the table and the kill heap key.
-    pub(crate) serial: u64,
-    pub(crate) pid: u32,
-    pub(crate) os_pid: rustix::process::Pid,
-    /// Every signal goes through it; stays open until the last owner drops. `None` when the
-    /// executor watches children by SIGCHLD: signals then go through the executor thread, which
-    /// alone reaps and so knows whether the pid is still ours.
-    pub(crate) pidfd: Option<OwnedFd>,
-    status: Mutex<Option<ExitStatus>>,
-    exited: Condvar,
-    /// Set (after `status`) once the status is stored: lets waiters spin without the lock.
-    done: AtomicBool,
-    /// How `wait` polls `done` before sleeping on the condition variable.
-    spin: Arc<SpinPolicy>,
-    /// True when the kernel reaped the child itself (the host set SIGCHLD to SIG_IGN) and the real
-    /// status is unknown.
-    status_lost: AtomicBool,
-}
-
-/// The raw wait status reported when the real one is lost: exit code 255.
-pub(crate) const LOST_STATUS: i32 = 255 << 8;
-
-impl ProcState {
-    pub(crate) fn new(
-        serial: u64,
-        pid: rustix::process::Pid,
-        pidfd: Option<OwnedFd>,
-        spin: Arc<SpinPolicy>,
-    ) -> ProcState {
-        ProcState {
-            serial,
-            pid: pid.as_raw_nonzero().get() as u32,
-            os_pid: pid,
-            pidfd,
-            status: Mutex::new(None),
-            exited: Condvar::new(),
-            done: AtomicBool::new(false),
-            spin,
-            status_lost: AtomicBool::new(false),
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Option<ExitStatus>> {
-        self.status.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Stores the final status and wakes every waiter. Called by the reaper only.
-    pub(crate) fn set_status(&self, status: ExitStatus, lost: bool) {
-        self.status_lost.store(lost, Ordering::Release);
-        let mut s = self.lock();
-        if s.is_none() {
-            *s = Some(status);
-        }
-        self.done.store(true, Ordering::Release);
-        drop(s);
-        self.exited.notify_all();
-    }
-
-    pub(crate) fn status(&self) -> Option<ExitStatus> {
-        *self.lock()
-    }
-
-    /// Sends `signal` to the child. Through the pidfd when there is one (any thread may call it);
-    /// without one only the executor thread may call it, while the child is in its table.
-    pub(crate) fn signal(&self, signal: i32) -> io::Result<()> {
-        match &self.pidfd {
-            Some(fd) => crate::sys::pidfd_send_signal(fd.as_fd(), signal),
-            None => crate::sys::kill_unreaped(self.os_pid, signal),
-        }
-    }
-
-    fn wait(&self) -> ExitStatus {
-        self.spin
-            .poll(Duration::MAX, || self.done.load(Ordering::Acquire));
-        let mut s = self.lock();
-        loop {
-            if let Some(status) = *s {
-                return status;
-            }
-            s = self.exited.wait(s).unwrap_or_else(PoisonError::into_inner);
-        }
-    }
-
-    fn wait_timeout(&self, timeout: Duration) -> Option<ExitStatus> {
-        self.spin
-            .poll(timeout, || self.done.load(Ordering::Acquire));
-        let deadline = Instant::now().checked_add(timeout);
-        let mut s = self.lock();
-        loop {
-            if let Some(status) = *s {
-                return Some(status);
-            }
-            let left = match deadline {
-                Some(d) => d.checked_duration_since(Instant::now())?,
-                // A timeout too large to represent: wait without one.
-                None => Duration::from_secs(u64::MAX / 4),
-            };
-            if left.is_zero() {
-                return None;
-            }
-            s = self
-                .exited
-                .wait_timeout(s, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
-    }
-}
+use crate::shared::Shared;
 
 /// A running (or finished) child process.
 ///
@@ -159,17 +47,13 @@ impl std::fmt::Debug for ExecHandle {
 }
 
 impl ExecHandle {
-    pub(crate) fn new(
-        state: Arc<ProcState>,
-        executor: Weak<Shared>,
-        stdout: Option<OwnedFd>,
-        stderr: Option<OwnedFd>,
-    ) -> ExecHandle {
+    /// Wraps the parts the executor thread answered a spawn with.
+    pub(crate) fn new(spawned: Spawned, executor: Weak<Shared>) -> ExecHandle {
         ExecHandle {
-            state,
+            state: spawned.state,
             executor,
-            stdout: Mutex::new(stdout.map(|fd| ChildStdout(File::from(fd)))),
-            stderr: Mutex::new(stderr.map(|fd| ChildStderr(File::from(fd)))),
+            stdout: Mutex::new(spawned.stdout.map(|fd| ChildStdout(File::from(fd)))),
+            stderr: Mutex::new(spawned.stderr.map(|fd| ChildStderr(File::from(fd)))),
         }
     }
 
@@ -212,7 +96,8 @@ impl ExecHandle {
             return status;
         }
         if let Some(shared) = self.executor.upgrade() {
-            shared.queue.push(Message::Kill(self.state.clone()));
+            // Refused after stop(): the executor escalates every child then anyway.
+            let _ = shared.queue().push(Message::Kill(self.state.clone()));
         }
         // Without an executor every child was reaped when it dropped, so the status is set.
         self.state.wait()
@@ -258,23 +143,23 @@ impl ExecHandle {
             return Err(io::Error::from_raw_os_error(libc::ESRCH));
         };
         let reply = ReplySlot::for_current_thread();
-        shared.queue.push(Message::Signal {
+        let message = Message::Signal {
             state: self.state.clone(),
             signal,
             reply: reply.clone(),
-        });
-        if shared.stopped.load(Ordering::SeqCst) {
-            // The loop may have finished; whoever drains answers ESRCH (every child is reaped).
-            shared.refuse_pending();
+        };
+        if let Err(refused) = shared.queue().push(message) {
+            // Stopped: answered at once (Stopped while the child lives, ESRCH once reaped).
+            refused.refuse();
         }
-        reply.wait(&shared.spin)
+        reply.wait(shared.spin())
     }
 
     /// True when the status could not be collected because the kernel reaped the child itself
     /// (the host set SIGCHLD to SIG_IGN or SA_NOCLDWAIT). The status is then reported as exit
     /// code 255.
     pub fn status_lost(&self) -> bool {
-        self.state.status().is_some() && self.state.status_lost.load(Ordering::Acquire)
+        self.state.status_lost()
     }
 
     /// The read end of the child's stdout pipe; `Some` once, and only without `discard_output`.
@@ -291,18 +176,6 @@ impl ExecHandle {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take()
-    }
-}
-
-/// Converts a `waitid` result into a std [`ExitStatus`] (the raw wait-status encoding).
-pub(crate) fn exit_status_from(status: &rustix::process::WaitIdStatus) -> ExitStatus {
-    if let Some(code) = status.exit_status() {
-        ExitStatus::from_raw((code & 0xff) << 8)
-    } else if let Some(sig) = status.terminating_signal() {
-        let core = if status.dumped() { 0x80 } else { 0 };
-        ExitStatus::from_raw((sig & 0x7f) | core)
-    } else {
-        ExitStatus::from_raw(LOST_STATUS)
     }
 }
 

@@ -41,7 +41,8 @@
 //! 2. The executor thread, woken by epoll, drains the whole queue and spawns each request through
 //!    the chosen [`SpawnBackend`]: `clone(CLONE_VM|CLONE_VFORK|CLONE_PIDFD)` (default),
 //!    `posix_spawn`, or `fork`+`execve`. It adds the child's pidfd to the epoll set and the child
-//!    to the table, and hands the [`ExecHandle`] back through the caller's reply slot.
+//!    to the table, and hands the child's parts back through the caller's reply slot; the caller
+//!    wraps them into its [`ExecHandle`].
 //! 3. When a pidfd turns readable the loop reaps with `waitid(P_PIDFD)`, removes the entry and wakes
 //!    every waiter of the handle. Nothing else ever waits on a child.
 //! 4. [`ExecHandle::kill`] and [`Executor::stop`] send SIGTERM (plus SIGCONT) through the pidfd and
@@ -86,10 +87,35 @@
 //!
 //! # Anatomy of the crate
 //!
-//! A reader who wants to know what happens to a request reads, in this order: `executor.rs`
-//! (the public face), `request.rs` (validation, PATH), `queue.rs` (queue, eventfd, reply slots),
-//! `reactor.rs` (the loop), `sys/spawn/` (one file per backend, `child.rs` for the code between
-//! fork and exec), `table.rs`, `escalation.rs`, `handle.rs`. All `unsafe` lives in `sys/`.
+//! A reader who wants to know what happens to a request reads, in this order:
+//!
+//! | file | owns |
+//! |---|---|
+//! | `executor.rs` | the public face: builder, `create_process`, `run`, `stop`; wraps answers into handles |
+//! | `request.rs` | validating a command, the `PATH` search, the C strings |
+//! | `queue.rs` | where a request enters: the message queue, its doorbell, reply slots, the stop protocol (closing the queue) |
+//! | `reactor.rs` | the loop: what each readiness event means |
+//! | `spawn.rs` | where a child is spawned: pipes, backend, pidfd, registration, table insert |
+//! | `sys/spawn/` | one file per backend; `child.rs` is the code between fork and exec |
+//! | `table.rs` | the children spawned and not yet reaped |
+//! | `reap.rs` | where a child is reaped: `waitid`, stalled children, orphans, the SIGCHLD source |
+//! | `escalation.rs` | where a kill is timed: SIGTERM, the grace, SIGKILL |
+//! | `handle.rs` | [`ExecHandle`], the caller's view of one child |
+//!
+//! and beside them `shared.rs` (the state one executor's threads share), `proc_state.rs` (one
+//! child's state: status, waiters, signalling), `poller.rs` (epoll, timerfd and doorbell behind one
+//! type), `spin.rs` (bounded polling before sleeping), `direct.rs` (spawning without the loop),
+//! `error.rs`. All `unsafe` lives in `sys/`.
+//!
+//! Every module depends only on the ones below it; no two import each other:
+//!
+//! ```text
+//! executor
+//!   -> handle, reactor
+//! reactor -> spawn -> shared -> queue, table -> proc_state -> spin, sys
+//!         -> reap, escalation -> proc_state
+//! queue -> poller, request, proc_state
+//! ```
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -98,16 +124,22 @@ mod error;
 mod escalation;
 mod executor;
 mod handle;
+mod poller;
+mod proc_state;
 mod queue;
 mod reactor;
+mod reap;
 mod request;
+mod shared;
+mod spawn;
 mod spin;
 mod sys;
 mod table;
 
 pub use error::{SpawnError, SpawnStage};
-pub use executor::{ChildWatch, DEFAULT_KILL_GRACE, Executor, ExecutorBuilder, executor};
+pub use executor::{DEFAULT_KILL_GRACE, Executor, ExecutorBuilder, executor};
 pub use handle::{ChildStderr, ChildStdout, ExecHandle};
+pub use shared::ChildWatch;
 pub use sys::spawn::SpawnBackend;
 pub use sys::{block_sigchld, raise_fd_limit};
 pub use table::ProcessInfo;

@@ -1,7 +1,8 @@
 //! The process table: every child spawned and not yet reaped, keyed by spawn serial.
 //!
-//! Pure bookkeeping, no syscalls. The executor thread inserts at spawn and removes at reap; other
-//! threads read it through [`Executor::running`](crate::Executor::running).
+//! Bookkeeping; its only syscalls are the last-resort kill-and-reap of every child. The executor
+//! thread inserts at spawn and removes at reap; other threads read it through
+//! [`Executor::running`](crate::Executor::running).
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -9,7 +10,7 @@ use std::sync::Arc;
 use std::thread::ThreadId;
 use std::time::Instant;
 
-use crate::handle::ProcState;
+use crate::proc_state::ProcState;
 
 /// One line of the trace: a running child.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,8 +29,6 @@ pub struct ProcessInfo {
 pub(crate) struct Entry {
     pub(crate) info: ProcessInfo,
     pub(crate) state: Arc<ProcState>,
-    /// Set once the kill escalation started: when SIGKILL is due.
-    pub(crate) kill_deadline: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -46,10 +45,6 @@ impl Table {
         self.entries.remove(&serial)
     }
 
-    pub(crate) fn get_mut(&mut self, serial: u64) -> Option<&mut Entry> {
-        self.entries.get_mut(&serial)
-    }
-
     pub(crate) fn get(&self, serial: u64) -> Option<&Entry> {
         self.entries.get(&serial)
     }
@@ -62,12 +57,16 @@ impl Table {
         self.entries.len()
     }
 
-    pub(crate) fn entries_mut(&mut self) -> impl Iterator<Item = &mut Entry> {
-        self.entries.values_mut()
+    /// The state of every tracked child.
+    pub(crate) fn states(&self) -> Vec<Arc<ProcState>> {
+        self.entries.values().map(|e| e.state.clone()).collect()
     }
 
-    pub(crate) fn drain(&mut self) -> impl Iterator<Item = Entry> + '_ {
-        self.entries.drain().map(|(_, e)| e)
+    /// SIGKILL and blocking reap of every child (executor dropped, or its loop broke).
+    pub(crate) fn kill_and_reap_all(&mut self) {
+        for (_, entry) in self.entries.drain() {
+            entry.state.kill_and_reap();
+        }
     }
 
     /// The trace, optionally only the children of one thread, oldest first.

@@ -1,0 +1,207 @@
+//! Per-child state shared by the executor thread and every handle of one child ([`ProcState`]),
+//! the parts the loop hands back for a spawn ([`Spawned`]), the exit-status conversions, and the
+//! last-resort kill-and-reap used when the executor goes away.
+//!
+//! A leaf: it knows the system calls (`sys`) and the waiting policy (`spin`), nothing else of the
+//! core. The executor thread is the only reaper: it stores the status here and wakes the waiters.
+
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use rustix::io::Errno;
+use rustix::process::{Pid, WaitId, WaitIdOptions, waitid};
+use tracing::info;
+
+use crate::spin::SpinPolicy;
+
+/// The raw wait status reported when the real one is lost: exit code 255.
+pub(crate) const LOST_STATUS: i32 = 255 << 8;
+
+/// The status reported when the kernel reaped the child itself and the real one is unknown.
+pub(crate) fn lost_status() -> ExitStatus {
+    ExitStatus::from_raw(LOST_STATUS)
+}
+
+/// What the executor thread and every handle of one child share.
+pub(crate) struct ProcState {
+    /// Unique per spawn (never reused, unlike a pid): the table and the kill heap key.
+    pub(crate) serial: u64,
+    pub(crate) pid: u32,
+    pub(crate) os_pid: Pid,
+    /// Every signal goes through it; stays open until the last owner drops. `None` when the
+    /// executor watches children by SIGCHLD: signals then go through the executor thread, which
+    /// alone reaps and so knows whether the pid is still ours.
+    pub(crate) pidfd: Option<OwnedFd>,
+    status: Mutex<Option<ExitStatus>>,
+    exited: Condvar,
+    /// Set (after `status`) once the status is stored: lets waiters spin without the lock.
+    done: AtomicBool,
+    /// How `wait` polls `done` before sleeping on the condition variable.
+    spin: Arc<SpinPolicy>,
+    /// True when the kernel reaped the child itself (the host set SIGCHLD to SIG_IGN) and the real
+    /// status is unknown.
+    status_lost: AtomicBool,
+}
+
+/// A spawned child's parts, as the executor thread answers a spawn request; the public handle
+/// is built from them on the caller's side.
+pub(crate) struct Spawned {
+    pub(crate) state: Arc<ProcState>,
+    pub(crate) stdout: Option<OwnedFd>,
+    pub(crate) stderr: Option<OwnedFd>,
+}
+
+impl ProcState {
+    pub(crate) fn new(
+        serial: u64,
+        pid: Pid,
+        pidfd: Option<OwnedFd>,
+        spin: Arc<SpinPolicy>,
+    ) -> ProcState {
+        ProcState {
+            serial,
+            pid: pid.as_raw_nonzero().get() as u32,
+            os_pid: pid,
+            pidfd,
+            status: Mutex::new(None),
+            exited: Condvar::new(),
+            done: AtomicBool::new(false),
+            spin,
+            status_lost: AtomicBool::new(false),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<ExitStatus>> {
+        self.status.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Stores the final status and wakes every waiter. Called by the reaper only.
+    pub(crate) fn set_status(&self, status: ExitStatus, lost: bool) {
+        self.status_lost.store(lost, Ordering::Release);
+        let mut s = self.lock();
+        if s.is_none() {
+            *s = Some(status);
+        }
+        self.done.store(true, Ordering::Release);
+        drop(s);
+        self.exited.notify_all();
+    }
+
+    pub(crate) fn status(&self) -> Option<ExitStatus> {
+        *self.lock()
+    }
+
+    /// True once a status is stored and it is the lost-status stand-in.
+    pub(crate) fn status_lost(&self) -> bool {
+        self.status().is_some() && self.status_lost.load(Ordering::Acquire)
+    }
+
+    /// Sends `signal` to the child. Through the pidfd when there is one (any thread may call it);
+    /// without one only the executor thread may call it, while the child is in its table.
+    pub(crate) fn signal(&self, signal: i32) -> io::Result<()> {
+        match &self.pidfd {
+            Some(fd) => crate::sys::pidfd_send_signal(fd.as_fd(), signal),
+            None => crate::sys::kill_unreaped(self.os_pid, signal),
+        }
+    }
+
+    /// Whether the child may be signalled: always through a pidfd; by pid only while the child is
+    /// running and unreaped. Without a pidfd the kernel may have reaped it behind our back (the
+    /// host set SIGCHLD to SIG_IGN while we ran), and its pid may then be a stranger's: ask the
+    /// kernel first (`waitid(WNOWAIT)` leaves a zombie in place). An exited child is reaped by the
+    /// caller instead.
+    pub(crate) fn still_ours(&self) -> bool {
+        if self.pidfd.is_some() {
+            return true;
+        }
+        let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
+        matches!(waitid(WaitId::Pid(self.os_pid), options), Ok(None))
+    }
+
+    /// How to name the child to waitid: by pidfd when it has one, else by pid.
+    pub(crate) fn wait_id(&self) -> WaitId<'_> {
+        match &self.pidfd {
+            Some(fd) => WaitId::PidFd(fd.as_fd()),
+            None => WaitId::Pid(self.os_pid),
+        }
+    }
+
+    /// Blocks until the executor thread stored the status.
+    pub(crate) fn wait(&self) -> ExitStatus {
+        self.spin
+            .poll(Duration::MAX, || self.done.load(Ordering::Acquire));
+        let mut s = self.lock();
+        loop {
+            if let Some(status) = *s {
+                return status;
+            }
+            s = self.exited.wait(s).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Like [`wait`](Self::wait), giving up after `timeout`.
+    pub(crate) fn wait_timeout(&self, timeout: Duration) -> Option<ExitStatus> {
+        self.spin
+            .poll(timeout, || self.done.load(Ordering::Acquire));
+        let deadline = Instant::now().checked_add(timeout);
+        let mut s = self.lock();
+        loop {
+            if let Some(status) = *s {
+                return Some(status);
+            }
+            let left = match deadline {
+                Some(d) => d.checked_duration_since(Instant::now())?,
+                // A timeout too large to represent: wait without one.
+                None => Duration::from_secs(u64::MAX / 4),
+            };
+            if left.is_zero() {
+                return None;
+            }
+            s = self
+                .exited
+                .wait_timeout(s, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// SIGKILL and blocking reap (the executor is gone, or its loop broke), then stores the
+    /// status.
+    pub(crate) fn kill_and_reap(&self) {
+        let _ = self.signal(libc::SIGKILL);
+        let (status, lost) = match reap_blocking(self.wait_id()) {
+            Some(s) => (exit_status_from(&s), false),
+            None => (lost_status(), true),
+        };
+        info!(pid = self.pid, "executor gone: child killed and reaped");
+        self.set_status(status, lost);
+    }
+}
+
+/// Converts a `waitid` result into a std [`ExitStatus`] (the raw wait-status encoding).
+pub(crate) fn exit_status_from(status: &rustix::process::WaitIdStatus) -> ExitStatus {
+    if let Some(code) = status.exit_status() {
+        ExitStatus::from_raw((code & 0xff) << 8)
+    } else if let Some(sig) = status.terminating_signal() {
+        let core = if status.dumped() { 0x80 } else { 0 };
+        ExitStatus::from_raw((sig & 0x7f) | core)
+    } else {
+        lost_status()
+    }
+}
+
+/// Waits (blocking) for the child `id` names and reaps it; `None` if it is not ours any more.
+pub(crate) fn reap_blocking(id: WaitId<'_>) -> Option<rustix::process::WaitIdStatus> {
+    loop {
+        match waitid(id.clone(), WaitIdOptions::EXITED) {
+            Err(Errno::INTR) => continue,
+            Ok(status) => return status,
+            Err(_) => return None,
+        }
+    }
+}

@@ -1,0 +1,504 @@
+//! Where a child is reaped: `waitid` on one tracked child, and the bookkeeping of the children
+//! that need another look later.
+//!
+//! - tracked children: reaped with `waitid(WEXITED | WNOHANG)` by pidfd (or by pid in signal
+//!   mode) when the loop is told they may have exited; never `waitid(P_ALL)`, which would steal
+//!   the statuses of the host's own children;
+//! - stalled children: a pidfd readable without a status (a tracer holds it), re-checked on the
+//!   timer;
+//! - orphans: children killed because they could not be tracked, reaped by pid on the timer;
+//! - the SIGCHLD source of signal mode ([`SigchldSource`]): a signalfd, a signal-hook handler's
+//!   socket, or polling.
+//!
+//! The kernel is reached through the [`Wait`] seam, so the bookkeeping runs in unit tests
+//! without a process (the way tokio tests its orphan queue with a mock `Wait`).
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::process::ExitStatus;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustix::io::Errno;
+use rustix::process::{Pid, WaitId, WaitIdOptions, waitid};
+use tracing::warn;
+
+use crate::proc_state::{ProcState, exit_status_from};
+use crate::sys::SigchldDisposition;
+
+/// How often to retry reaping a child that has no usable pidfd.
+pub(crate) const RETRY_REAP: Duration = Duration::from_millis(10);
+
+/// With a SIGCHLD handler, how often to look at every child anyway: if the host sets SIGCHLD to
+/// SIG_IGN while we run, the kernel reaps our children itself and no signal ever comes.
+const HANDLER_SAFETY_CHECK: Duration = Duration::from_secs(5);
+
+/// The kernel calls reaping needs: the seam the unit tests replace.
+pub(crate) trait Wait {
+    /// `waitid(WEXITED | WNOHANG)` on a tracked child: its status, `None` while it runs.
+    fn try_wait(&self, child: &ProcState) -> Result<Option<ExitStatus>, Errno>;
+    /// The same by bare pid, for orphans.
+    fn try_wait_pid(&self, pid: Pid) -> Result<Option<ExitStatus>, Errno>;
+    /// Whether the host now ignores SIGCHLD (the kernel then reaps by itself).
+    fn sigchld_ignored(&self) -> bool;
+}
+
+/// The real kernel.
+pub(crate) struct SysWait;
+
+impl Wait for SysWait {
+    fn try_wait(&self, child: &ProcState) -> Result<Option<ExitStatus>, Errno> {
+        try_wait_id(child.wait_id())
+    }
+    fn try_wait_pid(&self, pid: Pid) -> Result<Option<ExitStatus>, Errno> {
+        try_wait_id(WaitId::Pid(pid))
+    }
+    fn sigchld_ignored(&self) -> bool {
+        crate::sys::sigchld_disposition() == SigchldDisposition::Ignored
+    }
+}
+
+fn try_wait_id(id: WaitId<'_>) -> Result<Option<ExitStatus>, Errno> {
+    waitid(id, WaitIdOptions::EXITED | WaitIdOptions::NOHANG)
+        .map(|s| s.as_ref().map(exit_status_from))
+}
+
+/// What one look at a tracked child found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reaped {
+    /// Reaped now, with this status.
+    Exited(ExitStatus),
+    /// Still running (signal mode: SIGCHLD will tell).
+    Running,
+    /// Its pidfd is readable but there is no status (a tracer holds it): stop watching the pidfd
+    /// (level-triggered epoll would report it again at once); it is re-checked on the timer.
+    Stalled,
+    /// No longer our child: the kernel reaped it itself (the host ignores SIGCHLD) or another
+    /// waiter took the status. The status is lost.
+    Lost(Errno),
+}
+
+/// Reaping with its retry lists and, in signal mode, the SIGCHLD source.
+pub(crate) struct Reaper<W: Wait = SysWait> {
+    wait: W,
+    /// Children killed because they could not be tracked (no pidfd): reaped with WNOHANG.
+    orphans: Vec<Pid>,
+    /// Tracked children whose pidfd was readable but gave no status: re-checked later.
+    stalled: Vec<Arc<ProcState>>,
+    /// With ChildWatch::Signal: what wakes the loop when a child may have exited.
+    sigchld: Option<SigchldSource>,
+}
+
+impl<W: Wait> Reaper<W> {
+    pub(crate) fn new(wait: W, sigchld: Option<SigchldSource>) -> Reaper<W> {
+        Reaper {
+            wait,
+            orphans: Vec::new(),
+            stalled: Vec::new(),
+            sigchld,
+        }
+    }
+
+    /// Looks at `child` once and reaps it if it has exited.
+    pub(crate) fn try_reap(&mut self, child: &Arc<ProcState>) -> Reaped {
+        loop {
+            return match self.wait.try_wait(child) {
+                Ok(Some(status)) => Reaped::Exited(status),
+                Ok(None) if child.pidfd.is_none() => Reaped::Running,
+                Ok(None) => {
+                    if !self.stalled.iter().any(|s| Arc::ptr_eq(s, child)) {
+                        self.stalled.push(child.clone());
+                    }
+                    Reaped::Stalled
+                }
+                Err(Errno::INTR) => continue,
+                Err(e) => Reaped::Lost(e),
+            };
+        }
+    }
+
+    /// Takes the stalled children for another look (those still stalled come back through
+    /// [`try_reap`](Self::try_reap)).
+    pub(crate) fn take_stalled(&mut self) -> Vec<Arc<ProcState>> {
+        std::mem::take(&mut self.stalled)
+    }
+
+    /// Remembers a child that was killed because it could not be tracked.
+    pub(crate) fn add_orphan(&mut self, pid: Pid) {
+        self.orphans.push(pid);
+    }
+
+    pub(crate) fn has_orphans(&self) -> bool {
+        !self.orphans.is_empty()
+    }
+
+    /// Reaps the orphans that have exited; keeps the others.
+    pub(crate) fn reap_orphans(&mut self) {
+        let wait = &self.wait;
+        // EINTR: try again next time; any other error: it is not our child any more.
+        self.orphans
+            .retain(|&pid| matches!(wait.try_wait_pid(pid), Ok(None) | Err(Errno::INTR)));
+    }
+
+    /// Takes the orphans, for the blocking reap when the loop gives up.
+    pub(crate) fn take_orphans(&mut self) -> Vec<Pid> {
+        std::mem::take(&mut self.orphans)
+    }
+
+    /// The SIGCHLD source, when there is one.
+    pub(crate) fn sigchld(&self) -> Option<&SigchldSource> {
+        self.sigchld.as_ref()
+    }
+
+    /// True in signal mode: every spawn may change when the timer must fire.
+    pub(crate) fn watches_sigchld(&self) -> bool {
+        self.sigchld.is_some()
+    }
+
+    /// When the timer must next fire for reaping (None: no need). `tracking`: the table is not
+    /// empty.
+    pub(crate) fn next_check(&mut self, now: Instant, tracking: bool) -> Option<Instant> {
+        let check = self
+            .sigchld
+            .as_mut()
+            .and_then(|s| s.schedule.next_check(now, tracking));
+        if self.orphans.is_empty() && self.stalled.is_empty() {
+            return check;
+        }
+        let retry = now + RETRY_REAP;
+        Some(check.map_or(retry, |c| c.min(retry)))
+    }
+
+    /// Whether the timer that fired at `now` was (also) for a look at every tracked child.
+    pub(crate) fn check_due(&mut self, now: Instant) -> bool {
+        let Some(source) = &mut self.sigchld else {
+            return false;
+        };
+        let wait = &self.wait;
+        source.schedule.check_due(now, || wait.sigchld_ignored())
+    }
+}
+
+/// How the loop learns that a child may have exited when it has no pidfds.
+///
+/// - a signalfd, when the user blocked SIGCHLD everywhere ([`crate::block_sigchld`]);
+/// - else the read end of a socket written by a signal-hook SIGCHLD handler (which chains with
+///   the host's own handler);
+/// - else polling every 10 ms while children are tracked: when the host ignores SIGCHLD (the
+///   kernel then reaps by itself and sends nothing; installing a handler would change that for
+///   the host's own children), or when our handler turns out to be displaced.
+pub(crate) struct SigchldSource {
+    fd: Option<OwnedFd>,
+    handler: Option<signal_hook::SigId>,
+    schedule: CheckSchedule,
+}
+
+impl SigchldSource {
+    pub(crate) fn new() -> io::Result<SigchldSource> {
+        if crate::sys::sigchld_blocked() {
+            return Ok(SigchldSource {
+                fd: Some(crate::sys::signalfd_sigchld()?),
+                handler: None,
+                schedule: CheckSchedule::new(Told::Signalfd),
+            });
+        }
+        if crate::sys::sigchld_disposition() == SigchldDisposition::Ignored {
+            warn!("SIGCHLD is ignored by the host: polling children every 10 ms, statuses lost");
+            return Ok(SigchldSource::polling());
+        }
+        let (read, write) = std::os::unix::net::UnixStream::pair()?;
+        read.set_nonblocking(true)?;
+        // Both ends above fd 2: the host may have closed its stdio.
+        let write = std::os::unix::net::UnixStream::from(crate::sys::above_stdio(write.into())?);
+        let handler = signal_hook::low_level::pipe::register(libc::SIGCHLD, write)?;
+        let source = SigchldSource {
+            fd: Some(crate::sys::above_stdio(read.into())?),
+            handler: Some(handler),
+            schedule: CheckSchedule::new(Told::Handler),
+        };
+        // signal-hook installs its OS handler once per process; if the host reset SIGCHLD since,
+        // our action is registered but never called.
+        if crate::sys::sigchld_disposition() != SigchldDisposition::Handled {
+            warn!("SIGCHLD handler displaced by the host: polling children every 10 ms");
+            return Ok(SigchldSource::polling());
+        }
+        Ok(source)
+    }
+
+    fn polling() -> SigchldSource {
+        SigchldSource {
+            fd: None,
+            handler: None,
+            schedule: CheckSchedule::new(Told::Never),
+        }
+    }
+
+    /// The descriptor to watch, unless the source polls.
+    pub(crate) fn fd(&self) -> Option<&OwnedFd> {
+        self.fd.as_ref()
+    }
+
+    /// Empties the source so level-triggered epoll stops reporting it.
+    pub(crate) fn drain(&self) {
+        let Some(fd) = &self.fd else { return };
+        let mut buf = [0u8; 512];
+        while let Ok(n) = rustix::io::read(fd, &mut buf) {
+            if n == 0 {
+                break;
+            }
+        }
+    }
+}
+
+impl Drop for SigchldSource {
+    fn drop(&mut self) {
+        if let Some(id) = self.handler.take() {
+            signal_hook::low_level::unregister(id);
+        }
+    }
+}
+
+/// How the loop is told of exits in signal mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Told {
+    /// A signalfd: cannot be displaced.
+    Signalfd,
+    /// Our handler: the host may displace it (set SIG_IGN) while we run.
+    Handler,
+    /// Not at all: poll.
+    Never,
+}
+
+/// When signal mode must look at every child without being told: the pure part of
+/// [`SigchldSource`].
+struct CheckSchedule {
+    told: Told,
+    /// When the next look at every child is due (while children are tracked).
+    check_at: Option<Instant>,
+    /// Set once the handler was found displaced while running.
+    forced_poll: bool,
+}
+
+impl CheckSchedule {
+    fn new(told: Told) -> CheckSchedule {
+        CheckSchedule {
+            told,
+            check_at: None,
+            forced_poll: false,
+        }
+    }
+
+    fn polls(&self) -> bool {
+        self.told == Told::Never || self.forced_poll
+    }
+
+    fn next_check(&mut self, now: Instant, tracking: bool) -> Option<Instant> {
+        if !tracking {
+            self.check_at = None;
+            return None;
+        }
+        if self.polls() {
+            return Some(now + RETRY_REAP);
+        }
+        if self.told == Told::Signalfd {
+            return None;
+        }
+        Some(*self.check_at.get_or_insert(now + HANDLER_SAFETY_CHECK))
+    }
+
+    /// With a handler, also switches to polling if the host set SIGCHLD to SIG_IGN meanwhile.
+    fn check_due(&mut self, now: Instant, ignored: impl FnOnce() -> bool) -> bool {
+        if self.polls() {
+            return true;
+        }
+        match self.check_at {
+            Some(at) if at <= now => {
+                self.check_at = None;
+                if ignored() {
+                    warn!("SIGCHLD now ignored by the host: polling children every 10 ms");
+                    // Keep the socket open: the handler still writes to it (a closed peer would
+                    // raise SIGPIPE inside the signal handler).
+                    self.forced_poll = true;
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::{Cell, RefCell};
+    use std::collections::HashMap;
+    use std::os::unix::process::ExitStatusExt;
+
+    use crate::spin::SpinPolicy;
+
+    /// A kernel whose children exit when the test says so.
+    #[derive(Default)]
+    struct MockWait {
+        /// pid -> its answer.
+        answers: RefCell<HashMap<i32, Result<Option<ExitStatus>, Errno>>>,
+        calls: Cell<usize>,
+        ignored: Cell<bool>,
+    }
+
+    impl MockWait {
+        fn set(&self, pid: i32, answer: Result<Option<ExitStatus>, Errno>) {
+            self.answers.borrow_mut().insert(pid, answer);
+        }
+    }
+
+    impl Wait for &MockWait {
+        fn try_wait(&self, child: &ProcState) -> Result<Option<ExitStatus>, Errno> {
+            self.try_wait_pid(child.os_pid)
+        }
+        fn try_wait_pid(&self, pid: Pid) -> Result<Option<ExitStatus>, Errno> {
+            self.calls.set(self.calls.get() + 1);
+            let mut answers = self.answers.borrow_mut();
+            let answer = answers
+                .get(&pid.as_raw_nonzero().get())
+                .copied()
+                .unwrap_or(Ok(None));
+            // An interrupted call is retried; the retry gets the real answer.
+            if answer == Err(Errno::INTR) {
+                answers.insert(pid.as_raw_nonzero().get(), Ok(None));
+            }
+            answer
+        }
+        fn sigchld_ignored(&self) -> bool {
+            self.ignored.get()
+        }
+    }
+
+    fn pid(n: i32) -> Pid {
+        Pid::from_raw(n).expect("positive")
+    }
+
+    fn child(n: i32, with_pidfd: bool) -> Arc<ProcState> {
+        // Any open descriptor stands for a pidfd here: the mock never hands it to the kernel.
+        let fd = with_pidfd.then(|| OwnedFd::from(std::fs::File::open("/dev/null").expect("fd")));
+        let spin = Arc::new(SpinPolicy::new(Duration::ZERO));
+        Arc::new(ProcState::new(n as u64, pid(n), fd, spin))
+    }
+
+    #[test]
+    fn an_exited_child_is_reaped_with_its_status_and_a_running_one_is_left() {
+        let wait = MockWait::default();
+        let mut r = Reaper::new(&wait, None);
+        let (a, b) = (child(10, false), child(11, false));
+        wait.set(10, Ok(Some(ExitStatus::from_raw(3 << 8))));
+        assert_eq!(r.try_reap(&a), Reaped::Exited(ExitStatus::from_raw(3 << 8)));
+        assert_eq!(r.try_reap(&b), Reaped::Running);
+        assert!(r.take_stalled().is_empty());
+    }
+
+    #[test]
+    fn an_interrupted_wait_is_retried() {
+        let wait = MockWait::default();
+        let mut r = Reaper::new(&wait, None);
+        wait.set(12, Err(Errno::INTR));
+        assert_eq!(r.try_reap(&child(12, false)), Reaped::Running);
+        assert_eq!(wait.calls.get(), 2);
+    }
+
+    #[test]
+    fn echild_means_the_status_is_lost() {
+        let wait = MockWait::default();
+        let mut r = Reaper::new(&wait, None);
+        wait.set(13, Err(Errno::CHILD));
+        assert_eq!(r.try_reap(&child(13, true)), Reaped::Lost(Errno::CHILD));
+    }
+
+    #[test]
+    fn a_readable_pidfd_without_status_stalls_once_and_is_retried_on_the_timer() {
+        let wait = MockWait::default();
+        let mut r = Reaper::new(&wait, None);
+        let c = child(14, true);
+        let t0 = Instant::now();
+        assert_eq!(r.next_check(t0, true), None);
+        assert_eq!(r.try_reap(&c), Reaped::Stalled);
+        assert_eq!(r.try_reap(&c), Reaped::Stalled);
+        assert_eq!(r.next_check(t0, true), Some(t0 + RETRY_REAP));
+        let stalled = r.take_stalled();
+        assert_eq!(stalled.len(), 1, "listed once");
+        assert_eq!(r.next_check(t0, true), None);
+    }
+
+    #[test]
+    fn orphans_stay_until_reaped_or_gone() {
+        let wait = MockWait::default();
+        let mut r = Reaper::new(&wait, None);
+        for n in [20, 21, 22, 23] {
+            r.add_orphan(pid(n));
+        }
+        wait.set(20, Ok(Some(ExitStatus::from_raw(9))));
+        wait.set(21, Err(Errno::CHILD));
+        wait.set(22, Err(Errno::INTR));
+        let t0 = Instant::now();
+        assert_eq!(r.next_check(t0, false), Some(t0 + RETRY_REAP));
+        r.reap_orphans();
+        let left: Vec<i32> = r.orphans.iter().map(|p| p.as_raw_nonzero().get()).collect();
+        assert_eq!(left, [22, 23]);
+        wait.set(22, Ok(Some(ExitStatus::from_raw(9))));
+        wait.set(23, Ok(Some(ExitStatus::from_raw(9))));
+        r.reap_orphans();
+        assert!(!r.has_orphans());
+        assert_eq!(r.next_check(t0, false), None);
+    }
+
+    #[test]
+    fn polling_looks_every_retry_while_tracking_and_not_when_idle() {
+        let mut s = CheckSchedule::new(Told::Never);
+        let t0 = Instant::now();
+        assert_eq!(s.next_check(t0, true), Some(t0 + RETRY_REAP));
+        assert!(s.check_due(t0, || panic!("polling never asks")));
+        assert_eq!(s.next_check(t0, false), None);
+    }
+
+    #[test]
+    fn a_signalfd_never_needs_a_look() {
+        let mut s = CheckSchedule::new(Told::Signalfd);
+        let t0 = Instant::now();
+        assert_eq!(s.next_check(t0, true), None);
+        assert!(!s.check_due(t0 + HANDLER_SAFETY_CHECK, || true));
+    }
+
+    #[test]
+    fn a_handler_gets_a_safety_look_and_turns_to_polling_once_displaced() {
+        let mut s = CheckSchedule::new(Told::Handler);
+        let t0 = Instant::now();
+        let at = t0 + HANDLER_SAFETY_CHECK;
+        assert_eq!(s.next_check(t0, true), Some(at));
+        // The look stays where it was first put.
+        assert_eq!(s.next_check(t0 + Duration::from_secs(1), true), Some(at));
+        assert!(!s.check_due(t0 + Duration::from_secs(1), || true));
+        assert!(s.check_due(at, || false), "the safety look is due");
+        assert!(!s.polls());
+        assert_eq!(s.next_check(at, true), Some(at + HANDLER_SAFETY_CHECK));
+        assert!(s.check_due(at + HANDLER_SAFETY_CHECK, || true));
+        assert!(s.polls(), "SIG_IGN seen: poll from now on");
+        let later = at + 2 * HANDLER_SAFETY_CHECK;
+        assert_eq!(s.next_check(later, true), Some(later + RETRY_REAP));
+    }
+
+    #[test]
+    fn the_reaper_asks_the_kernel_about_the_disposition_only_when_a_look_is_due() {
+        let wait = MockWait::default();
+        wait.ignored.set(true);
+        let mut r = Reaper::new(
+            &wait,
+            Some(SigchldSource {
+                fd: None,
+                handler: None,
+                schedule: CheckSchedule::new(Told::Handler),
+            }),
+        );
+        let t0 = Instant::now();
+        assert_eq!(r.next_check(t0, true), Some(t0 + HANDLER_SAFETY_CHECK));
+        assert!(r.check_due(t0 + HANDLER_SAFETY_CHECK));
+        assert_eq!(r.next_check(t0, true), Some(t0 + RETRY_REAP));
+    }
+}

@@ -1,0 +1,138 @@
+//! The state one executor's threads share ([`Shared`]): its settings ([`Config`], [`ChildWatch`]),
+//! the request queue, the poller, the process table, and what happens to the children left when
+//! the last owner goes.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use crate::poller::{Poller, Waker};
+use crate::queue::RequestQueue;
+use crate::spin::SpinPolicy;
+use crate::sys::spawn::SpawnBackend;
+use crate::table::Table;
+
+/// How the executor learns that a child exited.
+///
+/// | mode | kernel | how |
+/// |---|---|---|
+/// | `Pidfd` | Linux 5.4+ | one pidfd per child in the epoll set; signals through the pidfd |
+/// | `Signal` | any | SIGCHLD (signalfd or a signal-hook handler) wakes the loop, which waits on each tracked pid; signals go through the executor thread |
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ChildWatch {
+    /// Probe once whether pidfds work (`pidfd_open` and `waitid(P_PIDFD)`); use them if so, else
+    /// the signal path. The default.
+    #[default]
+    Auto,
+    /// pidfds; [`ExecutorBuilder::build`](crate::ExecutorBuilder::build) fails with `Unsupported`
+    /// on a kernel without them.
+    Pidfd,
+    /// SIGCHLD, for kernels without pidfds (before 5.4, RHEL 8). See [`crate::block_sigchld`].
+    Signal,
+}
+
+/// Settings fixed when the executor is built.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) kill_grace: Duration,
+    pub(crate) backend: SpawnBackend,
+    pub(crate) spin: Duration,
+    /// Never `Auto` once built.
+    pub(crate) watch: ChildWatch,
+}
+
+/// State shared by the executor thread, the caller threads and (weakly) the handles.
+pub(crate) struct Shared {
+    queue: RequestQueue,
+    config: Config,
+    spin: Arc<SpinPolicy>,
+    poller: Poller,
+    dev_null: OwnedFd,
+    table: Mutex<Table>,
+    /// Set while some thread is inside `run()`.
+    looping: AtomicBool,
+    next_serial: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn new(config: Config) -> io::Result<Shared> {
+        let poller = Poller::new()?;
+        let waker = Waker::new(&poller)?;
+        Ok(Shared {
+            queue: RequestQueue::new(waker),
+            spin: Arc::new(SpinPolicy::new(config.spin)),
+            config,
+            poller,
+            dev_null: crate::sys::open_dev_null()?,
+            table: Mutex::new(Table::default()),
+            looping: AtomicBool::new(false),
+            next_serial: AtomicU64::new(1),
+        })
+    }
+
+    pub(crate) fn queue(&self) -> &RequestQueue {
+        &self.queue
+    }
+
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// How callers and handles poll before they sleep.
+    pub(crate) fn spin(&self) -> &Arc<SpinPolicy> {
+        &self.spin
+    }
+
+    pub(crate) fn poller(&self) -> &Poller {
+        &self.poller
+    }
+
+    /// What the children's stdin (and discarded output) is opened on.
+    pub(crate) fn dev_null(&self) -> BorrowedFd<'_> {
+        self.dev_null.as_fd()
+    }
+
+    pub(crate) fn table(&self) -> MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A number never used before by this executor: the key of one spawned child.
+    pub(crate) fn next_serial(&self) -> u64 {
+        self.next_serial.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Marks a thread as running the loop; false if another one already is.
+    pub(crate) fn enter_loop(&self) -> bool {
+        !self.looping.swap(true, Ordering::SeqCst)
+    }
+
+    pub(crate) fn leave_loop(&self) {
+        self.looping.store(false, Ordering::SeqCst);
+    }
+
+    /// Stops the executor: the queue refuses what is queued and what comes; the loop sees it.
+    pub(crate) fn stop(&self) {
+        self.queue.close();
+    }
+
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.queue.is_closed()
+    }
+
+    /// The loop cannot go on: refuse every request and kill and reap every child, so that no
+    /// handle waits forever and no zombie stays.
+    pub(crate) fn abandon(&self) {
+        self.queue.close();
+        self.table().kill_and_reap_all();
+    }
+}
+
+impl Drop for Shared {
+    /// The last owner is gone and no loop runs: kill and reap what is left, so that no child
+    /// stays a zombie and every handle gets a status.
+    fn drop(&mut self) {
+        self.abandon();
+    }
+}
