@@ -135,6 +135,8 @@ mod spawn;
 mod spin;
 mod sys;
 mod table;
+#[cfg(test)]
+mod test_support;
 
 pub use error::{SpawnError, SpawnStage};
 pub use executor::{DEFAULT_KILL_GRACE, Executor, ExecutorBuilder, executor};

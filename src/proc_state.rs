@@ -146,9 +146,10 @@ impl ProcState {
 
     /// Like [`wait`](Self::wait), giving up after `timeout`.
     pub(crate) fn wait_timeout(&self, timeout: Duration) -> Option<ExitStatus> {
+        // The deadline first: the spin is part of the timeout, not added to it.
+        let deadline = Instant::now().checked_add(timeout);
         self.spin
             .poll(timeout, || self.done.load(Ordering::Acquire));
-        let deadline = Instant::now().checked_add(timeout);
         let mut s = self.lock();
         loop {
             if let Some(status) = *s {
@@ -171,9 +172,12 @@ impl ProcState {
     }
 
     /// SIGKILL and blocking reap (the executor is gone, or its loop broke), then stores the
-    /// status.
+    /// status. Like every other signal by pid, SIGKILL only if the child is still ours: the kernel may
+    /// have reaped it already (the host ignores SIGCHLD) and its pid be a stranger's.
     pub(crate) fn kill_and_reap(&self) {
-        let _ = self.signal(libc::SIGKILL);
+        if self.still_ours() {
+            let _ = self.signal(libc::SIGKILL);
+        }
         let (status, lost) = match reap_blocking(self.wait_id()) {
             Some(s) => (exit_status_from(&s), false),
             None => (lost_status(), true),
@@ -203,5 +207,41 @@ pub(crate) fn reap_blocking(id: WaitId<'_>) -> Option<rustix::process::WaitIdSta
             Ok(status) => return status,
             Err(_) => return None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::Stranger;
+
+    #[test]
+    fn wait_timeout_counts_the_spin_in_the_timeout() {
+        let spin = Arc::new(SpinPolicy::new(Duration::from_millis(200)));
+        let never_exits = ProcState::new(1, Pid::from_raw(1).expect("positive"), None, spin);
+        let started = Instant::now();
+        assert_eq!(never_exits.wait_timeout(Duration::from_millis(200)), None);
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(200),
+            "gave up early: {took:?}"
+        );
+        assert!(
+            took < Duration::from_millis(350),
+            "waited the spin on top: {took:?}"
+        );
+    }
+
+    #[test]
+    fn kill_and_reap_never_signals_a_pid_that_is_not_our_child() {
+        let stranger = Stranger::new();
+        let spin = Arc::new(SpinPolicy::new(Duration::ZERO));
+        let state = ProcState::new(1, stranger.pid, None, spin);
+        state.kill_and_reap();
+        assert!(state.status_lost(), "not our child: its status is lost");
+        assert!(
+            stranger.stays_alive(Duration::from_millis(300)),
+            "SIGKILL reached a process that is not ours"
+        );
     }
 }
