@@ -2,11 +2,12 @@
 //! call, the pidfd, registration in the poller and insertion in the table; the answer is the
 //! child's parts ([`Spawned`]), which the caller wraps into its handle.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Instant;
 
 use rustix::io::Errno;
+use rustix::process::{Pid, WaitId, WaitIdOptions, waitid};
 use tracing::{debug, warn};
 
 use crate::error::{SpawnError, SpawnStage};
@@ -58,15 +59,12 @@ pub(crate) fn spawn<W: Wait>(
     let pidfd = match spawned.pidfd {
         Some(fd) => Some(fd),
         None if !watch_pidfd => None,
-        None => match rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
-            .map_err(std::io::Error::from)
-            .and_then(crate::sys::above_stdio)
-        {
-            Ok(fd) => Some(fd),
-            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
-                // Gone already: the host ignores SIGCHLD, so the kernel reaped the child the
-                // moment it exited. It did run; only its status is lost. Its pid may already be
-                // someone else's, so it must not be signalled.
+        None => match open_pidfd(pid) {
+            Opened::Tracked(fd) => Some(fd),
+            Opened::Gone => {
+                // The host ignores SIGCHLD, so the kernel reaped the child the moment it exited.
+                // It did run; only its status is lost. Its pid may already be someone else's, so
+                // it must not be signalled.
                 warn!(
                     pid = pid.as_raw_nonzero().get(),
                     "child reaped by the kernel before it could be tracked (SIGCHLD ignored?); status lost"
@@ -79,7 +77,7 @@ pub(crate) fn spawn<W: Wait>(
                     stderr,
                 });
             }
-            Err(e) => {
+            Opened::Failed(e) => {
                 // Running but untrackable (out of fds): it is our unreaped child, so its pid is
                 // still safe to signal. Kill it, reap it later without blocking, report.
                 crate::sys::kill_unreaped_child(pid);
@@ -125,4 +123,72 @@ pub(crate) fn spawn<W: Wait>(
         stdout,
         stderr,
     })
+}
+
+/// What `pidfd_open` found for a child that a backend spawned without a pidfd.
+enum Opened {
+    /// A pidfd for our child.
+    Tracked(OwnedFd),
+    /// The child is gone: reaped by the kernel already (the host ignores SIGCHLD). Its pid may
+    /// name a stranger by now: never signal it.
+    Gone,
+    /// No pidfd (out of fds); the child is ours and unreaped.
+    Failed(std::io::Error),
+}
+
+/// Opens a pidfd for `pid`, a child we just spawned and have not reaped.
+///
+/// When the host ignores SIGCHLD the kernel reaps the child the moment it exits, and by the time
+/// of `pidfd_open` its pid may have gone to another process: the open then succeeds on a
+/// stranger. `waitid(P_PIDFD, WNOHANG | WNOWAIT)` tells: it answers for our children only
+/// (running or zombie) and fails with `ECHILD` for anyone else, without reaping.
+fn open_pidfd(pid: Pid) -> Opened {
+    let fd = match rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
+        .map_err(std::io::Error::from)
+        .and_then(crate::sys::above_stdio)
+    {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Opened::Gone,
+        Err(e) => return Opened::Failed(e),
+    };
+    let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
+    loop {
+        return match waitid(WaitId::PidFd(fd.as_fd()), options) {
+            Ok(_) => Opened::Tracked(fd),
+            Err(Errno::INTR) => continue,
+            // ECHILD: not our child. Anything else: we cannot tell, so it must not be signalled.
+            Err(_) => Opened::Gone,
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::Stranger;
+    use std::process::Command;
+
+    #[test]
+    fn a_pidfd_naming_a_process_that_is_not_our_child_is_not_tracked() {
+        if !crate::sys::pidfd_supported() {
+            return;
+        }
+        let stranger = Stranger::new();
+        assert!(
+            matches!(open_pidfd(stranger.pid), Opened::Gone),
+            "a recycled pid was taken for our child"
+        );
+        let mut own = Command::new("/bin/sleep").arg("30").spawn().expect("sleep");
+        let pid = Pid::from_raw(own.id() as i32).expect("positive");
+        assert!(matches!(open_pidfd(pid), Opened::Tracked(_)));
+        own.kill().expect("kill");
+        own.wait().expect("wait");
+        let exited = Command::new("/bin/true").spawn().expect("true");
+        let pid = Pid::from_raw(exited.id() as i32).expect("positive");
+        // Exited but not reaped: still ours, tracked (the pidfd is readable at once).
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(matches!(open_pidfd(pid), Opened::Tracked(_)));
+        let mut exited = exited;
+        exited.wait().expect("wait");
+    }
 }
