@@ -4,13 +4,13 @@
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rustix::event::{EventfdFlags, epoll, eventfd};
 use rustix::io::Errno;
 use rustix::time::{
-    Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags, Timespec, timerfd_create,
-    timerfd_settime,
+    ClockId, Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags, Timespec, clock_gettime,
+    timerfd_create, timerfd_settime,
 };
 
 /// epoll tokens: pidfds use their spawn serial (from 1 up); these can never collide with one.
@@ -119,21 +119,17 @@ impl Poller {
         let _ = rustix::io::read(&self.timer, &mut buf);
     }
 
-    /// Arms the timer to fire at `at` (measured from `now`), or disarms it for `None`.
-    pub(crate) fn arm_timer(&self, at: Option<Instant>, now: Instant) -> Result<(), Errno> {
-        let value = match at {
-            // A zero it_value disarms, so a deadline already past gets 1 ns.
-            Some(at) => duration_to_timespec(
-                at.saturating_duration_since(now)
-                    .max(Duration::from_nanos(1)),
-            ),
-            None => ZERO,
-        };
+    /// Arms the timer to fire at `at`, or disarms it for `None`.
+    ///
+    /// The deadline is absolute (`TFD_TIMER_ABSTIME` on CLOCK_MONOTONIC): a relative value would
+    /// be measured from whenever the caller took its `now`, and fire late by the time spent since
+    /// (a SIGTERM fan-out to every child, at stop).
+    pub(crate) fn arm_timer(&self, at: Option<Instant>) -> Result<(), Errno> {
         let spec = Itimerspec {
             it_interval: ZERO,
-            it_value: value,
+            it_value: at.map_or(ZERO, monotonic_timespec),
         };
-        timerfd_settime(&self.timer, TimerfdTimerFlags::empty(), &spec).map(|_| ())
+        timerfd_settime(&self.timer, TimerfdTimerFlags::ABSTIME, &spec).map(|_| ())
     }
 }
 
@@ -142,10 +138,26 @@ const ZERO: Timespec = Timespec {
     tv_nsec: 0,
 };
 
-fn duration_to_timespec(d: Duration) -> Timespec {
+const NANOS: i128 = 1_000_000_000;
+
+/// `at` on the CLOCK_MONOTONIC scale, never zero (a zero `it_value` disarms; a time in the past
+/// fires at once).
+///
+/// `Instant` reads CLOCK_MONOTONIC on Linux but does not expose its value, so the conversion goes
+/// through one reading of each, taken back to back (they differ by the time between the two
+/// calls, well under a microsecond).
+fn monotonic_timespec(at: Instant) -> Timespec {
+    let now = Instant::now();
+    let mono = clock_gettime(ClockId::Monotonic);
+    let offset = match at.checked_duration_since(now) {
+        Some(ahead) => ahead.as_nanos() as i128,
+        None => -(now.duration_since(at).as_nanos() as i128),
+    };
+    let ns = (i128::from(mono.tv_sec) * NANOS + i128::from(mono.tv_nsec) + offset)
+        .clamp(1, i128::from(i64::MAX) * NANOS);
     Timespec {
-        tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
-        tv_nsec: i64::from(d.subsec_nanos()),
+        tv_sec: (ns / NANOS) as i64,
+        tv_nsec: (ns % NANOS) as i64,
     }
 }
 
@@ -177,6 +189,45 @@ impl Waker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    fn nanos(t: Timespec) -> i128 {
+        i128::from(t.tv_sec) * NANOS + i128::from(t.tv_nsec)
+    }
+
+    #[test]
+    fn instants_convert_to_the_monotonic_clock() {
+        let clock = nanos(clock_gettime(ClockId::Monotonic));
+        let now = nanos(monotonic_timespec(Instant::now()));
+        let ms = 1_000_000;
+        assert!((now - clock).abs() < ms, "now is {} ns off", now - clock);
+        let later = nanos(monotonic_timespec(Instant::now() + Duration::from_secs(5)));
+        assert!((later - clock - 5 * NANOS).abs() < ms);
+        if let Some(earlier) = Instant::now().checked_sub(Duration::from_millis(20)) {
+            let earlier = nanos(monotonic_timespec(earlier));
+            assert!((clock - earlier - 20 * ms).abs() < ms);
+        }
+        let far = Instant::now() + Duration::from_secs(u64::from(u32::MAX));
+        assert!(nanos(monotonic_timespec(far)) > clock);
+        let t = monotonic_timespec(Instant::now());
+        assert!((0..NANOS as i64).contains(&t.tv_nsec));
+    }
+
+    #[test]
+    fn disarming_stops_a_pending_timer() {
+        let poller = Poller::new().expect("poller");
+        let waker = Waker::new(&poller).expect("waker");
+        poller
+            .arm_timer(Some(Instant::now() + Duration::from_millis(20)))
+            .expect("arm");
+        poller.arm_timer(None).expect("disarm");
+        std::thread::sleep(Duration::from_millis(50));
+        waker.ring();
+        let mut events = Events::with_capacity(4);
+        poller.wait(&mut events).expect("wait");
+        assert_eq!(events.len(), 1, "only the doorbell");
+        assert_eq!(events.get(0), Some(Event::Doorbell));
+    }
 
     #[test]
     fn doorbell_and_timer_are_reported_by_their_names() {
@@ -190,11 +241,31 @@ mod tests {
         waker.clear();
         let now = Instant::now();
         poller
-            .arm_timer(Some(now + Duration::from_millis(5)), now)
+            .arm_timer(Some(now + Duration::from_millis(5)))
             .expect("arm");
         poller.wait(&mut events).expect("wait");
         assert_eq!(events.get(0), Some(Event::Timer));
         assert!(now.elapsed() >= Duration::from_millis(5));
+    }
+
+    #[test]
+    fn a_deadline_armed_late_fires_at_the_deadline_not_later() {
+        let poller = Poller::new().expect("poller");
+        let now = Instant::now();
+        let deadline = now + Duration::from_millis(100);
+        // The loop took `now` and set the deadline, then spent time (a SIGTERM fan-out to many
+        // children) before arming the timer.
+        std::thread::sleep(Duration::from_millis(150));
+        poller.arm_timer(Some(deadline)).expect("arm");
+        let armed = Instant::now();
+        let mut events = Events::with_capacity(4);
+        poller.wait(&mut events).expect("wait");
+        assert_eq!(events.get(0), Some(Event::Timer));
+        let late = armed.elapsed();
+        assert!(
+            late < Duration::from_millis(60),
+            "fired {late:?} after arming, deadline past"
+        );
     }
 
     #[test]

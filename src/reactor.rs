@@ -266,7 +266,7 @@ impl Reactor<'_> {
         if next == self.armed {
             return;
         }
-        if self.shared.poller().arm_timer(next, now).is_ok() {
+        if self.shared.poller().arm_timer(next).is_ok() {
             self.armed = next;
         }
     }
