@@ -1,9 +1,12 @@
 //! Spawning without the executor thread: the same backends, called on the current thread.
 //!
-//! For benchmarks and for programs that want the raw spawn path and do their own waiting. The child
+//! For benchmarks and tests that want the raw spawn path and do their own waiting. The child
 //! gets the same treatment as through the executor (stdio on `/dev/null`, fds 0-2 only, signals
 //! reset); the caller owns its reaping through [`DirectChild::wait`]. Each thread keeps its own spawn
 //! state (the vfork stack, the posix_spawn attributes), so repeated spawns allocate nothing.
+//!
+//! Compiled only with the `bench-internals` cargo feature, which is not covered by semver: it exists
+//! for napix-exec's benchmarks (the "raw" contenders) and this crate's own tests and fuzz targets.
 
 use std::cell::RefCell;
 use std::ffi::OsStr;

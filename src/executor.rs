@@ -133,6 +133,7 @@ thread_local! {
     /// Each thread's reply slot for its spawn requests (see [`ReplySlot::reusable`]).
     static SPAWN_REPLY: Arc<ReplySlot<Result<Spawned, SpawnError>>> =
         ReplySlot::for_current_thread();
+    #[cfg(feature = "bench-internals")]
     static PING_REPLY: Arc<ReplySlot<()>> = ReplySlot::for_current_thread();
 }
 
@@ -270,6 +271,7 @@ impl Executor {
 
     /// Sends one no-op request through the queue and waits for the executor thread's answer:
     /// the cost of the hand-off alone (benchmarks).
+    #[cfg(feature = "bench-internals")]
     #[doc(hidden)]
     pub fn round_trip(&self) -> Result<(), SpawnError> {
         let shared = self.shared()?;

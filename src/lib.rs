@@ -119,6 +119,9 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+// Only with the `bench-internals` cargo feature (not covered by semver): for napix-exec's
+// benchmarks and this crate's own tests, like `Executor::round_trip`.
+#[cfg(feature = "bench-internals")]
 pub mod direct;
 mod error;
 mod escalation;

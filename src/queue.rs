@@ -26,7 +26,8 @@ pub(crate) enum Message {
     Spawn(Box<SpawnRequest>),
     /// Start the kill escalation (SIGTERM now, SIGKILL after the grace) for a process.
     Kill(Arc<ProcState>),
-    /// Answer at once: measures the hand-off alone.
+    /// Answer at once: measures the hand-off alone (sent only by `Executor::round_trip`).
+    #[cfg_attr(not(feature = "bench-internals"), allow(dead_code))]
     Ping(Arc<ReplySlot<()>>),
     /// Send a signal to a child that has no pidfd (ChildWatch::Signal), if it is still ours.
     Signal {

@@ -261,7 +261,9 @@ fn short(args: &[OsString]) -> Vec<String> {
         .map(|a| {
             let s = a.to_string_lossy();
             if s.len() > 80 {
-                format!("{}...({} bytes)", &s[..s.floor_char_boundary(80)], a.len())
+                // `str::floor_char_boundary` would do, but it is newer than the crate's rust-version.
+                let cut = (0..=80).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0);
+                format!("{}...({} bytes)", &s[..cut], a.len())
             } else {
                 s.into_owned()
             }

@@ -2,7 +2,7 @@
 //! executor thread), on the tiny static program (so that the spawn machinery, not the dynamic
 //! loader, is measured), falling back to /bin/true where it cannot run.
 
-#[path = "../src/bin/napix-exec/bench_tiny.rs"]
+#[path = "../src/bench_tiny.rs"]
 mod bench_tiny;
 
 use std::hint::black_box;

@@ -3,7 +3,7 @@
 //! reply, the pidfd in epoll, the reap by `waitid(P_PIDFD)` on the loop thread, and the wake-up of
 //! the waiting handle.
 
-#[path = "../src/bin/napix-exec/bench_tiny.rs"]
+#[path = "../src/bench_tiny.rs"]
 mod bench_tiny;
 
 use std::hint::black_box;
