@@ -75,7 +75,7 @@ impl Prepared {
                         crate::sys::pidfd_supported(),
                     )
                 })
-                .map_err(|f| fail(f.stage, f.errno))?;
+                .map_err(|f| f.into_error(program))?;
             Ok(DirectChild {
                 pid: spawned.pid,
                 pidfd: spawned.pidfd,

@@ -95,6 +95,16 @@ pub enum SpawnError {
         /// The errno.
         errno: i32,
     },
+    /// The chosen spawn backend cannot work on this system (`reason` says what is missing);
+    /// another backend can. Kind [`io::ErrorKind::Unsupported`].
+    Unsupported {
+        /// The program as given.
+        program: OsString,
+        /// The backend's name ([`SpawnBackend::name`](crate::SpawnBackend::name)).
+        backend: &'static str,
+        /// What this system lacks.
+        reason: &'static str,
+    },
     /// Any other system error.
     System {
         /// The program as given.
@@ -144,6 +154,7 @@ impl SpawnError {
             | SpawnError::ExecFormat { program }
             | SpawnError::ArgumentListTooLong { program }
             | SpawnError::ResourceExhausted { program, .. }
+            | SpawnError::Unsupported { program, .. }
             | SpawnError::System { program, .. } => Some(program),
         }
     }
@@ -151,7 +162,10 @@ impl SpawnError {
     /// The errno behind this error, when a syscall gave one.
     pub fn raw_os_error(&self) -> Option<i32> {
         match self {
-            SpawnError::Stopped | SpawnError::EmptyCommand | SpawnError::NulByte { .. } => None,
+            SpawnError::Stopped
+            | SpawnError::EmptyCommand
+            | SpawnError::NulByte { .. }
+            | SpawnError::Unsupported { .. } => None,
             SpawnError::Unavailable { errno }
             | SpawnError::ResourceExhausted { errno, .. }
             | SpawnError::System { errno, .. } => Some(*errno),
@@ -171,6 +185,7 @@ impl SpawnError {
             SpawnError::PermissionDenied { .. } => io::ErrorKind::PermissionDenied,
             SpawnError::ArgumentListTooLong { .. } => io::ErrorKind::ArgumentListTooLong,
             SpawnError::ExecFormat { .. } => io::ErrorKind::InvalidData,
+            SpawnError::Unsupported { .. } => io::ErrorKind::Unsupported,
             SpawnError::Unavailable { errno }
             | SpawnError::ResourceExhausted { errno, .. }
             | SpawnError::System { errno, .. } => io::Error::from_raw_os_error(*errno).kind(),
@@ -219,6 +234,15 @@ impl fmt::Display for SpawnError {
             SpawnError::ArgumentListTooLong { program } => {
                 write!(f, "{}: argument list too long", program.display())
             }
+            SpawnError::Unsupported {
+                program,
+                backend,
+                reason,
+            } => write!(
+                f,
+                "{}: the {backend} spawn backend cannot run here: {reason}",
+                program.display()
+            ),
             SpawnError::ResourceExhausted {
                 program,
                 stage,

@@ -3,7 +3,8 @@
 //! Above this module the crate is safe Rust (`#![deny(unsafe_code)]` at the root). Most syscalls go
 //! through rustix's safe API directly (epoll, eventfd, timerfd, pidfd_open, waitid); what lives here
 //! is what rustix lacks or leaves unsafe: `pidfd_send_signal` with any signal number, the thread's
-//! signal mask, `environ`, and the spawn backends in [`spawn`].
+//! signal mask, `environ`, and the spawn backends in [`spawn`]. Only rustix's public API is used;
+//! what it does not publish (execve, a raw fork, rt_sigaction) goes through libc's `syscall(2)`.
 //!
 //! # Safety
 //!
@@ -12,12 +13,6 @@
 #![allow(unsafe_code)]
 
 pub(crate) mod spawn;
-
-/// rustix's raw-runtime API (raw fork, execve, kernel sigaction/sigprocmask, exit_group). rustix 1.x
-/// publishes it under a hashed name because it is meant for libc-like users: the hash changes with
-/// rustix releases, which is why Cargo.toml pins rustix to one exact version. Only the Fork and
-/// Vfork child code uses it.
-pub(crate) use rustix::runtime_448b8ad740e2a26f as raw_runtime;
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -91,7 +86,9 @@ pub(crate) fn kill_unreaped_child(pid: rustix::process::Pid) {
 /// Blocks every signal on the calling thread until the guard drops, then restores the old mask.
 ///
 /// Held around fork/clone so that no signal handler of the parent runs in the child before the
-/// child has reset the dispositions.
+/// child has reset the dispositions, and taken before the dispositions are sampled (see
+/// [`SignalDispositions::non_default`]). (glibc keeps its two internal signals, 32 and 33,
+/// unblockable; the child resets them before it unblocks anything.)
 pub(crate) struct BlockAllSignals {
     old: libc::sigset_t,
 }
@@ -309,7 +306,13 @@ impl SignalDispositions {
     }
 
     /// Bit `n - 1` set when signal `n` is ignored or caught; all ones when /proc is unreadable.
-    pub(crate) fn non_default(&mut self) -> u64 {
+    ///
+    /// Takes the proof that every signal is blocked on this thread: sampled before the block, a
+    /// handler that ran on this thread in between could install another one, which the child
+    /// would then not reset and could run on our memory (CLONE_VM). The sample reflects every
+    /// `sigaction` that completed before it; a `sigaction` by another thread racing the spawn
+    /// itself is not seen, as with `environ` (see [`environ`]).
+    pub(crate) fn non_default(&mut self, _blocked: &BlockAllSignals) -> u64 {
         use std::os::unix::fs::FileExt;
         let Some(status) = &self.status else {
             return u64::MAX;
@@ -351,10 +354,41 @@ SigBlk:\t0000000000000000\nSigIgn:\t0000000000001000\nSigCgt:\t0000000180004002\
         assert_eq!(parse_status_signal_sets(b"garbage"), None);
     }
 
+    /// `SigBlk` of the calling thread, from /proc.
+    fn blocked_mask() -> u64 {
+        let status =
+            std::fs::read_to_string("/proc/thread-self/status").expect("read thread status");
+        let hex = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigBlk:"))
+            .expect("SigBlk line");
+        u64::from_str_radix(hex.trim(), 16).expect("hex mask")
+    }
+
+    #[test]
+    fn block_all_signals_blocks_every_signal_and_restores_the_mask() {
+        let before = blocked_mask();
+        {
+            let _blocked = BlockAllSignals::new();
+            // The kernel never blocks SIGKILL and SIGSTOP; glibc keeps its internal 32 and 33 out
+            // of any mask a program sets.
+            let bit = |sig: i32| 1u64 << (sig - 1);
+            let unblockable = bit(libc::SIGKILL) | bit(libc::SIGSTOP) | bit(32) | bit(33);
+            let blocked = blocked_mask();
+            assert_eq!(
+                blocked | unblockable,
+                u64::MAX,
+                "unblocked while held: {:#x}",
+                !blocked & !unblockable
+            );
+        }
+        assert_eq!(blocked_mask(), before);
+    }
+
     #[test]
     fn our_own_sigpipe_is_seen_as_non_default() {
         // The Rust runtime sets SIGPIPE to SIG_IGN in every test binary.
-        let mask = SignalDispositions::new().non_default();
+        let mask = SignalDispositions::new().non_default(&BlockAllSignals::new());
         assert_ne!(mask & (1 << (libc::SIGPIPE - 1)), 0);
         assert_ne!(mask, u64::MAX, "/proc/self/status should be readable here");
     }

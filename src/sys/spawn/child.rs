@@ -2,17 +2,23 @@
 //!
 //! Everything here runs in a child that shares nothing safe with Rust's runtime: after a raw fork
 //! other threads' locks may be held forever, and under CLONE_VM the child even shares the parent's
-//! memory and TLS. So: no allocation, no locks, no tracing, no panics, no libc calls that touch
-//! state — only rustix's raw syscalls (its linux_raw backend never touches errno) and one
-//! `syscall(2)` for close_range, which rustix lacks.
+//! memory and TLS. So: no allocation, no locks, no tracing, no panics, no libc call that keeps
+//! state. The calls made are rustix's public wrappers (`dup2_std*`, `write`, `getrlimit`: one
+//! syscall each, no errno on its linux_raw backend) and, for what rustix does not publish
+//! (execve, rt_sigaction, rt_sigprocmask, close_range, exit_group), libc's `syscall(2)`.
+//!
+//! Why `syscall(2)` is safe in a CLONE_VM child: it is a register shuffle and a trap, no lock and
+//! no allocation; on failure it stores the error in `errno`, which lives in the TLS block of the
+//! thread that called clone. That thread is suspended until the child execs or exits
+//! (CLONE_VFORK) and reads `errno` afterwards only when clone itself failed, in which case no
+//! child ran; so the child may use, and even overwrite, that slot.
+//!
+//! If anything here ever panics, [`exit_after`] ends the child with status 127 instead of letting
+//! the unwind run the parent's frames (copied by Fork, shared by Vfork) in the child.
 
 use std::ffi::CStr;
 use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicI32, Ordering};
-
-use crate::sys::raw_runtime::{
-    How, KERNEL_SIG_DFL, KernelSigSet, KernelSigaction, KernelSigactionFlags,
-};
 
 /// How the child tells the parent that execve failed.
 pub(super) enum ExecErrorReport<'a> {
@@ -44,8 +50,24 @@ pub(super) struct ChildPlan<'a> {
 /// CLONE_FILES. The low bits hold the errno.
 pub(super) const UNSHARE_FAILED: i32 = 1 << 30;
 
-/// Highest signal number on Linux (SIGRTMAX).
+/// Highest signal number the child resets (SIGRTMAX on every Linux but MIPS, which has 128).
 const NSIG: i32 = 64;
+
+/// Size in bytes of the kernel's `sigset_t`, the last argument of rt_sigaction/rt_sigprocmask.
+/// (`libc::sigset_t` is the 128-byte user-space type, which the kernel refuses.)
+const KERNEL_SIGSET_BYTES: libc::c_long = if cfg!(any(
+    target_arch = "mips",
+    target_arch = "mips32r6",
+    target_arch = "mips64",
+    target_arch = "mips64r6"
+)) {
+    16
+} else {
+    8
+};
+
+/// The status a child exits with when it could not exec (as a shell says "not found").
+const EXEC_FAILED_STATUS: libc::c_long = 127;
 
 /// Sets up the child and execs; on failure reports the errno and exits 127.
 ///
@@ -53,15 +75,52 @@ const NSIG: i32 = 64;
 /// Call only in a freshly forked/cloned child, with `plan`'s pointers valid (NUL-terminated argv
 /// and envp arrays of C strings).
 pub(super) unsafe fn exec_child(plan: &ChildPlan<'_>) -> ! {
-    // SAFETY: see each call; all are raw syscalls on descriptors the plan keeps open.
-    let errno = unsafe { prepare_and_exec(plan) };
-    match plan.report {
-        ExecErrorReport::Pipe(fd) => {
-            let _ = rustix::io::write(fd, &errno.to_ne_bytes());
+    exit_after(|| {
+        // SAFETY: forwarded from this function's contract.
+        let errno = unsafe { prepare_and_exec(plan) };
+        match plan.report {
+            ExecErrorReport::Pipe(fd) => {
+                let _ = rustix::io::write(fd, &errno.to_ne_bytes());
+            }
+            ExecErrorReport::Shared(slot) => slot.store(errno, Ordering::Release),
         }
-        ExecErrorReport::Shared(slot) => slot.store(errno, Ordering::Release),
+    })
+}
+
+/// Runs `body`, then ends the process with status 127, also when `body` unwinds.
+///
+/// The child of a fork runs on a copy of the parent's stack, the child of a vfork-style clone
+/// next to the parent's memory: an unwind that left `body` would run the parent's destructors
+/// and `catch_unwind`s in the child and return into the parent's code there. The guard's `Drop`
+/// ends the process first. (The panic message may not be printed: the panic machinery can block
+/// on a lock another thread held at fork time, as any libc call could; the guard keeps the
+/// unwind from going further, not the panic from starting.)
+pub(super) fn exit_after(body: impl FnOnce()) -> ! {
+    /// Ends the process in its `Drop`: reached only by an unwind, as `exit_after` never returns.
+    struct ExitOnUnwind;
+    impl Drop for ExitOnUnwind {
+        fn drop(&mut self) {
+            exit_now();
+        }
     }
-    crate::sys::raw_runtime::exit_group(127)
+    let _guard = ExitOnUnwind;
+    body();
+    exit_now()
+}
+
+/// `exit_group(127)` as a raw syscall: no atexit handlers, no stdio flush, no locks.
+fn exit_now() -> ! {
+    loop {
+        // SAFETY: exit_group takes an integer and does not return.
+        unsafe { libc::syscall(libc::SYS_exit_group, EXEC_FAILED_STATUS) };
+    }
+}
+
+/// The errno the last failed `syscall(2)` left in this thread's slot.
+fn last_errno() -> i32 {
+    // SAFETY: __errno_location returns the address of the calling thread's errno, valid for the
+    // thread's lifetime; reading it is a plain load (see the module docs for the CLONE_VM case).
+    unsafe { *libc::__errno_location() }
 }
 
 /// Installs stdio, closes every other descriptor, resets signals and execs. Returns the errno of
@@ -79,15 +138,13 @@ unsafe fn prepare_and_exec(plan: &ChildPlan<'_>) -> i32 {
         let ret = unsafe {
             libc::syscall(
                 libc::SYS_close_range,
-                top + 1,
-                u32::MAX,
-                libc::CLOSE_RANGE_UNSHARE,
+                libc::c_ulong::from(top) + 1,
+                libc::c_ulong::from(u32::MAX),
+                libc::c_ulong::from(libc::CLOSE_RANGE_UNSHARE),
             )
         };
         if ret != 0 {
-            // SAFETY: reads the errno the failed syscall just set (our TLS slot is the suspended
-            // parent thread's; it is not running).
-            return UNSHARE_FAILED | unsafe { *libc::__errno_location() };
+            return UNSHARE_FAILED | last_errno();
         }
     }
     for (target, &fd) in plan.stdio.iter().enumerate() {
@@ -109,10 +166,10 @@ unsafe fn prepare_and_exec(plan: &ChildPlan<'_>) -> i32 {
         None => close_from_3(&plan.report),
     }
     reset_signals(plan.non_default_signals);
-    // SAFETY: the plan's argv/envp are NUL-terminated arrays of C strings, alive in the parent.
-    let errno =
-        unsafe { crate::sys::raw_runtime::execve(plan.path, plan.argv.cast(), plan.envp.cast()) };
-    errno.raw_os_error()
+    // SAFETY: the plan's path is a C string and argv/envp are NUL-terminated arrays of C strings,
+    // alive in the parent (Vfork: shared memory, the parent is suspended; Fork: our copy).
+    unsafe { libc::syscall(libc::SYS_execve, plan.path.as_ptr(), plan.argv, plan.envp) };
+    last_errno()
 }
 
 /// Closes every descriptor from 3 up, except the exec-error pipe (close-on-exec: it closes itself
@@ -140,7 +197,14 @@ fn close_from_3(report: &ExecErrorReport<'_>) {
 /// Closes descriptors `first..=last`.
 fn close_range(first: u32, last: u32) {
     // SAFETY: close_range takes two integers and flags; it touches no memory of ours.
-    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            libc::c_ulong::from(first),
+            libc::c_ulong::from(last),
+            0 as libc::c_ulong,
+        )
+    };
     if ret != 0 {
         // Before Linux 5.9, or under a seccomp filter that answers EPERM: close one by one up to
         // the descriptor limit (bounded so a huge limit does not stall the child).
@@ -150,7 +214,7 @@ fn close_range(first: u32, last: u32) {
             .min(65536) as u32;
         for fd in first..=last.min(limit) {
             // SAFETY: close of a descriptor number in our own (child) table.
-            unsafe { libc::syscall(libc::SYS_close, fd) };
+            unsafe { libc::syscall(libc::SYS_close, libc::c_long::from(fd)) };
         }
     }
 }
@@ -158,33 +222,99 @@ fn close_range(first: u32, last: u32) {
 /// Resets every signal in `non_default` (bit `n - 1` for signal `n`) to its default disposition
 /// and empties the mask.
 ///
-/// The parent blocked every signal around the fork, so no parent handler can run here before the
-/// reset. SIG_IGN survives execve and a Rust parent ignores SIGPIPE; handlers are reset here too
-/// because a signal pending at the unblock would otherwise run a parent handler in the child.
-/// Each reset is a syscall (about 0.25 us here), so the parent tells which ones need it.
+/// The parent blocked every signal before it sampled the dispositions and forked, so no parent
+/// handler can run here before the reset. SIG_IGN survives execve and a Rust parent ignores
+/// SIGPIPE; handlers are reset here too because a signal pending at the unblock would otherwise
+/// run a parent handler in the child. Each reset is a syscall, so the parent tells which ones
+/// need it.
 fn reset_signals(non_default: u64) {
-    let default = KernelSigaction {
-        sa_handler_kernel: KERNEL_SIG_DFL,
-        sa_flags: KernelSigactionFlags::empty(),
-        sa_restorer: None,
-        sa_mask: KernelSigSet::empty(),
-    };
+    // The kernel's struct sigaction with SIG_DFL (0), no flags, no restorer and an empty mask is
+    // all zeros whatever the architecture's field order; this buffer is larger than any of them.
+    let default = [0u64; 8];
     for sig in 1..=NSIG {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP || non_default & (1u64 << (sig - 1)) == 0 {
             continue;
         }
-        // SAFETY: the number is a valid signal number (1..=64, not KILL/STOP); installing SIG_DFL
-        // in this child affects only this child (no CLONE_SIGHAND).
+        // SAFETY: a valid signal number (1..=64, not KILL/STOP) and a readable all-zero (SIG_DFL)
+        // action; no old action is asked for. The raw syscall, unlike glibc's sigaction, also
+        // resets glibc's internal signals 32 and 33. Installing SIG_DFL in this child affects
+        // only this child (no CLONE_SIGHAND).
         unsafe {
-            let _ = crate::sys::raw_runtime::kernel_sigaction(
-                crate::sys::raw_runtime::Signal::from_raw_unchecked(sig),
-                Some(default.clone()),
-            );
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                libc::c_long::from(sig),
+                default.as_ptr(),
+                std::ptr::null_mut::<libc::c_void>(),
+                KERNEL_SIGSET_BYTES,
+            )
+        };
+    }
+    let empty = [0u64; 2];
+    // SAFETY: SETMASK with a readable all-zero set only changes this child's mask.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::c_long::from(libc::SIG_SETMASK),
+            empty.as_ptr(),
+            std::ptr::null_mut::<libc::c_void>(),
+            KERNEL_SIGSET_BYTES,
+        )
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs in a re-executed copy of this test binary (see `a_panic_in_the_child_exits_127`),
+    /// so that the raw fork below happens in a process where no other test thread can hold a
+    /// lock the panic machinery needs.
+    #[test]
+    fn child_guard_helper() {
+        if std::env::var_os(GUARD_HELPER_ENV).is_none() {
+            return;
+        }
+        let after_unwind = || {
+            // Only reached if the unwind left exit_after: the copied test harness would then go
+            // on running in the child.
+            std::process::exit(3)
+        };
+        // SAFETY: the child branch only calls exit_after, which never returns.
+        match unsafe { super::super::fork::raw_fork() } {
+            Ok(None) => {
+                let _ = std::panic::catch_unwind(|| exit_after(|| panic!("panic in the child")));
+                after_unwind()
+            }
+            Ok(Some(pid)) => {
+                let status =
+                    rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty())
+                        .expect("waitpid the forked child")
+                        .expect("a status");
+                println!("child-exit={:?}", status.1.exit_status());
+            }
+            Err(e) => panic!("fork: {e}"),
         }
     }
-    // SAFETY: SETMASK with an empty set only changes this child's mask.
-    unsafe {
-        let _ =
-            crate::sys::raw_runtime::kernel_sigprocmask(How::SETMASK, Some(&KernelSigSet::empty()));
+
+    const GUARD_HELPER_ENV: &str = "NAPIX_CHILD_GUARD_HELPER";
+
+    #[test]
+    fn a_panic_in_the_child_exits_127() {
+        let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "--exact",
+                "sys::spawn::child::tests::child_guard_helper",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(GUARD_HELPER_ENV, "1")
+            .output()
+            .expect("run the helper");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "helper failed: {out:?}");
+        assert!(
+            stdout.contains("child-exit=Some(127)"),
+            "the child must end with 127 at the unwind: {stdout}"
+        );
     }
 }

@@ -4,15 +4,21 @@
 //! |---|---|---|---|
 //! | [`SpawnBackend::Vfork`] | `clone(CLONE_VM \| CLONE_VFORK \| CLONE_PIDFD)` on a reused stack | atomic | no |
 //! | [`SpawnBackend::PosixSpawn`] | glibc `posix_spawn` (itself a vfork-style clone) | `pidfd_open` after | no |
-//! | [`SpawnBackend::Fork`] | `fork` + `execve` through rustix | `pidfd_open` after | yes (page tables are copied) |
+//! | [`SpawnBackend::Fork`] | raw `clone(SIGCHLD)` (a fork without atfork handlers) + `execve` | `pidfd_open` after | yes (page tables are copied) |
 //!
 //! Every backend gives the child fds 0, 1, 2 only, an empty signal mask and default dispositions
 //! for every signal, and reports an exec failure as an errno to the parent, never as a child that
-//! exits 127.
+//! exits 127. A backend that cannot keep those promises on this system (PosixSpawn off glibc, or
+//! on a glibc older than 2.34) fails with [`SpawnError::Unsupported`](crate::SpawnError), naming
+//! itself, instead of spawning a child that inherits descriptors.
 #![allow(unsafe_code)]
 
 mod child;
 mod fork;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod posix_spawn;
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+#[path = "posix_spawn_unsupported.rs"]
 mod posix_spawn;
 mod vfork;
 
@@ -20,15 +26,18 @@ use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
 use rustix::process::Pid;
 
-use crate::error::SpawnStage;
+use crate::error::{SpawnError, SpawnStage};
 use crate::request::PreparedCommand;
+use crate::sys::BlockAllSignals;
 
 /// How the executor thread creates a child process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum SpawnBackend {
     /// glibc's `posix_spawn`, with file actions for the redirections and attributes that empty the
     /// signal mask and reset every signal. glibc runs the child on a fresh stack in a vfork-style
-    /// clone, so the cost does not grow with the parent's memory.
+    /// clone, so the cost does not grow with the parent's memory. Needs Linux with glibc 2.34 or
+    /// later (`posix_spawn_file_actions_addclosefrom_np`, looked up at run time); elsewhere a spawn
+    /// fails with [`SpawnError::Unsupported`](crate::SpawnError::Unsupported).
     PosixSpawn,
     /// `fork` + `execve` (rustix). The child makes raw syscalls only and reports an exec failure
     /// through a close-on-exec pipe. Copies the parent's page tables: slow for large parents.
@@ -95,6 +104,41 @@ pub(crate) struct Spawned {
 pub(crate) struct SpawnFailure {
     pub(crate) stage: SpawnStage,
     pub(crate) errno: i32,
+    /// Set when the backend cannot work on this system at all: which one, and why. `stage` and
+    /// `errno` then say `Spawn` and ENOSYS, so that code reading only those still gets
+    /// [`io::ErrorKind::Unsupported`](std::io::ErrorKind::Unsupported).
+    pub(crate) unsupported: Option<(SpawnBackend, &'static str)>,
+}
+
+impl SpawnFailure {
+    pub(crate) fn new(stage: SpawnStage, errno: i32) -> SpawnFailure {
+        SpawnFailure {
+            stage,
+            errno,
+            unsupported: None,
+        }
+    }
+
+    /// `backend` cannot run here, for `reason`.
+    pub(crate) fn unsupported(backend: SpawnBackend, reason: &'static str) -> SpawnFailure {
+        SpawnFailure {
+            stage: SpawnStage::Spawn,
+            errno: libc::ENOSYS,
+            unsupported: Some((backend, reason)),
+        }
+    }
+
+    /// The public error for a spawn of `program` that failed this way.
+    pub(crate) fn into_error(self, program: &std::ffi::OsString) -> SpawnError {
+        match self.unsupported {
+            Some((backend, reason)) => SpawnError::Unsupported {
+                program: program.clone(),
+                backend: backend.name(),
+                reason,
+            },
+            None => SpawnError::from_errno(program, self.stage, self.errno),
+        }
+    }
 }
 
 /// Per-thread spawn state reused across spawns: the argv pointer array, posix_spawn attributes and
@@ -141,13 +185,15 @@ impl Spawner {
                 posix_spawn::spawn(attrs, &command.path, argv, envp, stdio)
             }
             SpawnBackend::Fork => {
+                // Block first, then sample: see SignalDispositions::non_default.
+                let blocked = BlockAllSignals::new();
                 let exec = Exec {
                     path: &command.path,
                     argv,
                     envp,
-                    non_default_signals: self.dispositions.non_default(),
+                    non_default_signals: self.dispositions.non_default(&blocked),
                 };
-                fork::spawn(&exec, stdio)
+                fork::spawn(&exec, stdio, &blocked)
             }
             SpawnBackend::Vfork => {
                 let stack = match &mut self.vfork_stack {
@@ -158,27 +204,46 @@ impl Spawner {
                     // Without slots (out of fds) the clone copies the whole table: slower, fine.
                     self.vfork_slots = vfork::StdioSlots::new(stdio.stdin).ok();
                 }
+                let blocked = BlockAllSignals::new();
                 let exec = Exec {
                     path: &command.path,
                     argv,
                     envp,
-                    non_default_signals: self.dispositions.non_default(),
+                    non_default_signals: self.dispositions.non_default(&blocked),
                 };
-                vfork::spawn(stack, self.vfork_slots.as_mut(), &exec, stdio, clone_pidfd)
+                let slots = self.vfork_slots.as_mut();
+                vfork::spawn(stack, slots, &exec, stdio, clone_pidfd, &blocked)
             }
         }
     }
 }
 
 fn spawn_err(errno: rustix::io::Errno) -> SpawnFailure {
-    SpawnFailure {
-        stage: SpawnStage::Spawn,
-        errno: errno.raw_os_error(),
-    }
+    SpawnFailure::new(SpawnStage::Spawn, errno.raw_os_error())
 }
 
 /// Reaps a child whose exec failed (it exits at once with 127), blocking: it is already dying.
 fn reap_failed_child(pid: Pid) {
     use rustix::process::{WaitId, WaitIdOptions, waitid};
     while let Err(rustix::io::Errno::INTR) = waitid(WaitId::Pid(pid), WaitIdOptions::EXITED) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsupported_failure_names_the_backend_and_says_unsupported() {
+        let program = std::ffi::OsString::from("prog");
+        let failure = SpawnFailure::unsupported(SpawnBackend::PosixSpawn, "no such libc function");
+        let e = failure.into_error(&program);
+        assert_eq!(e.kind(), std::io::ErrorKind::Unsupported);
+        assert_eq!(
+            e.to_string(),
+            "prog: the posix_spawn spawn backend cannot run here: no such libc function"
+        );
+        // Code that reads only stage and errno still gets the kind right.
+        let plain = SpawnError::from_errno(&program, failure.stage, failure.errno);
+        assert_eq!(plain.kind(), std::io::ErrorKind::Unsupported);
+    }
 }

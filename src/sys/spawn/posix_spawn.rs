@@ -1,11 +1,17 @@
-//! The PosixSpawn backend: glibc's `posix_spawn`.
+//! The PosixSpawn backend: glibc's `posix_spawn` (compiled for Linux with glibc only).
 //!
 //! glibc (2.24+) runs the child in a `clone(CLONE_VM | CLONE_VFORK)` on a stack it maps per call,
 //! applies the file actions, resets the signals in `sigdefault` one `sigaction` at a time, and
 //! returns the child's exec errno from `posix_spawn` itself.
+//!
+//! Closing every descriptor above 2 needs `posix_spawn_file_actions_addclosefrom_np` (glibc 2.34).
+//! It is looked up at run time, as std's `weak!` does, so that linking this crate does not raise
+//! the glibc a binary needs; without it the backend answers `Unsupported` rather than let the
+//! child inherit the parent's descriptors.
 
 use std::ffi::CStr;
 use std::mem::MaybeUninit;
+use std::sync::OnceLock;
 
 use rustix::process::Pid;
 
@@ -27,19 +33,12 @@ impl Attributes {
             // SAFETY: initialised by the successful init above; Drop destroys it from now on.
             attr: unsafe { attr.assume_init() },
         };
-        // SAFETY: sigset_t is plain data that sigemptyset/sigfillset initialise; on Linux it is a
-        // 128-byte array of c_ulong, so its first 8 bytes are an aligned u64 holding signals 1-64.
-        // The setters copy the sets into the initialised attribute object.
+        let all = every_signal();
+        // SAFETY: sigset_t is plain data that sigemptyset initialises. The setters copy the sets
+        // into the initialised attribute object.
         unsafe {
             let mut empty = std::mem::zeroed::<libc::sigset_t>();
-            let mut all = std::mem::zeroed::<libc::sigset_t>();
             libc::sigemptyset(&mut empty);
-            libc::sigfillset(&mut all);
-            // glibc's sigfillset leaves out its two internal signals (32 SIGCANCEL, 33 SIGSETXID)
-            // and its spawn child then sets them to SIG_IGN, which survives execve. Set every bit
-            // of signals 1..=64 by hand so that the child resets those two to SIG_DFL as well.
-            // The child is not in our thread group, so glibc never needs them there.
-            *(&mut all as *mut libc::sigset_t).cast::<u64>() = u64::MAX;
             check(libc::posix_spawnattr_setsigmask(&mut me.attr, &empty))?;
             check(libc::posix_spawnattr_setsigdefault(&mut me.attr, &all))?;
             let flags = libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF;
@@ -59,13 +58,75 @@ impl Drop for Attributes {
     }
 }
 
+/// Signals 1..=64 in a `sigset_t`, glibc's internal 32 (SIGCANCEL) and 33 (SIGSETXID) included.
+///
+/// glibc's `sigfillset` and `sigaddset` leave those two out, and its spawn child then sets them to
+/// SIG_IGN, which survives execve. Their bits are set by hand, in the layout glibc's own
+/// `__sigaddset` uses (an array of `unsigned long`, signal `n` at bit `(n - 1) % BITS` of word
+/// `(n - 1) / BITS`), so that the child resets them to SIG_DFL as well. The child is not in our
+/// thread group, so glibc never needs them there.
+fn every_signal() -> libc::sigset_t {
+    const _: () = assert!(
+        std::mem::align_of::<libc::sigset_t>() >= std::mem::align_of::<libc::c_ulong>()
+            && std::mem::size_of::<libc::sigset_t>() * 8 >= 64
+    );
+    // SAFETY: sigset_t is plain data; sigemptyset initialises it.
+    let mut set = unsafe {
+        let mut set = std::mem::zeroed::<libc::sigset_t>();
+        libc::sigemptyset(&mut set);
+        set
+    };
+    for sig in 1..=64 {
+        // SAFETY: `set` is an initialised sigset_t; sigaddset only checks `sig` and sets a bit.
+        if unsafe { libc::sigaddset(&mut set, sig) } == 0 {
+            continue;
+        }
+        let bit = (sig - 1) as usize;
+        let word_bits = libc::c_ulong::BITS as usize;
+        let words = (&mut set as *mut libc::sigset_t).cast::<libc::c_ulong>();
+        // SAFETY: a sigset_t is an array of c_ulong at least 64 bits long and aligned for
+        // c_ulong (asserted above), so word `bit / word_bits` is inside it and aligned.
+        unsafe { *words.add(bit / word_bits) |= 1 << (bit % word_bits) };
+    }
+    set
+}
+
+/// `posix_spawn_file_actions_addclosefrom_np(actions, from)`.
+type AddCloseFrom =
+    unsafe extern "C" fn(*mut libc::posix_spawn_file_actions_t, libc::c_int) -> libc::c_int;
+
+/// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34+), looked up once with `dlsym`.
+fn addclosefrom() -> Option<AddCloseFrom> {
+    static FOUND: OnceLock<Option<AddCloseFrom>> = OnceLock::new();
+    *FOUND.get_or_init(|| {
+        // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name only looks the name up.
+        let ptr = unsafe {
+            libc::dlsym(
+                libc::RTLD_DEFAULT,
+                c"posix_spawn_file_actions_addclosefrom_np".as_ptr(),
+            )
+        };
+        // SAFETY: a non-null address for this name is glibc's function, whose C signature is
+        // `int (posix_spawn_file_actions_t *, int)`.
+        (!ptr.is_null())
+            .then(|| unsafe { std::mem::transmute::<*mut libc::c_void, AddCloseFrom>(ptr) })
+    })
+}
+
+/// Why this backend cannot run without `addclosefrom_np`.
+const NO_CLOSEFROM: &str = "this glibc lacks posix_spawn_file_actions_addclosefrom_np (glibc 2.34), \
+                            without which the child would inherit every descriptor";
+
 /// File actions for one spawn; destroyed on drop.
 struct FileActions {
     actions: libc::posix_spawn_file_actions_t,
 }
 
 impl FileActions {
-    fn new(stdio: &ChildStdio<'_>) -> Result<FileActions, rustix::io::Errno> {
+    fn new(
+        stdio: &ChildStdio<'_>,
+        closefrom: AddCloseFrom,
+    ) -> Result<FileActions, rustix::io::Errno> {
         let mut actions = MaybeUninit::<libc::posix_spawn_file_actions_t>::uninit();
         // SAFETY: init initialises the struct it is given.
         check(unsafe { libc::posix_spawn_file_actions_init(actions.as_mut_ptr()) })?;
@@ -80,8 +141,9 @@ impl FileActions {
                 libc::posix_spawn_file_actions_adddup2(&mut me.actions, fd, target as i32)
             })?;
         }
-        // SAFETY: as above; glibc 2.34+ implements it with close_range in the child.
-        check(unsafe { libc::posix_spawn_file_actions_addclosefrom_np(&mut me.actions, 3) })?;
+        // SAFETY: as above; `closefrom` is glibc's addclosefrom_np (implemented with close_range
+        // in the child).
+        check(unsafe { closefrom(&mut me.actions, 3) })?;
         Ok(me)
     }
 }
@@ -108,10 +170,14 @@ pub(super) fn spawn(
     envp: *const *const libc::c_char,
     stdio: &ChildStdio<'_>,
 ) -> Result<Spawned, SpawnFailure> {
-    let actions = FileActions::new(stdio).map_err(|e| SpawnFailure {
-        stage: SpawnStage::Spawn,
-        errno: e.raw_os_error(),
-    })?;
+    let Some(closefrom) = addclosefrom() else {
+        return Err(SpawnFailure::unsupported(
+            super::SpawnBackend::PosixSpawn,
+            NO_CLOSEFROM,
+        ));
+    };
+    let actions = FileActions::new(stdio, closefrom)
+        .map_err(|e| SpawnFailure::new(SpawnStage::Spawn, e.raw_os_error()))?;
     let mut pid: libc::pid_t = 0;
     // SAFETY: path is a C string, argv/envp are NUL-terminated arrays of C strings kept alive by
     // the caller, actions and attrs are initialised objects; `pid` is written on success.
@@ -131,13 +197,39 @@ pub(super) fn spawn(
             libc::EAGAIN | libc::ENOMEM => SpawnStage::Spawn,
             _ => SpawnStage::Exec,
         };
-        return Err(SpawnFailure { stage, errno: rc });
+        return Err(SpawnFailure::new(stage, rc));
     }
     match Pid::from_raw(pid) {
         Some(pid) => Ok(Spawned { pid, pidfd: None }),
-        None => Err(SpawnFailure {
-            stage: SpawnStage::Spawn,
-            errno: libc::EINVAL,
-        }),
+        None => Err(SpawnFailure::new(SpawnStage::Spawn, libc::EINVAL)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_signal_holds_1_to_64_glibc_internal_ones_included() {
+        let set = every_signal();
+        for sig in 1..=64 {
+            // SAFETY: `set` is an initialised sigset_t; sigismember only reads it.
+            let member = unsafe { libc::sigismember(&set, sig) };
+            assert_eq!(member, 1, "signal {sig} missing from the sigdefault set");
+        }
+    }
+
+    #[test]
+    fn addclosefrom_is_found_on_this_glibc() {
+        // SAFETY: gnu_get_libc_version returns a static C string.
+        let version = unsafe { CStr::from_ptr(libc::gnu_get_libc_version()) };
+        let version = version.to_str().expect("ASCII version");
+        let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+        let at_least_2_34 = (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (2, 34);
+        assert_eq!(
+            addclosefrom().is_some(),
+            at_least_2_34,
+            "glibc {version}: addclosefrom_np found iff glibc >= 2.34"
+        );
     }
 }

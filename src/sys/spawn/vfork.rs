@@ -129,12 +129,15 @@ impl StdioSlots {
 /// filter): every later spawn clones without CLONE_FILES.
 static SHARE_FILES: AtomicBool = AtomicBool::new(true);
 
+/// Clones and execs `exec` with `stdio`. Every signal is blocked on the calling thread
+/// (`_blocked`): under CLONE_VM a handler of ours that ran in the child would run on our memory.
 pub(super) fn spawn(
     stack: &mut ChildStack,
     slots: Option<&mut StdioSlots>,
     exec: &Exec<'_>,
     stdio: &ChildStdio<'_>,
     clone_pidfd: bool,
+    _blocked: &BlockAllSignals,
 ) -> Result<Spawned, SpawnFailure> {
     let share = if SHARE_FILES.load(Ordering::Relaxed) {
         slots
@@ -146,10 +149,7 @@ pub(super) fn spawn(
     };
     slots
         .load([stdio.stdin, stdio.stdout, stdio.stderr])
-        .map_err(|e| SpawnFailure {
-            stage: SpawnStage::Spawn,
-            errno: e.raw_os_error(),
-        })?;
+        .map_err(|e| SpawnFailure::new(SpawnStage::Spawn, e.raw_os_error()))?;
     let result = clone_and_exec(stack, exec, slots.raw(), Some(slots.top), clone_pidfd);
     slots.release(stdio.stdin);
     match result {
@@ -195,37 +195,32 @@ fn clone_and_exec(
     if shared_fd_table.is_some() {
         flags |= libc::CLONE_FILES;
     }
-    let ret = {
-        let _blocked = BlockAllSignals::new();
-        // SAFETY: the stack is our own mapping, unused by anyone else; child_entry only runs
-        // exec_child (raw syscalls, never returns); `plan` and `pidfd` live on our stack until the
-        // clone returns, which CLONE_VFORK delays until the child exec'd or exited.
-        unsafe {
-            libc::clone(
-                child_entry,
-                stack.top(),
-                flags,
-                &plan as *const ChildPlan<'_> as *mut libc::c_void,
-                &mut pidfd as *mut libc::c_int,
-            )
-        }
+    // SAFETY: the stack is our own mapping, unused by anyone else; child_entry only runs
+    // exec_child (raw syscalls, never returns); `plan` and `pidfd` live on our stack until the
+    // clone returns, which CLONE_VFORK delays until the child exec'd or exited. The caller blocked
+    // every signal on this thread, so the child starts with all of them blocked.
+    let ret = unsafe {
+        libc::clone(
+            child_entry,
+            stack.top(),
+            flags,
+            &plan as *const ChildPlan<'_> as *mut libc::c_void,
+            &mut pidfd as *mut libc::c_int,
+        )
     };
     if ret < 0 {
-        return Err(SpawnFailure {
-            stage: SpawnStage::Spawn,
-            errno: std::io::Error::last_os_error()
+        return Err(SpawnFailure::new(
+            SpawnStage::Spawn,
+            std::io::Error::last_os_error()
                 .raw_os_error()
                 .unwrap_or(libc::EAGAIN),
-        });
+        ));
     }
     // SAFETY: with CLONE_PIDFD and a successful clone, the kernel stored a new pidfd that nothing
     // else owns.
     let pidfd: Option<OwnedFd> = clone_pidfd.then(|| unsafe { crate::sys::own_fd(pidfd) });
     let Some(pid) = Pid::from_raw(ret) else {
-        return Err(SpawnFailure {
-            stage: SpawnStage::Spawn,
-            errno: libc::EINVAL,
-        });
+        return Err(SpawnFailure::new(SpawnStage::Spawn, libc::EINVAL));
     };
     let errno = exec_errno.load(Ordering::Acquire);
     if errno != 0 {
@@ -235,7 +230,7 @@ fn clone_and_exec(
         } else {
             SpawnStage::Exec
         };
-        return Err(SpawnFailure { stage, errno });
+        return Err(SpawnFailure::new(stage, errno));
     }
     let Some(pidfd) = pidfd else {
         return Ok(Spawned { pid, pidfd: None });
@@ -250,10 +245,10 @@ fn clone_and_exec(
             // pid is safe to signal; kill and reap it so nothing runs untracked.
             crate::sys::kill_unreaped_child(pid);
             super::reap_failed_child(pid);
-            Err(SpawnFailure {
-                stage: SpawnStage::Pidfd,
-                errno: e.raw_os_error().unwrap_or(libc::EMFILE),
-            })
+            Err(SpawnFailure::new(
+                SpawnStage::Pidfd,
+                e.raw_os_error().unwrap_or(libc::EMFILE),
+            ))
         }
     }
 }

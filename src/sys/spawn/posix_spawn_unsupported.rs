@@ -1,0 +1,32 @@
+//! The PosixSpawn backend where it cannot work (any target but Linux with glibc): every spawn
+//! answers `Unsupported`, naming the backend.
+//!
+//! The backend relies on glibc specifics (the child's reset of glibc-internal signals,
+//! `posix_spawn_file_actions_addclosefrom_np`); without them the child would inherit the
+//! parent's descriptors. The Vfork and Fork backends work on any Linux libc.
+
+use std::ffi::CStr;
+
+use super::{ChildStdio, SpawnBackend, SpawnFailure, Spawned};
+
+/// Nothing to prepare: [`spawn`] always declines.
+pub(super) struct Attributes;
+
+impl Attributes {
+    pub(super) fn new() -> Result<Attributes, rustix::io::Errno> {
+        Ok(Attributes)
+    }
+}
+
+pub(super) fn spawn(
+    _attrs: &Attributes,
+    _path: &CStr,
+    _argv: *const *const libc::c_char,
+    _envp: *const *const libc::c_char,
+    _stdio: &ChildStdio<'_>,
+) -> Result<Spawned, SpawnFailure> {
+    Err(SpawnFailure::unsupported(
+        SpawnBackend::PosixSpawn,
+        "it needs Linux with glibc; use the Vfork or Fork backend",
+    ))
+}
