@@ -48,7 +48,7 @@ pub(crate) fn spawn<W: Wait>(
     let started = Instant::now();
     let spawned = spawner
         .spawn(config.backend, &request.command, &stdio, watch_pidfd)
-        .map_err(|f| SpawnError::from_errno(program, f.stage, f.errno))?;
+        .map_err(|f| f.into_error(program))?;
     let spawn_time = started.elapsed();
     // The child has its copies; ours must go or the reader never sees EOF.
     let (stdout, stderr) = match pipes {
