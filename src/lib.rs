@@ -54,8 +54,12 @@
 //!   empty signal mask and the default disposition for every signal (a Rust parent ignores
 //!   SIGPIPE; the child does not).
 //! - Exec failures are errors from `create_process`, never a child exiting 127.
-//! - Signals go through pidfds only: a signal after the reap fails with `ESRCH` and never reaches a
-//!   process that recycled the pid.
+//! - A signal after the reap fails with `ESRCH` and never reaches a process that recycled the
+//!   pid. With pidfds ([`ChildWatch::Pidfd`]) every signal goes through the child's pidfd. Without
+//!   them ([`ChildWatch::Signal`]) the executor thread alone signals and reaps, and it names a
+//!   child by its pid *and* its start time (`/proc/<pid>/stat`, read right after the spawn),
+//!   checking both before every signal and every wait; a child whose pid went to another process
+//!   is reported gone (a lost status, `ESRCH`). Where signal mode cannot tell: see the caveats.
 //! - A dropped handle's process is still reaped; an idle executor sleeps without a timeout.
 //! - Dropping an [`Executor`] kills (SIGKILL) and reaps the children it still tracks.
 //!
@@ -77,9 +81,14 @@
 //! - If the host sets SIGCHLD to SIG_IGN the kernel reaps children itself: statuses are then lost,
 //!   reported as exit code 255 with [`ExecHandle::status_lost`] true. In pidfd mode the executor
 //!   still learns of each exit at once; in signal mode it polls every 10 ms while it has children.
-//! - Without pidfds a pid can be recycled once reaped; signal mode routes every signal through the
-//!   executor thread, which alone reaps, so it never signals a pid it has reaped. (When the host
-//!   ignores SIGCHLD the kernel reaps behind its back; pidfd mode has no such window.)
+//! - Without pidfds a pid can be recycled once reaped. Signal mode's executor thread alone reaps,
+//!   so a pid stays its child's until then, unless the kernel reaps behind its back (the host
+//!   ignores SIGCHLD, or waits on any child with `waitpid(-1)`). Then the start time tells the
+//!   child from a process that took over its pid, with three limits: a process that got the pid
+//!   within the same clock tick (10 ms) as the child's own start looks the same; the pid is
+//!   checked, then signalled (`kill`), and a recycle between the two (microseconds; it needs the
+//!   whole pid space to wrap) is not seen; without a readable `/proc` the pid alone names the
+//!   child. Pidfd mode has none of these windows.
 //! - Each tracked child holds one fd (three with pipes); see [`raise_fd_limit`]. Only the Vfork
 //!   backend's spawn cost stays flat as that number grows: glibc's `posix_spawn` and `fork` copy
 //!   the whole descriptor table into every child (about 1 ms at 10,000 fds here).

@@ -37,6 +37,11 @@ pub(crate) struct ProcState {
     /// executor watches children by SIGCHLD: signals then go through the executor thread, which
     /// alone reaps and so knows whether the pid is still ours.
     pub(crate) pidfd: Option<OwnedFd>,
+    /// Without a pidfd: the child's start time (`/proc/<pid>/stat` field 22), read right after the
+    /// spawn. The pid and this together name the child: once the kernel reaped it behind our
+    /// back, a process that took over the pid has a later start time. `None` with a pidfd, or
+    /// when `/proc` could not be read (then the pid alone names the child).
+    start_time: Option<u64>,
     status: Mutex<Option<ExitStatus>>,
     exited: Condvar,
     /// Set (after `status`) once the status is stored: lets waiters spin without the lock.
@@ -68,11 +73,34 @@ impl ProcState {
             pid: pid.as_raw_nonzero().get() as u32,
             os_pid: pid,
             pidfd,
+            start_time: None,
             status: Mutex::new(None),
             exited: Condvar::new(),
             done: AtomicBool::new(false),
             spin,
             status_lost: AtomicBool::new(false),
+        }
+    }
+
+    /// Records the start time that, with the pid, names a child watched without a pidfd.
+    pub(crate) fn with_start_time(mut self, start_time: Option<u64>) -> ProcState {
+        self.start_time = start_time;
+        self
+    }
+
+    /// Without a pidfd: whether the process that has our pid now (alive or a zombie) is still the
+    /// child we spawned, by its start time. False once no process has the pid.
+    pub(crate) fn same_process(&self) -> bool {
+        if self.pidfd.is_some() {
+            return true;
+        }
+        match crate::sys::procfs::start_time(self.os_pid) {
+            Ok(now) => match self.start_time {
+                Some(ours) => now == Some(ours),
+                None => now.is_some(),
+            },
+            // /proc unreadable now: the pid is all we have.
+            Err(_) => self.start_time.is_none(),
         }
     }
 
@@ -112,15 +140,16 @@ impl ProcState {
 
     /// Whether the child may be signalled: always through a pidfd; by pid only while the child is
     /// running and unreaped. Without a pidfd the kernel may have reaped it behind our back (the
-    /// host set SIGCHLD to SIG_IGN while we ran), and its pid may then be a stranger's: ask the
-    /// kernel first (`waitid(WNOWAIT)` leaves a zombie in place). An exited child is reaped by the
-    /// caller instead.
+    /// host set SIGCHLD to SIG_IGN while we ran), and its pid may then be a stranger's, even
+    /// another child of this process: ask the kernel whether the pid is a running child of ours
+    /// (`waitid(WNOWAIT)` leaves a zombie in place), then whether it is the one we spawned (its
+    /// start time). An exited child is reaped by the caller instead.
     pub(crate) fn still_ours(&self) -> bool {
         if self.pidfd.is_some() {
             return true;
         }
         let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
-        matches!(waitid(WaitId::Pid(self.os_pid), options), Ok(None))
+        matches!(waitid(WaitId::Pid(self.os_pid), options), Ok(None)) && self.same_process()
     }
 
     /// How to name the child to waitid: by pidfd when it has one, else by pid.
@@ -175,6 +204,15 @@ impl ProcState {
     /// status. Like every other signal by pid, SIGKILL only if the child is still ours: the kernel may
     /// have reaped it already (the host ignores SIGCHLD) and its pid be a stranger's.
     pub(crate) fn kill_and_reap(&self) {
+        if !self.same_process() {
+            // The pid is someone else's now: neither signal it nor wait for it.
+            info!(
+                pid = self.pid,
+                "executor gone: child was reaped by the kernel"
+            );
+            self.set_status(lost_status(), true);
+            return;
+        }
         if self.still_ours() {
             let _ = self.signal(libc::SIGKILL);
         }

@@ -48,6 +48,12 @@ pub(crate) struct SysWait;
 
 impl Wait for SysWait {
     fn try_wait(&self, child: &ProcState) -> Result<Option<ExitStatus>, Errno> {
+        // By pid, first make sure the pid still names our child: the kernel may have reaped it
+        // (the host ignores SIGCHLD) and given the number to another child of this process,
+        // whose status a wait would steal.
+        if child.pidfd.is_none() && !child.same_process() {
+            return Err(Errno::SRCH);
+        }
         try_wait_id(child.wait_id())
     }
     fn try_wait_pid(&self, pid: Pid) -> Result<Option<ExitStatus>, Errno> {

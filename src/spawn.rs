@@ -61,28 +61,26 @@ pub(crate) fn spawn<W: Wait>(
         None if !watch_pidfd => None,
         None => match open_pidfd(pid) {
             Opened::Tracked(fd) => Some(fd),
-            Opened::Gone => {
-                // The host ignores SIGCHLD, so the kernel reaped the child the moment it exited.
-                // It did run; only its status is lost. Its pid may already be someone else's, so
-                // it must not be signalled.
-                warn!(
-                    pid = pid.as_raw_nonzero().get(),
-                    "child reaped by the kernel before it could be tracked (SIGCHLD ignored?); status lost"
-                );
-                let state = ProcState::new(shared.next_serial(), pid, None, shared.spin().clone());
-                state.set_status(lost_status(), true);
-                return Ok(Spawned {
-                    state: Arc::new(state),
-                    stdout,
-                    stderr,
-                });
-            }
+            Opened::Gone => return Ok(lost_at_spawn(shared, pid, stdout, stderr)),
             Opened::Failed(e) => {
                 // Running but untrackable (out of fds): it is our unreaped child, so its pid is
                 // still safe to signal. Kill it, reap it later without blocking, report.
                 crate::sys::kill_unreaped_child(pid);
                 reaper.add_orphan(pid);
                 return Err(fail(SpawnStage::Pidfd, crate::sys::errno_of(e)));
+            }
+        },
+    };
+    // Without a pidfd the pid names the child only together with its start time: read it now,
+    // while the pid is surely the child's (unreaped, unless the kernel reaps by itself).
+    let start_time = match &pidfd {
+        Some(_) => None,
+        None => match crate::sys::procfs::start_time(pid) {
+            Ok(Some(t)) => Some(t),
+            Ok(None) => return Ok(lost_at_spawn(shared, pid, stdout, stderr)),
+            Err(e) => {
+                debug!(error = %e, "no /proc/<pid>/stat: the child is named by its pid alone");
+                None
             }
         },
     };
@@ -95,7 +93,9 @@ pub(crate) fn spawn<W: Wait>(
         return Err(fail(SpawnStage::Register, e));
     }
     let raw_pid = pid.as_raw_nonzero().get() as u32;
-    let state = Arc::new(ProcState::new(serial, pid, pidfd, shared.spin().clone()));
+    let state = Arc::new(
+        ProcState::new(serial, pid, pidfd, shared.spin().clone()).with_start_time(start_time),
+    );
     debug!(
         pid = raw_pid,
         program = %program.display(),
@@ -159,6 +159,28 @@ fn open_pidfd(pid: Pid) -> Opened {
             // ECHILD: not our child. Anything else: we cannot tell, so it must not be signalled.
             Err(_) => Opened::Gone,
         };
+    }
+}
+
+/// The answer for a child the kernel reaped before it could be tracked: the host ignores SIGCHLD,
+/// so the kernel reaped the child the moment it exited. It did run; only its status is lost. Its
+/// pid may already be someone else's, so it is never signalled.
+fn lost_at_spawn(
+    shared: &Shared,
+    pid: rustix::process::Pid,
+    stdout: Option<std::os::fd::OwnedFd>,
+    stderr: Option<std::os::fd::OwnedFd>,
+) -> Spawned {
+    warn!(
+        pid = pid.as_raw_nonzero().get(),
+        "child reaped by the kernel before it could be tracked (SIGCHLD ignored?); status lost"
+    );
+    let state = ProcState::new(shared.next_serial(), pid, None, shared.spin().clone());
+    state.set_status(lost_status(), true);
+    Spawned {
+        state: Arc::new(state),
+        stdout,
+        stderr,
     }
 }
 

@@ -12,6 +12,7 @@
 //! fork/vfork and execve lives in `spawn/child.rs` and makes raw syscalls only.
 #![allow(unsafe_code)]
 
+pub(crate) mod procfs;
 pub(crate) mod spawn;
 
 use std::io;

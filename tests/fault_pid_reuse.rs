@@ -1,0 +1,194 @@
+//! Fault: the host ignores SIGCHLD, so the kernel reaps a child (A) the moment it exits, and
+//! another child of the host takes A's pid before the executor looks (forced here by writing
+//! `/proc/sys/kernel/ns_last_pid`).
+//!
+//! Wanted, on every backend and in both child-watch modes: A is reported gone (a lost status,
+//! `ESRCH` for signals, `kill()` returns at once) and the process that recycled the pid is never
+//! signalled. With pidfds every signal goes through A's pidfd; without them the executor names A
+//! by pid *and* start time and checks both before any signal or wait.
+//!
+//! Regression test: in Signal mode A's handle used to say "running" while the stranger lived, and
+//! `send_signal(SIGTERM)` on A killed the stranger (the only check, `waitid(P_PID, WNOWAIT)`,
+//! cannot tell A from a sibling).
+//!
+//! It changes SIGCHLD's disposition and the pid counter, so it is the only test of this file.
+
+mod common;
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use common::{RUN_WATCHDOG, Running, is_live_child, spawn_ok, start_with_watch};
+use napix_executor::{ChildWatch, SpawnBackend};
+
+const GRACE: Duration = Duration::from_millis(100);
+const NS_LAST_PID: &str = "/proc/sys/kernel/ns_last_pid";
+/// Attempts per configuration: another process on the machine may take the pid first, or the
+/// executor may look before the stranger is there (then nothing was at stake).
+const ATTEMPTS: usize = 60;
+
+/// SIGCHLD's whole action, put back when dropped (signal-hook's handler included).
+struct SavedSigchld(libc::sigaction);
+
+impl SavedSigchld {
+    fn set(handler: libc::sighandler_t) -> SavedSigchld {
+        // SAFETY: sigaction writes the old action into a zeroed struct we own; the new one is
+        // SIG_IGN or SIG_DFL, no code of ours.
+        unsafe {
+            let mut old = std::mem::zeroed::<libc::sigaction>();
+            let mut new = std::mem::zeroed::<libc::sigaction>();
+            new.sa_sigaction = handler;
+            assert_eq!(libc::sigaction(libc::SIGCHLD, &new, &mut old), 0);
+            SavedSigchld(old)
+        }
+    }
+}
+
+impl Drop for SavedSigchld {
+    fn drop(&mut self) {
+        // SAFETY: puts back the action sigaction returned.
+        unsafe { libc::sigaction(libc::SIGCHLD, &self.0, std::ptr::null_mut()) };
+    }
+}
+
+fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags; a new fd is owned at once.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    // SAFETY: a fresh descriptor nothing else owns.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Blocks until `fd` is readable (a pidfd: the process exited), at most `limit`.
+fn readable(fd: &OwnedFd, limit: Duration) -> bool {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one pollfd we own.
+    unsafe { libc::poll(&mut p, 1, limit.as_millis() as i32) == 1 }
+}
+
+/// A host child (`sleep 30`) with pid `pid` if the pid counter lets us have it.
+fn take_pid(pid: u32) -> Option<Child> {
+    std::fs::write(NS_LAST_PID, (pid - 1).to_string()).ok()?;
+    let mut stranger = Command::new("sleep").arg("30").spawn().ok()?;
+    if stranger.id() == pid {
+        return Some(stranger);
+    }
+    let _ = stranger.kill();
+    None
+}
+
+/// What one configuration saw.
+#[derive(Default, Debug)]
+struct Tally {
+    /// The stranger got A's pid.
+    recycled: usize,
+    /// ... while A's handle still said "running" (the executor had not looked yet).
+    before_the_executor_looked: usize,
+}
+
+/// One attempt: A exits, a stranger takes its pid, A is used. Returns what happened.
+fn attempt(r: &Running, what: &str, tally: &mut Tally) {
+    let a = spawn_ok(&r.arc(), &["sleep", "0.05"], true);
+    let pid = a.pid();
+    let Some(watch) = pidfd_open(pid) else { return };
+    assert!(
+        readable(&watch, Duration::from_secs(10)),
+        "{what}: sleep 0.05 did not end"
+    );
+    let Some(mut stranger) = take_pid(pid) else {
+        return;
+    };
+    tally.recycled += 1;
+    if a.poll().is_none() {
+        tally.before_the_executor_looked += 1;
+    }
+    let signalled = a.send_signal(libc::SIGTERM);
+    let status = a.wait_timeout(Duration::from_secs(2));
+    let killed_at = Instant::now();
+    let killed = a.kill();
+    let kill_took = killed_at.elapsed();
+    let stranger_lives = is_live_child(pid);
+    let _ = stranger.kill();
+    assert_eq!(
+        signalled.as_ref().map_err(|e| e.raw_os_error()),
+        Err(Some(libc::ESRCH)),
+        "{what}: send_signal on a child whose pid went to another process"
+    );
+    assert!(
+        stranger_lives,
+        "{what}: the process that took pid {pid} was killed"
+    );
+    assert!(
+        status.is_some() && a.status_lost(),
+        "{what}: status {status:?}, lost {}",
+        a.status_lost()
+    );
+    assert_eq!(killed.code(), Some(255), "{what}: kill() gave {killed:?}");
+    assert!(
+        kill_took < Duration::from_millis(500),
+        "{what}: kill() took {kill_took:?}"
+    );
+}
+
+fn run_config(backend: SpawnBackend, watch: ChildWatch, when: &str, r: &Running) {
+    let what = format!("{} {watch:?} SIGCHLD ignored {when}", backend.name());
+    let mut tally = Tally::default();
+    for _ in 0..ATTEMPTS {
+        attempt(r, &what, &mut tally);
+        // With pidfds the executor hears of the exit at once: a few recycled pids show enough.
+        if tally.before_the_executor_looked >= 2
+            || (watch == ChildWatch::Pidfd && tally.recycled >= 3)
+        {
+            break;
+        }
+    }
+    println!("{what}: {tally:?}");
+    assert!(
+        tally.recycled > 0,
+        "{what}: never got the pid back: {tally:?}"
+    );
+    if watch == ChildWatch::Signal {
+        assert!(
+            tally.before_the_executor_looked > 0,
+            "{what}: the stranger never came before the executor looked: {tally:?}"
+        );
+    }
+}
+
+#[test]
+fn a_recycled_pid_is_never_signalled_and_the_child_is_lost() {
+    let _serial = common::serial();
+    if let Err(e) = std::fs::OpenOptions::new().write(true).open(NS_LAST_PID) {
+        println!("skipped: {NS_LAST_PID} is not writable here ({e}); pid reuse cannot be forced");
+        return;
+    }
+    // SIGCHLD ignored before the executor starts: Signal mode polls, pidfd mode sees the pidfd.
+    {
+        let _ign = SavedSigchld::set(libc::SIG_IGN);
+        for watch in [ChildWatch::Pidfd, ChildWatch::Signal] {
+            for backend in SpawnBackend::ALL {
+                let mut r = start_with_watch(backend, watch, GRACE);
+                run_config(backend, watch, "before run()", &r);
+                r.stop_and_join(GRACE + RUN_WATCHDOG);
+            }
+        }
+    }
+    // SIGCHLD ignored after a Signal-mode executor installed its handler.
+    for backend in SpawnBackend::ALL {
+        let mut r = start_with_watch(backend, ChildWatch::Signal, GRACE);
+        let h = spawn_ok(&r.arc(), &["true"], true);
+        assert_eq!(
+            common::wait_for(&h, Duration::from_secs(10)).code(),
+            Some(0)
+        );
+        {
+            let _ign = SavedSigchld::set(libc::SIG_IGN);
+            run_config(backend, ChildWatch::Signal, "after run()", &r);
+        }
+        r.stop_and_join(GRACE + RUN_WATCHDOG);
+    }
+}
