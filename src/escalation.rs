@@ -1,13 +1,15 @@
-//! Where a kill is timed: TERM -> grace -> KILL for every escalation in progress.
+//! Where a kill is timed: TERM -> grace -> KILL for every escalation in progress, and the
+//! per-command deadlines that start one by themselves.
 //!
-//! One heap of SIGKILL deadlines (so one timerfd armed to the earliest serves them all), the
-//! deadline of each child under escalation, and the signals themselves, sent through the small
-//! [`Kill`] seam so that the state machine runs in unit tests without a process. Time is passed
-//! in; the loop arms the timer to [`Escalations::next_deadline`].
+//! One heap of due times (so one timerfd armed to the earliest serves them all, with no thread per
+//! child): SIGKILL deadlines of children under escalation, and deadlines of children spawned with
+//! a timeout. The signals go through the small [`Kill`] seam so that the state machine runs in unit
+//! tests without a process. Time is passed in; the loop arms the timer to
+//! [`Escalations::next_deadline`].
 //!
-//! Heap entries of children reaped before their deadline stay in the heap until they come due
-//! (or reach its top), which keeps a reap O(log n) free; a heap entry counts only while it matches
-//! the child's recorded deadline.
+//! Heap entries of children reaped before they come due stay in the heap until they come due (or
+//! reach its top), which keeps a reap O(log n) free; a heap entry counts only while it matches the
+//! child's recorded due time of its kind.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -26,6 +28,10 @@ pub(crate) trait Kill {
     /// Whether a signal would still reach this child (see [`ProcState::still_ours`]).
     fn still_ours(&self) -> bool;
     fn signal(&self, signal: i32) -> io::Result<()>;
+    /// The child's own kill grace, when it overrides the executor's.
+    fn grace(&self) -> Option<Duration>;
+    /// Its deadline passed and started the escalation.
+    fn mark_timed_out(&self);
 }
 
 impl Kill for ProcState {
@@ -38,6 +44,12 @@ impl Kill for ProcState {
     fn signal(&self, signal: i32) -> io::Result<()> {
         ProcState::signal(self, signal)
     }
+    fn grace(&self) -> Option<Duration> {
+        self.lifetime.kill_grace
+    }
+    fn mark_timed_out(&self) {
+        self.set_timed_out();
+    }
 }
 
 impl<T: Kill + ?Sized> Kill for Arc<T> {
@@ -49,6 +61,12 @@ impl<T: Kill + ?Sized> Kill for Arc<T> {
     }
     fn signal(&self, signal: i32) -> io::Result<()> {
         (**self).signal(signal)
+    }
+    fn grace(&self) -> Option<Duration> {
+        (**self).grace()
+    }
+    fn mark_timed_out(&self) {
+        (**self).mark_timed_out()
     }
 }
 
@@ -63,12 +81,26 @@ pub(crate) enum Start {
     Gone,
 }
 
-/// Every escalation in progress.
+/// What a heap entry is due for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Due {
+    /// The grace ran out: SIGKILL.
+    Kill,
+    /// The command's deadline passed: start the escalation.
+    Timeout,
+}
+
+/// A grace so large it cannot be added to an instant: a year stands for "never".
+const FOREVER: Duration = Duration::from_secs(86400 * 365);
+
+/// Every escalation in progress and every pending deadline.
 pub(crate) struct Escalations {
     grace: Duration,
-    due: BinaryHeap<Reverse<(Instant, u64)>>,
+    due: BinaryHeap<Reverse<(Instant, u64, Due)>>,
     /// The SIGKILL deadline of each child under escalation, by serial, until it is reaped.
-    deadlines: HashMap<u64, Instant>,
+    kills: HashMap<u64, Instant>,
+    /// The deadline of each child spawned with a timeout and not yet under escalation.
+    timeouts: HashMap<u64, Instant>,
 }
 
 impl Escalations {
@@ -76,72 +108,114 @@ impl Escalations {
         Escalations {
             grace,
             due: BinaryHeap::new(),
-            deadlines: HashMap::new(),
+            kills: HashMap::new(),
+            timeouts: HashMap::new(),
         }
     }
 
     /// SIGTERM (and SIGCONT, so a stopped child acts on it) to child `serial` now; SIGKILL due at
-    /// `now + grace`. Does nothing to a child already under escalation.
+    /// `now + grace` (the child's own grace, else the executor's). Does nothing to a child already
+    /// under escalation. A pending deadline of the child is void from now on.
     pub(crate) fn start(&mut self, serial: u64, child: &impl Kill, now: Instant) -> Start {
-        if self.deadlines.contains_key(&serial) {
+        self.start_from(serial, child, now, "SIGTERM sent")
+    }
+
+    fn start_from(
+        &mut self,
+        serial: u64,
+        child: &impl Kill,
+        from: Instant,
+        why: &'static str,
+    ) -> Start {
+        if self.kills.contains_key(&serial) {
             return Start::UnderWay;
         }
         if !child.still_ours() {
             return Start::Gone;
         }
+        self.timeouts.remove(&serial);
         let _ = child.signal(libc::SIGTERM);
         let _ = child.signal(libc::SIGCONT);
-        let deadline = now
-            .checked_add(self.grace)
-            .unwrap_or(now + Duration::from_secs(86400 * 365));
-        self.deadlines.insert(serial, deadline);
-        self.due.push(Reverse((deadline, serial)));
+        let grace = child.grace().unwrap_or(self.grace);
+        let deadline = from.checked_add(grace).unwrap_or_else(|| from + FOREVER);
+        self.kills.insert(serial, deadline);
+        self.due.push(Reverse((deadline, serial, Due::Kill)));
         info!(
             pid = child.pid(),
-            grace_ms = self.grace.as_millis() as u64,
-            "SIGTERM sent"
+            grace_ms = grace.as_millis() as u64,
+            "{why}"
         );
         Start::Started
     }
 
-    /// SIGKILL to every child whose grace ran out by `now`; `lookup` finds a child by serial (None
-    /// once it left the table). Returns the children found exited instead, for the caller to reap.
+    /// Child `serial` must be killed (with escalation) once `at` passes, unless it exits first.
+    pub(crate) fn set_timeout(&mut self, serial: u64, at: Instant) {
+        self.timeouts.insert(serial, at);
+        self.due.push(Reverse((at, serial, Due::Timeout)));
+    }
+
+    /// Serves everything due by `now`: SIGKILL to every child whose grace ran out, and the
+    /// escalation of every child whose deadline passed (its SIGKILL is then due at the deadline
+    /// plus the grace, so a late loop does not lengthen the child's life). `lookup` finds a child
+    /// by serial (None once it left the table). Returns the children found exited instead, for
+    /// the caller to reap.
     pub(crate) fn fire<K: Kill>(
         &mut self,
         now: Instant,
         mut lookup: impl FnMut(u64) -> Option<K>,
     ) -> Vec<K> {
         let mut gone = Vec::new();
-        while let Some(Reverse((deadline, serial))) = self.due.peek().copied() {
+        while let Some(Reverse((deadline, serial, due))) = self.due.peek().copied() {
             if deadline > now {
                 break;
             }
             self.due.pop();
-            if self.deadlines.get(&serial) != Some(&deadline) {
+            let pending = match due {
+                Due::Kill => &mut self.kills,
+                Due::Timeout => &mut self.timeouts,
+            };
+            if pending.get(&serial) != Some(&deadline) {
                 continue;
+            }
+            if due == Due::Timeout {
+                pending.remove(&serial);
             }
             let Some(child) = lookup(serial) else {
                 continue;
             };
-            if child.still_ours() {
-                let _ = child.signal(libc::SIGKILL);
-                info!(pid = child.pid(), "grace over: SIGKILL sent");
-            } else {
+            if !child.still_ours() {
                 gone.push(child);
+                continue;
+            }
+            match due {
+                Due::Kill => {
+                    let _ = child.signal(libc::SIGKILL);
+                    info!(pid = child.pid(), "grace over: SIGKILL sent");
+                }
+                Due::Timeout => {
+                    child.mark_timed_out();
+                    self.start_from(serial, &child, deadline, "deadline passed: SIGTERM sent");
+                }
             }
         }
         gone
     }
 
-    /// Child `serial` was reaped: its deadline is void. Returns true when it had one (then the
+    /// Child `serial` was reaped: its deadlines are void. Returns true when it had one (then the
     /// next deadline may have changed: re-arm).
     pub(crate) fn forget(&mut self, serial: u64) -> bool {
-        if self.deadlines.remove(&serial).is_none() {
+        let had_kill = self.kills.remove(&serial).is_some();
+        let had_timeout = self.timeouts.remove(&serial).is_some();
+        if !had_kill && !had_timeout {
             return false;
         }
-        // Drop void deadlines from the top so the timer does not wake the loop for nothing.
-        while let Some(Reverse((deadline, serial))) = self.due.peek() {
-            if self.deadlines.get(serial) == Some(deadline) {
+        // Drop void entries from the top so the timer does not wake the loop for nothing.
+        while let Some(Reverse((deadline, serial, due))) = self.due.peek() {
+            let pending = match due {
+                Due::Kill => &self.kills,
+                Due::Timeout => &self.timeouts,
+            };
+            if pending.get(serial) == Some(deadline) {
                 break;
             }
             self.due.pop();
@@ -151,7 +225,7 @@ impl Escalations {
 
     /// The earliest pending deadline, to arm the timer.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.due.peek().map(|Reverse((d, _))| *d)
+        self.due.peek().map(|Reverse((d, _, _))| *d)
     }
 }
 
@@ -166,6 +240,8 @@ mod tests {
     struct Fake {
         exited: Cell<bool>,
         got: RefCell<Vec<i32>>,
+        grace: Option<Duration>,
+        timed_out: Cell<bool>,
     }
 
     impl Kill for Rc<Fake> {
@@ -178,6 +254,12 @@ mod tests {
         fn signal(&self, signal: i32) -> io::Result<()> {
             self.got.borrow_mut().push(signal);
             Ok(())
+        }
+        fn grace(&self) -> Option<Duration> {
+            self.grace
+        }
+        fn mark_timed_out(&self) {
+            self.timed_out.set(true);
         }
     }
 
@@ -281,5 +363,117 @@ mod tests {
             .count();
         assert_eq!(kills, 1000);
         assert_eq!(e.next_deadline(), None);
+    }
+
+    #[test]
+    fn a_childs_own_grace_overrides_the_executors() {
+        let t0 = Instant::now();
+        let mut e = Escalations::new(3 * S);
+        let quick = Rc::new(Fake {
+            grace: Some(Duration::from_millis(100)),
+            ..Fake::default()
+        });
+        e.start(1, &quick, t0);
+        assert_eq!(e.next_deadline(), Some(t0 + Duration::from_millis(100)));
+        e.fire(t0 + Duration::from_millis(100), |_| Some(quick.clone()));
+        assert_eq!(quick.got.borrow().last(), Some(&libc::SIGKILL));
+    }
+
+    #[test]
+    fn a_deadline_starts_the_escalation_by_itself_and_kills_after_the_grace() {
+        let t0 = Instant::now();
+        let mut e = Escalations::new(S);
+        let child = Rc::new(Fake::default());
+        e.set_timeout(1, t0 + 2 * S);
+        assert_eq!(e.next_deadline(), Some(t0 + 2 * S));
+        assert!(e.fire(t0 + S, |_| Some(child.clone())).is_empty());
+        assert!(child.got.borrow().is_empty(), "nothing before the deadline");
+        // The loop is late by 100 ms: SIGKILL still comes at deadline + grace.
+        e.fire(t0 + 2 * S + Duration::from_millis(100), |_| {
+            Some(child.clone())
+        });
+        assert!(child.timed_out.get());
+        assert_eq!(*child.got.borrow(), [libc::SIGTERM, libc::SIGCONT]);
+        assert_eq!(e.next_deadline(), Some(t0 + 3 * S));
+        e.fire(t0 + 3 * S, |_| Some(child.clone()));
+        assert_eq!(child.got.borrow().last(), Some(&libc::SIGKILL));
+        assert_eq!(e.next_deadline(), None);
+    }
+
+    #[test]
+    fn a_loop_later_than_deadline_plus_grace_sends_term_then_kill_at_once() {
+        let t0 = Instant::now();
+        let mut e = Escalations::new(S);
+        let child = Rc::new(Fake::default());
+        e.set_timeout(1, t0 + S);
+        e.fire(t0 + 5 * S, |_| Some(child.clone()));
+        assert_eq!(
+            *child.got.borrow(),
+            [libc::SIGTERM, libc::SIGCONT, libc::SIGKILL]
+        );
+    }
+
+    #[test]
+    fn a_kill_before_the_deadline_voids_it_and_is_not_a_timeout() {
+        let t0 = Instant::now();
+        let mut e = Escalations::new(S);
+        let child = Rc::new(Fake::default());
+        e.set_timeout(1, t0 + 2 * S);
+        e.start(1, &child, t0);
+        e.fire(t0 + 10 * S, |_| Some(child.clone()));
+        assert!(!child.timed_out.get());
+        assert_eq!(
+            *child.got.borrow(),
+            [libc::SIGTERM, libc::SIGCONT, libc::SIGKILL],
+            "one escalation, not two"
+        );
+    }
+
+    #[test]
+    fn a_child_reaped_before_its_deadline_gets_nothing() {
+        let t0 = Instant::now();
+        let mut e = Escalations::new(S);
+        let child = Rc::new(Fake::default());
+        e.set_timeout(1, t0 + S);
+        assert!(e.forget(1));
+        assert_eq!(e.next_deadline(), None, "the void deadline left the top");
+        e.fire(t0 + 10 * S, |_| Some(child.clone()));
+        assert!(child.got.borrow().is_empty());
+        assert!(!child.timed_out.get());
+    }
+
+    #[test]
+    fn an_exited_child_at_its_deadline_is_handed_back_not_marked() {
+        let t0 = Instant::now();
+        let mut e = Escalations::new(S);
+        let child = Rc::new(Fake::default());
+        child.exited.set(true);
+        e.set_timeout(1, t0 + S);
+        let gone = e.fire(t0 + S, |_| Some(child.clone()));
+        assert_eq!(gone.len(), 1);
+        assert!(!child.timed_out.get());
+        assert!(child.got.borrow().is_empty());
+        assert_eq!(e.next_deadline(), None);
+    }
+
+    #[test]
+    fn deadlines_and_kills_interleave_in_time_order() {
+        let t0 = Instant::now();
+        let mut e = Escalations::new(S);
+        let (a, b) = (Rc::new(Fake::default()), Rc::new(Fake::default()));
+        e.set_timeout(1, t0 + 3 * S);
+        e.start(2, &b, t0);
+        assert_eq!(e.next_deadline(), Some(t0 + S));
+        let children = [(1, a.clone()), (2, b.clone())];
+        let lookup = |s| {
+            children
+                .iter()
+                .find(|(k, _)| *k == s)
+                .map(|(_, c)| c.clone())
+        };
+        e.fire(t0 + S, lookup);
+        assert_eq!(b.got.borrow().last(), Some(&libc::SIGKILL));
+        assert!(a.got.borrow().is_empty());
+        assert_eq!(e.next_deadline(), Some(t0 + 3 * S));
     }
 }

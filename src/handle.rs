@@ -103,6 +103,50 @@ impl ExecHandle {
         self.state.wait()
     }
 
+    /// Begins the kill escalation (as [`kill`](Self::kill): SIGTERM and SIGCONT now, SIGKILL
+    /// after the grace) and returns at once; [`wait`](Self::wait) or [`poll`](Self::poll) tell
+    /// when it is over. A second call, or a call during an escalation already under way
+    /// ([`Executor::stop`](crate::Executor::stop), a deadline), changes nothing.
+    ///
+    /// Always `Ok` today: a process that already exited needs no kill (like
+    /// [`std::process::Child::kill`]), and after `stop()` the executor is killing every child
+    /// anyway. The `Result` leaves room for a kill that cannot be asked.
+    ///
+    /// ```
+    /// # let ex = std::sync::Arc::new(napix_executor::Executor::builder()
+    /// #     .kill_grace(std::time::Duration::from_millis(100)).build()?);
+    /// # let runner = { let ex = ex.clone(); std::thread::spawn(move || ex.run()) };
+    /// use std::os::unix::process::ExitStatusExt;
+    /// let child = ex.create_process(&["sleep", "30"], true)?;
+    /// child.start_kill()?; // returns at once
+    /// assert_eq!(child.wait().signal(), Some(libc::SIGTERM));
+    /// # ex.stop(); runner.join().expect("run thread")?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn start_kill(&self) -> io::Result<()> {
+        if self.state.status().is_some() {
+            return Ok(());
+        }
+        if let Some(shared) = self.executor.upgrade() {
+            // Refused after stop(): the executor escalates every child then anyway.
+            let _ = shared.queue().push(Message::Kill(self.state.clone()));
+        }
+        Ok(())
+    }
+
+    /// True when the command's deadline (its timeout) passed while it ran and started the kill escalation. Stays false for a kill asked for by
+    /// [`kill`](Self::kill), [`start_kill`](Self::start_kill) or `stop()`.
+    pub fn timed_out(&self) -> bool {
+        self.state.timed_out()
+    }
+
+    /// What the process used (CPU time, peak memory, faults, context switches), once the
+    /// executor has reaped it; `None` while it runs, and when the status was lost
+    /// ([`status_lost`](Self::status_lost)). See [`ResourceUsage`](crate::ResourceUsage).
+    pub fn rusage(&self) -> Option<crate::ResourceUsage> {
+        self.state.rusage()
+    }
+
     /// Sends SIGTERM alone (no escalation).
     ///
     /// Errors as [`send_signal`](Self::send_signal): `ESRCH` once the process has been reaped,

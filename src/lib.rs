@@ -46,7 +46,11 @@
 //! 3. When a pidfd turns readable the loop reaps with `waitid(P_PIDFD)`, removes the entry and wakes
 //!    every waiter of the handle. Nothing else ever waits on a child.
 //! 4. [`ExecHandle::kill`] and [`Executor::stop`] send SIGTERM (plus SIGCONT) through the pidfd and
-//!    put a SIGKILL deadline in a heap served by one timerfd.
+//!    put a SIGKILL deadline in a heap served by one timerfd. A command's own deadline (its
+//!    timeout) waits in the same heap and starts that escalation by itself;
+//!    [`ExecHandle::start_kill`] starts it without waiting.
+//! 5. The reap's `waitid` (raw, with its fifth argument; `wait4` in signal mode) also returns the
+//!    child's resource usage: [`ExecHandle::rusage`].
 //!
 //! # Guarantees
 //!
@@ -111,7 +115,8 @@
 //! | `escalation.rs` | where a kill is timed: SIGTERM, the grace, SIGKILL |
 //! | `handle.rs` | [`ExecHandle`], the caller's view of one child |
 //!
-//! and beside them `shared.rs` (the state one executor's threads share), `proc_state.rs` (one
+//! and beside them `lifetime.rs` (a child's deadline and kill grace), `rusage.rs`
+//! ([`ResourceUsage`]), `shared.rs` (the state one executor's threads share), `proc_state.rs` (one
 //! child's state: status, waiters, signalling), `poller.rs` (epoll, timerfd and doorbell behind one
 //! type), `spin.rs` (bounded polling before sleeping), `direct.rs` (spawning without the loop),
 //! `error.rs`. All `unsafe` lives in `sys/`.
@@ -136,12 +141,14 @@ mod error;
 mod escalation;
 mod executor;
 mod handle;
+mod lifetime;
 mod poller;
 mod proc_state;
 mod queue;
 mod reactor;
 mod reap;
 mod request;
+mod rusage;
 mod shared;
 mod spawn;
 mod spin;
@@ -153,6 +160,7 @@ mod test_support;
 pub use error::{SpawnError, SpawnStage};
 pub use executor::{DEFAULT_KILL_GRACE, Executor, ExecutorBuilder, executor};
 pub use handle::{ChildStderr, ChildStdout, ExecHandle};
+pub use rusage::ResourceUsage;
 pub use shared::ChildWatch;
 pub use sys::spawn::SpawnBackend;
 pub use sys::{block_sigchld, raise_fd_limit};

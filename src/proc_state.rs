@@ -10,13 +10,15 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
 use rustix::process::{Pid, WaitId, WaitIdOptions, waitid};
 use tracing::info;
 
+use crate::lifetime::Lifetime;
+use crate::rusage::ResourceUsage;
 use crate::spin::SpinPolicy;
 
 /// The raw wait status reported when the real one is lost: exit code 255.
@@ -51,6 +53,12 @@ pub(crate) struct ProcState {
     /// True when the kernel reaped the child itself (the host set SIGCHLD to SIG_IGN) and the real
     /// status is unknown.
     status_lost: AtomicBool,
+    /// What the kernel reported at the reap; stored before the status.
+    rusage: OnceLock<ResourceUsage>,
+    /// Set when its deadline passed and started the kill escalation.
+    timed_out: AtomicBool,
+    /// Its deadline and kill grace; set before the state is shared.
+    pub(crate) lifetime: Lifetime,
 }
 
 /// A spawned child's parts, as the executor thread answers a spawn request; the public handle
@@ -79,6 +87,9 @@ impl ProcState {
             done: AtomicBool::new(false),
             spin,
             status_lost: AtomicBool::new(false),
+            rusage: OnceLock::new(),
+            timed_out: AtomicBool::new(false),
+            lifetime: Lifetime::default(),
         }
     }
 
@@ -118,6 +129,26 @@ impl ProcState {
         self.done.store(true, Ordering::Release);
         drop(s);
         self.exited.notify_all();
+    }
+
+    /// Stores what the child used; called by the reaper just before [`set_status`](Self::set_status),
+    /// so a caller woken by the status finds it.
+    pub(crate) fn set_rusage(&self, usage: ResourceUsage) {
+        let _ = self.rusage.set(usage);
+    }
+
+    /// What the child used, once reaped (and when the kernel reported it).
+    pub(crate) fn rusage(&self) -> Option<ResourceUsage> {
+        self.rusage.get().copied()
+    }
+
+    /// Records that the deadline started the escalation.
+    pub(crate) fn set_timed_out(&self) {
+        self.timed_out.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn timed_out(&self) -> bool {
+        self.timed_out.load(Ordering::Acquire)
     }
 
     pub(crate) fn status(&self) -> Option<ExitStatus> {

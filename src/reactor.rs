@@ -111,6 +111,7 @@ impl Reactor<'_> {
                         continue;
                     }
                     let orphans = self.reaper.has_orphans();
+                    let asked = Instant::now();
                     let result = crate::spawn::spawn(
                         self.shared,
                         &mut self.spawner,
@@ -120,6 +121,9 @@ impl Reactor<'_> {
                     if self.reaper.watches_sigchld() || self.reaper.has_orphans() != orphans {
                         // A new orphan, or (signal mode) a child the timer may have to watch.
                         self.rearm(Instant::now());
+                    }
+                    if let Ok(spawned) = &result {
+                        self.set_deadline(&spawned.state, asked);
                     }
                     reply.fulfil(result);
                 }
@@ -142,6 +146,22 @@ impl Reactor<'_> {
                     }
                 }
             }
+        }
+    }
+
+    /// A child spawned with a timeout gets its deadline, counted from when the loop took its
+    /// request, on the escalation timer.
+    fn set_deadline(&mut self, state: &Arc<ProcState>, asked: Instant) {
+        let Some(timeout) = state.lifetime.timeout else {
+            return;
+        };
+        // Reaped already (its status was lost at spawn), or a timeout too far to represent.
+        if state.status().is_some() {
+            return;
+        }
+        if let Some(at) = asked.checked_add(timeout) {
+            self.escalations.set_timeout(state.serial, at);
+            self.rearm(Instant::now());
         }
     }
 
@@ -220,7 +240,12 @@ impl Reactor<'_> {
 
     fn try_reap(&mut self, state: &Arc<ProcState>) {
         match self.reaper.try_reap(state) {
-            Reaped::Exited(status) => self.finish(state, status, false),
+            Reaped::Exited(exit) => {
+                if let Some(usage) = exit.rusage {
+                    state.set_rusage(usage);
+                }
+                self.finish(state, exit.status, false)
+            }
             Reaped::Running => {}
             Reaped::Stalled => {
                 // Level-triggered epoll would report the pidfd again at once: stop watching it,

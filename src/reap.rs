@@ -14,7 +14,8 @@
 //! without a process (the way tokio tests its orphan queue with a mock `Wait`).
 
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,7 +25,9 @@ use rustix::process::{Pid, WaitId, WaitIdOptions, waitid};
 use tracing::warn;
 
 use crate::proc_state::{ProcState, exit_status_from};
+use crate::rusage::ResourceUsage;
 use crate::sys::SigchldDisposition;
+use crate::sys::wait::{wait4_rusage, waitid_rusage};
 
 /// How often to retry reaping a child that has no usable pidfd.
 pub(crate) const RETRY_REAP: Duration = Duration::from_millis(10);
@@ -33,10 +36,18 @@ pub(crate) const RETRY_REAP: Duration = Duration::from_millis(10);
 /// SIG_IGN while we run, the kernel reaps our children itself and no signal ever comes.
 const HANDLER_SAFETY_CHECK: Duration = Duration::from_secs(5);
 
+/// A reaped child's status and, when the kernel gave it, its resource usage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Exit {
+    pub(crate) status: ExitStatus,
+    pub(crate) rusage: Option<ResourceUsage>,
+}
+
 /// The kernel calls reaping needs: the seam the unit tests replace.
 pub(crate) trait Wait {
-    /// `waitid(WEXITED | WNOHANG)` on a tracked child: its status, `None` while it runs.
-    fn try_wait(&self, child: &ProcState) -> Result<Option<ExitStatus>, Errno>;
+    /// `waitid(WEXITED | WNOHANG)` on a tracked child (`wait4` by pid without a pidfd): its
+    /// status and resource usage, `None` while it runs.
+    fn try_wait(&self, child: &ProcState) -> Result<Option<Exit>, Errno>;
     /// The same by bare pid, for orphans.
     fn try_wait_pid(&self, pid: Pid) -> Result<Option<ExitStatus>, Errno>;
     /// Whether the host now ignores SIGCHLD (the kernel then reaps by itself).
@@ -47,14 +58,23 @@ pub(crate) trait Wait {
 pub(crate) struct SysWait;
 
 impl Wait for SysWait {
-    fn try_wait(&self, child: &ProcState) -> Result<Option<ExitStatus>, Errno> {
-        // By pid, first make sure the pid still names our child: the kernel may have reaped it
-        // (the host ignores SIGCHLD) and given the number to another child of this process,
-        // whose status a wait would steal.
-        if child.pidfd.is_none() && !child.same_process() {
-            return Err(Errno::SRCH);
-        }
-        try_wait_id(child.wait_id())
+    fn try_wait(&self, child: &ProcState) -> Result<Option<Exit>, Errno> {
+        let reaped = match &child.pidfd {
+            Some(fd) => waitid_rusage(fd.as_fd())?,
+            None => {
+                // By pid, first make sure the pid still names our child: the kernel may have
+                // reaped it (the host ignores SIGCHLD) and given the number to another child of
+                // this process, whose status a wait would steal.
+                if !child.same_process() {
+                    return Err(Errno::SRCH);
+                }
+                wait4_rusage(child.os_pid)?
+            }
+        };
+        Ok(reaped.map(|r| Exit {
+            status: ExitStatus::from_raw(r.raw_status),
+            rusage: Some(ResourceUsage::from_raw(&r.rusage)),
+        }))
     }
     fn try_wait_pid(&self, pid: Pid) -> Result<Option<ExitStatus>, Errno> {
         try_wait_id(WaitId::Pid(pid))
@@ -72,8 +92,8 @@ fn try_wait_id(id: WaitId<'_>) -> Result<Option<ExitStatus>, Errno> {
 /// What one look at a tracked child found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Reaped {
-    /// Reaped now, with this status.
-    Exited(ExitStatus),
+    /// Reaped now, with this status (and usage).
+    Exited(Exit),
     /// Still running (signal mode: SIGCHLD will tell).
     Running,
     /// Its pidfd is readable but there is no status (a tracer holds it): stop watching the pidfd
@@ -338,7 +358,6 @@ mod tests {
     use super::*;
     use std::cell::{Cell, RefCell};
     use std::collections::HashMap;
-    use std::os::unix::process::ExitStatusExt;
 
     use crate::spin::SpinPolicy;
 
@@ -358,8 +377,12 @@ mod tests {
     }
 
     impl Wait for &MockWait {
-        fn try_wait(&self, child: &ProcState) -> Result<Option<ExitStatus>, Errno> {
-            self.try_wait_pid(child.os_pid)
+        fn try_wait(&self, child: &ProcState) -> Result<Option<Exit>, Errno> {
+            let status = self.try_wait_pid(child.os_pid)?;
+            Ok(status.map(|status| Exit {
+                status,
+                rusage: None,
+            }))
         }
         fn try_wait_pid(&self, pid: Pid) -> Result<Option<ExitStatus>, Errno> {
             self.calls.set(self.calls.get() + 1);
@@ -396,7 +419,11 @@ mod tests {
         let mut r = Reaper::new(&wait, None);
         let (a, b) = (child(10, false), child(11, false));
         wait.set(10, Ok(Some(ExitStatus::from_raw(3 << 8))));
-        assert_eq!(r.try_reap(&a), Reaped::Exited(ExitStatus::from_raw(3 << 8)));
+        let exit = Exit {
+            status: ExitStatus::from_raw(3 << 8),
+            rusage: None,
+        };
+        assert_eq!(r.try_reap(&a), Reaped::Exited(exit));
         assert_eq!(r.try_reap(&b), Reaped::Running);
         assert!(r.take_stalled().is_empty());
     }

@@ -14,6 +14,7 @@
 
 pub(crate) mod procfs;
 pub(crate) mod spawn;
+pub(crate) mod wait;
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
