@@ -123,6 +123,7 @@ fn parse_input(input: &[u8]) -> (Vec<Job>, Vec<Outcome>) {
             duration: None,
             stdout: None,
             stderr: None,
+            rusage: None,
         };
         let text = match std::str::from_utf8(raw) {
             Ok(t) => t.trim(),
@@ -203,6 +204,7 @@ impl Runner<'_> {
             duration: None,
             stdout: None,
             stderr: None,
+            rusage: None,
         };
         let handle = match self.executor.create_process(&job.argv, self.discard_output) {
             Ok(h) => h,
@@ -243,6 +245,7 @@ impl Runner<'_> {
         } else {
             Status::from_exit(status)
         };
+        outcome.rusage = handle.rusage();
         tracing::debug!(%status, "ended");
         self.running_changed(-1);
 

@@ -9,6 +9,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 use std::time::Duration;
 
+use napix_executor::ResourceUsage;
 use serde::Serialize;
 
 use super::capture::{Captured, KEEP_LIMIT};
@@ -59,6 +60,8 @@ pub struct Outcome {
     /// `Some` only with `--output capture` and a process that started.
     pub stdout: Option<Captured>,
     pub stderr: Option<Captured>,
+    /// What the command used, from the reap (`None` if it never started or its status was lost).
+    pub rusage: Option<ResourceUsage>,
 }
 
 /// The bucket an outcome counts in.
@@ -154,6 +157,7 @@ impl Outcome {
             duration_ms: self.duration.map(|d| (d.as_secs_f64() * 1e6).round() / 1e3),
             stdout: text(&self.stdout),
             stderr: text(&self.stderr),
+            rusage: self.rusage.as_ref().map(JsonUsage::from),
         };
         serde_json::to_writer(&mut *out, &record)?;
         writeln!(out)
@@ -198,6 +202,34 @@ struct JsonRecord<'a> {
     duration_ms: Option<f64>,
     stdout: Option<String>,
     stderr: Option<String>,
+    rusage: Option<JsonUsage>,
+}
+
+/// `rusage` of a JSON record: CPU times in milliseconds (to the microsecond), peak memory in bytes.
+#[derive(Serialize)]
+struct JsonUsage {
+    user_ms: f64,
+    system_ms: f64,
+    max_rss_bytes: u64,
+    minor_faults: u64,
+    major_faults: u64,
+    voluntary_context_switches: u64,
+    involuntary_context_switches: u64,
+}
+
+impl From<&ResourceUsage> for JsonUsage {
+    fn from(u: &ResourceUsage) -> JsonUsage {
+        let ms = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
+        JsonUsage {
+            user_ms: ms(u.user_time),
+            system_ms: ms(u.system_time),
+            max_rss_bytes: u.max_rss_bytes,
+            minor_faults: u.minor_faults,
+            major_faults: u.major_faults,
+            voluntary_context_switches: u.voluntary_context_switches,
+            involuntary_context_switches: u.involuntary_context_switches,
+        }
+    }
 }
 
 /// `bytes` split into lines (a last line without newline counts), each written as `N| text`.
@@ -328,6 +360,7 @@ mod tests {
             duration: Some(Duration::from_micros(1500)),
             stdout: None,
             stderr: None,
+            rusage: None,
         }
     }
 

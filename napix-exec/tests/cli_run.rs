@@ -426,3 +426,27 @@ fn sigint_stops_the_run_and_exits_130() {
 fn sigterm_stops_the_run_and_exits_143() {
     interrupt_mid_run("sigterm", rustix::process::Signal::TERM, 2, 143);
 }
+
+#[test]
+fn json_reports_the_resource_usage_of_each_command() {
+    let r = run(
+        "json-rusage",
+        &["--json"],
+        "sh -c 'i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done'\n\
+         no-such-program-napix-rusage\n",
+    );
+    let records = json_records(&r);
+    let busy = &records[&1]["rusage"];
+    let cpu =
+        busy["user_ms"].as_f64().expect("user_ms") + busy["system_ms"].as_f64().expect("system_ms");
+    assert!(cpu > 0.0, "{busy}");
+    assert!(
+        busy["max_rss_bytes"].as_u64().is_some_and(|b| b > 1 << 20),
+        "{busy}"
+    );
+    assert!(busy["minor_faults"].as_u64().is_some(), "{busy}");
+    assert!(
+        records[&2]["rusage"].is_null(),
+        "a command that never started used nothing"
+    );
+}
