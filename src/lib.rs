@@ -84,7 +84,18 @@
 //!   the shell's SIGKILL).
 //! - If the host sets SIGCHLD to SIG_IGN the kernel reaps children itself: statuses are then lost,
 //!   reported as exit code 255 with [`ExecHandle::status_lost`] true. In pidfd mode the executor
-//!   still learns of each exit at once; in signal mode it polls every 10 ms while it has children.
+//!   still learns of each exit at once; in signal mode it looks at every child every 10 ms while
+//!   it has children.
+//! - Signal mode learns of exits from SIGCHLD, which the host can take away: a thread waiting in
+//!   `sigtimedwait`, a thread that unblocks SIGCHLD (the default disposition then drops what that
+//!   thread gets), or a handler that replaces ours without chaining (SIG_DFL, SIG_IGN, its own).
+//!   A lost SIGCHLD only delays an exit: while children are tracked the loop asks the kernel for
+//!   an exited child every 100 ms (`waitid(P_ALL, WNOWAIT)`, which takes no status) and looks at
+//!   every child every second. An exit is seen at most **100 ms** late, **1 s** while the host
+//!   keeps an exited child of its own unwaited (the kernel names that one first). A replaced
+//!   handler is noticed within 100 ms; the loop then looks every 10 ms until ours is back (it
+//!   does not re-install it). These looks wake the loop 10 times a second while signal mode
+//!   tracks children; an idle executor, and pidfd mode, never wake for them.
 //! - Without pidfds a pid can be recycled once reaped. Signal mode's executor thread alone reaps,
 //!   so a pid stays its child's until then, unless the kernel reaps behind its back (the host
 //!   ignores SIGCHLD, or waits on any child with `waitpid(-1)`). Then the start time tells the
@@ -111,7 +122,8 @@
 //! | `spawn.rs` | where a child is spawned: pipes, backend, pidfd, registration, table insert |
 //! | `sys/spawn/` | one file per backend; `child.rs` is the code between fork and exec |
 //! | `table.rs` | the children spawned and not yet reaped |
-//! | `reap.rs` | where a child is reaped: `waitid`, stalled children, orphans, the SIGCHLD source |
+//! | `reap.rs` | where a child is reaped: `waitid`, stalled children, orphans |
+//! | `sigchld.rs` | signal mode: what tells the loop of exits (signalfd, handler), and when it looks by itself |
 //! | `escalation.rs` | where a kill is timed: SIGTERM, the grace, SIGKILL |
 //! | `handle.rs` | [`ExecHandle`], the caller's view of one child |
 //!
@@ -127,6 +139,7 @@
 //! executor
 //!   -> handle, reactor
 //! reactor -> spawn -> shared -> queue, table -> proc_state -> spin, sys
+//!         -> reap -> sigchld -> sys
 //!         -> reap, escalation -> proc_state
 //! queue -> poller, request, proc_state
 //! ```
@@ -150,6 +163,7 @@ mod reap;
 mod request;
 mod rusage;
 mod shared;
+mod sigchld;
 mod spawn;
 mod spin;
 mod sys;

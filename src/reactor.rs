@@ -21,8 +21,9 @@ use crate::escalation::{Escalations, Start};
 use crate::poller::{Event, Events};
 use crate::proc_state::{ProcState, lost_status, reap_blocking};
 use crate::queue::Message;
-use crate::reap::{Reaped, Reaper, SigchldSource, SysWait};
+use crate::reap::{Reaped, Reaper, SysWait};
 use crate::shared::{ChildWatch, Shared};
+use crate::sigchld::SigchldSource;
 use crate::sys::spawn::Spawner;
 
 struct Reactor<'a> {
@@ -202,8 +203,10 @@ impl Reactor<'_> {
         for state in gone {
             self.try_reap(&state);
         }
-        if self.reaper.check_due(now) {
-            self.on_sigchld();
+        let due = self.reaper.check_due(now);
+        // A full look also when the quick one is blocked by a child that is not ours.
+        if due.scan || (due.probe && !self.reap_waitable()) {
+            self.reap_every_child();
         }
         self.reaper.reap_orphans();
         // try_reap puts those still without a status back on the list.
@@ -216,12 +219,42 @@ impl Reactor<'_> {
     }
 
     /// SIGCHLD arrived (coalesced: maybe several children exited): reap every child of ours that
-    /// has a status. Waits on each tracked pid, never on -1, which would steal the statuses of
-    /// children the host spawned itself.
+    /// has a status.
     fn on_sigchld(&mut self) {
         if let Some(source) = self.reaper.sigchld() {
             source.drain();
         }
+        if !self.reap_waitable() {
+            self.reap_every_child();
+        }
+    }
+
+    /// Reaps, one by one, the tracked children the kernel names as waitable
+    /// (`waitid(P_ALL, WNOWAIT)`, which takes no status): one call per exit, however many
+    /// children are tracked. Returns false when the kernel names a child that is not ours (the
+    /// host's, not yet waited for): it hides the ones behind it, so the caller looks at every
+    /// child instead.
+    fn reap_waitable(&mut self) -> bool {
+        while let Some(pid) = self.reaper.waitable() {
+            let found = self
+                .shared
+                .table()
+                .find_pid(pid.as_raw_nonzero().get() as u32);
+            let Some(state) = found else {
+                return false;
+            };
+            self.try_reap(&state);
+            if self.shared.table().get(state.serial).is_some() {
+                // Not reaped (it was not the one the kernel meant): do not ask again.
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Looks at every tracked child and reaps those that exited. Waits on each tracked pid, never
+    /// on -1, which would steal the statuses of children the host spawned itself.
+    fn reap_every_child(&mut self) {
         // Not in the `for` head: the table guard would live through the loop, and a reap locks it.
         let states = self.shared.table().states();
         for state in states {

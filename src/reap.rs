@@ -7,14 +7,12 @@
 //! - stalled children: a pidfd readable without a status (a tracer holds it), re-checked on the
 //!   timer;
 //! - orphans: children killed because they could not be tracked, reaped by pid on the timer;
-//! - the SIGCHLD source of signal mode ([`SigchldSource`]): a signalfd, a signal-hook handler's
-//!   socket, or polling.
+//! - in signal mode, the SIGCHLD source and its look schedule ([`crate::sigchld`]).
 //!
 //! The kernel is reached through the [`Wait`] seam, so the bookkeeping runs in unit tests
 //! without a process (the way tokio tests its orphan queue with a mock `Wait`).
 
-use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 use std::sync::Arc;
@@ -22,19 +20,15 @@ use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
 use rustix::process::{Pid, WaitId, WaitIdOptions, waitid};
-use tracing::warn;
 
 use crate::proc_state::{ProcState, exit_status_from};
 use crate::rusage::ResourceUsage;
-use crate::sys::SigchldDisposition;
+use crate::sigchld::{Due, SigchldSource};
+use crate::sys::sigchld::SigchldAction;
 use crate::sys::wait::{wait4_rusage, waitid_rusage};
 
 /// How often to retry reaping a child that has no usable pidfd.
 pub(crate) const RETRY_REAP: Duration = Duration::from_millis(10);
-
-/// With a SIGCHLD handler, how often to look at every child anyway: if the host sets SIGCHLD to
-/// SIG_IGN while we run, the kernel reaps our children itself and no signal ever comes.
-const HANDLER_SAFETY_CHECK: Duration = Duration::from_secs(5);
 
 /// A reaped child's status and, when the kernel gave it, its resource usage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,8 +44,10 @@ pub(crate) trait Wait {
     fn try_wait(&self, child: &ProcState) -> Result<Option<Exit>, Errno>;
     /// The same by bare pid, for orphans.
     fn try_wait_pid(&self, pid: Pid) -> Result<Option<ExitStatus>, Errno>;
-    /// Whether the host now ignores SIGCHLD (the kernel then reaps by itself).
-    fn sigchld_ignored(&self) -> bool;
+    /// SIGCHLD's action now (signal mode: is our handler still installed?).
+    fn sigchld_action(&self) -> SigchldAction;
+    /// A child of this process that has exited and is waitable, left in place (signal mode).
+    fn waitable(&self) -> Option<Pid>;
 }
 
 /// The real kernel.
@@ -79,8 +75,11 @@ impl Wait for SysWait {
     fn try_wait_pid(&self, pid: Pid) -> Result<Option<ExitStatus>, Errno> {
         try_wait_id(WaitId::Pid(pid))
     }
-    fn sigchld_ignored(&self) -> bool {
-        crate::sys::sigchld_disposition() == SigchldDisposition::Ignored
+    fn sigchld_action(&self) -> SigchldAction {
+        crate::sys::sigchld::sigchld_action()
+    }
+    fn waitable(&self) -> Option<Pid> {
+        crate::sys::sigchld::waitable_child()
     }
 }
 
@@ -187,7 +186,7 @@ impl<W: Wait> Reaper<W> {
         let check = self
             .sigchld
             .as_mut()
-            .and_then(|s| s.schedule.next_check(now, tracking));
+            .and_then(|s| s.next_check(now, tracking));
         if self.orphans.is_empty() && self.stalled.is_empty() {
             return check;
         }
@@ -195,161 +194,19 @@ impl<W: Wait> Reaper<W> {
         Some(check.map_or(retry, |c| c.min(retry)))
     }
 
-    /// Whether the timer that fired at `now` was (also) for a look at every tracked child.
-    pub(crate) fn check_due(&mut self, now: Instant) -> bool {
+    /// What signal mode's look schedule asks of the timer that fired at `now`.
+    pub(crate) fn check_due(&mut self, now: Instant) -> Due {
         let Some(source) = &mut self.sigchld else {
-            return false;
+            return Due::default();
         };
         let wait = &self.wait;
-        source.schedule.check_due(now, || wait.sigchld_ignored())
-    }
-}
-
-/// How the loop learns that a child may have exited when it has no pidfds.
-///
-/// - a signalfd, when the user blocked SIGCHLD everywhere ([`crate::block_sigchld`]);
-/// - else the read end of a socket written by a signal-hook SIGCHLD handler (which chains with
-///   the host's own handler);
-/// - else polling every 10 ms while children are tracked: when the host ignores SIGCHLD (the
-///   kernel then reaps by itself and sends nothing; installing a handler would change that for
-///   the host's own children), or when our handler turns out to be displaced.
-pub(crate) struct SigchldSource {
-    fd: Option<OwnedFd>,
-    handler: Option<signal_hook::SigId>,
-    schedule: CheckSchedule,
-}
-
-impl SigchldSource {
-    pub(crate) fn new() -> io::Result<SigchldSource> {
-        if crate::sys::sigchld_blocked() {
-            return Ok(SigchldSource {
-                fd: Some(crate::sys::signalfd_sigchld()?),
-                handler: None,
-                schedule: CheckSchedule::new(Told::Signalfd),
-            });
-        }
-        if crate::sys::sigchld_disposition() == SigchldDisposition::Ignored {
-            warn!("SIGCHLD is ignored by the host: polling children every 10 ms, statuses lost");
-            return Ok(SigchldSource::polling());
-        }
-        let (read, write) = std::os::unix::net::UnixStream::pair()?;
-        read.set_nonblocking(true)?;
-        // Both ends above fd 2: the host may have closed its stdio.
-        let write = std::os::unix::net::UnixStream::from(crate::sys::above_stdio(write.into())?);
-        let handler = signal_hook::low_level::pipe::register(libc::SIGCHLD, write)?;
-        let source = SigchldSource {
-            fd: Some(crate::sys::above_stdio(read.into())?),
-            handler: Some(handler),
-            schedule: CheckSchedule::new(Told::Handler),
-        };
-        // signal-hook installs its OS handler once per process; if the host reset SIGCHLD since,
-        // our action is registered but never called.
-        if crate::sys::sigchld_disposition() != SigchldDisposition::Handled {
-            warn!("SIGCHLD handler displaced by the host: polling children every 10 ms");
-            return Ok(SigchldSource::polling());
-        }
-        Ok(source)
+        source.check_due(now, || wait.sigchld_action())
     }
 
-    fn polling() -> SigchldSource {
-        SigchldSource {
-            fd: None,
-            handler: None,
-            schedule: CheckSchedule::new(Told::Never),
-        }
-    }
-
-    /// The descriptor to watch, unless the source polls.
-    pub(crate) fn fd(&self) -> Option<&OwnedFd> {
-        self.fd.as_ref()
-    }
-
-    /// Empties the source so level-triggered epoll stops reporting it.
-    pub(crate) fn drain(&self) {
-        let Some(fd) = &self.fd else { return };
-        let mut buf = [0u8; 512];
-        while let Ok(n) = rustix::io::read(fd, &mut buf) {
-            if n == 0 {
-                break;
-            }
-        }
-    }
-}
-
-impl Drop for SigchldSource {
-    fn drop(&mut self) {
-        if let Some(id) = self.handler.take() {
-            signal_hook::low_level::unregister(id);
-        }
-    }
-}
-
-/// How the loop is told of exits in signal mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Told {
-    /// A signalfd: cannot be displaced.
-    Signalfd,
-    /// Our handler: the host may displace it (set SIG_IGN) while we run.
-    Handler,
-    /// Not at all: poll.
-    Never,
-}
-
-/// When signal mode must look at every child without being told: the pure part of
-/// [`SigchldSource`].
-struct CheckSchedule {
-    told: Told,
-    /// When the next look at every child is due (while children are tracked).
-    check_at: Option<Instant>,
-    /// Set once the handler was found displaced while running.
-    forced_poll: bool,
-}
-
-impl CheckSchedule {
-    fn new(told: Told) -> CheckSchedule {
-        CheckSchedule {
-            told,
-            check_at: None,
-            forced_poll: false,
-        }
-    }
-
-    fn polls(&self) -> bool {
-        self.told == Told::Never || self.forced_poll
-    }
-
-    fn next_check(&mut self, now: Instant, tracking: bool) -> Option<Instant> {
-        if !tracking {
-            self.check_at = None;
-            return None;
-        }
-        if self.polls() {
-            return Some(now + RETRY_REAP);
-        }
-        if self.told == Told::Signalfd {
-            return None;
-        }
-        Some(*self.check_at.get_or_insert(now + HANDLER_SAFETY_CHECK))
-    }
-
-    /// With a handler, also switches to polling if the host set SIGCHLD to SIG_IGN meanwhile.
-    fn check_due(&mut self, now: Instant, ignored: impl FnOnce() -> bool) -> bool {
-        if self.polls() {
-            return true;
-        }
-        match self.check_at {
-            Some(at) if at <= now => {
-                self.check_at = None;
-                if ignored() {
-                    warn!("SIGCHLD now ignored by the host: polling children every 10 ms");
-                    // Keep the socket open: the handler still writes to it (a closed peer would
-                    // raise SIGPIPE inside the signal handler).
-                    self.forced_poll = true;
-                }
-                true
-            }
-            _ => false,
-        }
+    /// A child of this process that has exited and waits to be reaped, left in place: it may
+    /// be the host's.
+    pub(crate) fn waitable(&self) -> Option<Pid> {
+        self.wait.waitable()
     }
 }
 
@@ -358,6 +215,7 @@ mod tests {
     use super::*;
     use std::cell::{Cell, RefCell};
     use std::collections::HashMap;
+    use std::os::fd::OwnedFd;
 
     use crate::spin::SpinPolicy;
 
@@ -367,7 +225,9 @@ mod tests {
         /// pid -> its answer.
         answers: RefCell<HashMap<i32, Result<Option<ExitStatus>, Errno>>>,
         calls: Cell<usize>,
-        ignored: Cell<bool>,
+        /// What SIGCHLD's action is, and how often it was asked for.
+        action: Cell<Option<SigchldAction>>,
+        actions_asked: Cell<usize>,
     }
 
     impl MockWait {
@@ -397,8 +257,14 @@ mod tests {
             }
             answer
         }
-        fn sigchld_ignored(&self) -> bool {
-            self.ignored.get()
+        fn sigchld_action(&self) -> SigchldAction {
+            self.actions_asked.set(self.actions_asked.get() + 1);
+            self.action
+                .get()
+                .expect("the test sets the action it expects to be asked for")
+        }
+        fn waitable(&self) -> Option<Pid> {
+            None
         }
     }
 
@@ -483,55 +349,23 @@ mod tests {
     }
 
     #[test]
-    fn polling_looks_every_retry_while_tracking_and_not_when_idle() {
-        let mut s = CheckSchedule::new(Told::Never);
-        let t0 = Instant::now();
-        assert_eq!(s.next_check(t0, true), Some(t0 + RETRY_REAP));
-        assert!(s.check_due(t0, || panic!("polling never asks")));
-        assert_eq!(s.next_check(t0, false), None);
-    }
-
-    #[test]
-    fn a_signalfd_never_needs_a_look() {
-        let mut s = CheckSchedule::new(Told::Signalfd);
-        let t0 = Instant::now();
-        assert_eq!(s.next_check(t0, true), None);
-        assert!(!s.check_due(t0 + HANDLER_SAFETY_CHECK, || true));
-    }
-
-    #[test]
-    fn a_handler_gets_a_safety_look_and_turns_to_polling_once_displaced() {
-        let mut s = CheckSchedule::new(Told::Handler);
-        let t0 = Instant::now();
-        let at = t0 + HANDLER_SAFETY_CHECK;
-        assert_eq!(s.next_check(t0, true), Some(at));
-        // The look stays where it was first put.
-        assert_eq!(s.next_check(t0 + Duration::from_secs(1), true), Some(at));
-        assert!(!s.check_due(t0 + Duration::from_secs(1), || true));
-        assert!(s.check_due(at, || false), "the safety look is due");
-        assert!(!s.polls());
-        assert_eq!(s.next_check(at, true), Some(at + HANDLER_SAFETY_CHECK));
-        assert!(s.check_due(at + HANDLER_SAFETY_CHECK, || true));
-        assert!(s.polls(), "SIG_IGN seen: poll from now on");
-        let later = at + 2 * HANDLER_SAFETY_CHECK;
-        assert_eq!(s.next_check(later, true), Some(later + RETRY_REAP));
-    }
-
-    #[test]
-    fn the_reaper_asks_the_kernel_about_the_disposition_only_when_a_look_is_due() {
+    fn the_reaper_asks_the_kernel_about_the_handler_only_when_a_look_is_due() {
+        use crate::sigchld::{LOOK_EVERY, POLL_EVERY, SigchldSource};
+        use crate::sys::SigchldDisposition;
         let wait = MockWait::default();
-        wait.ignored.set(true);
-        let mut r = Reaper::new(
-            &wait,
-            Some(SigchldSource {
-                fd: None,
-                handler: None,
-                schedule: CheckSchedule::new(Told::Handler),
-            }),
-        );
+        wait.action.set(Some(SigchldAction {
+            disposition: SigchldDisposition::Ignored,
+            handler: 1,
+        }));
+        let mut r = Reaper::new(&wait, Some(SigchldSource::handler_for_tests(0x1000)));
         let t0 = Instant::now();
-        assert_eq!(r.next_check(t0, true), Some(t0 + HANDLER_SAFETY_CHECK));
-        assert!(r.check_due(t0 + HANDLER_SAFETY_CHECK));
-        assert_eq!(r.next_check(t0, true), Some(t0 + RETRY_REAP));
+        assert_eq!(r.next_check(t0, true), Some(t0 + LOOK_EVERY));
+        assert_eq!(r.check_due(t0 + LOOK_EVERY / 2), Due::default());
+        assert_eq!(wait.actions_asked.get(), 0);
+        let due = r.check_due(t0 + LOOK_EVERY);
+        assert_eq!(wait.actions_asked.get(), 1);
+        assert!(due.scan, "SIG_IGN seen: look at every child");
+        let t = t0 + LOOK_EVERY;
+        assert_eq!(r.next_check(t, true), Some(t + POLL_EVERY));
     }
 }

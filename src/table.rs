@@ -57,6 +57,16 @@ impl Table {
         self.entries.len()
     }
 
+    /// A tracked child with process id `pid` (linear: used once per exit in signal mode, where
+    /// the kernel names an exited child by pid). Two may share a pid for a moment when one was
+    /// reaped by the kernel behind our back; either is returned.
+    pub(crate) fn find_pid(&self, pid: u32) -> Option<Arc<ProcState>> {
+        self.entries
+            .values()
+            .find(|e| e.state.pid == pid)
+            .map(|e| e.state.clone())
+    }
+
     /// The state of every tracked child.
     pub(crate) fn states(&self) -> Vec<Arc<ProcState>> {
         self.entries.values().map(|e| e.state.clone()).collect()

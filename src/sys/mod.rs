@@ -13,6 +13,7 @@
 #![allow(unsafe_code)]
 
 pub(crate) mod procfs;
+pub(crate) mod sigchld;
 pub(crate) mod spawn;
 pub(crate) mod wait;
 
@@ -163,6 +164,10 @@ pub(crate) unsafe fn own_fd(fd: i32) -> OwnedFd {
 /// unblocked would receive it (and, SIGCHLD's default being "ignore", drop it). Without this call
 /// the executor installs a SIGCHLD handler (signal-hook, chained with any handler the host has)
 /// that wakes its poll set. Children spawned by this crate start with an empty mask either way.
+///
+/// `run()` checks every thread's mask when it starts: if one has SIGCHLD unblocked, or waits for
+/// it in `sigtimedwait`, it takes the handler path instead and logs why (a `warn` event). A
+/// thread that does so later only delays exits (see the crate docs' caveats).
 pub fn block_sigchld() -> io::Result<()> {
     // SAFETY: sigset_t is plain data initialised by sigemptyset/sigaddset; pthread_sigmask reads
     // the set and changes only the calling thread's mask.
@@ -183,32 +188,9 @@ pub fn block_sigchld() -> io::Result<()> {
 static SIGCHLD_BLOCKED_BY_USER: std::sync::atomic::AtomicBool =
     std::sync::atomic::AtomicBool::new(false);
 
-/// True when [`block_sigchld`] was called and SIGCHLD is blocked in every thread of the process
-/// (read from `/proc/self/task/*/status`), so that a signalfd is sure to see it. One thread with
-/// SIGCHLD unblocked would take the signal instead, and the loop would never hear of the exit.
-pub(crate) fn sigchld_blocked() -> bool {
-    if !SIGCHLD_BLOCKED_BY_USER.load(std::sync::atomic::Ordering::SeqCst) {
-        return false;
-    }
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return false;
-    };
-    let bit = 1u64 << (libc::SIGCHLD - 1);
-    for task in tasks {
-        let Ok(task) = task else { return false };
-        let Ok(status) = std::fs::read_to_string(task.path().join("status")) else {
-            // The thread ended meanwhile: it takes no signal any more.
-            continue;
-        };
-        let blocked = status
-            .lines()
-            .find_map(|l| l.strip_prefix("SigBlk:"))
-            .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok());
-        if blocked.is_none_or(|mask| mask & bit == 0) {
-            return false;
-        }
-    }
-    true
+/// Whether [`block_sigchld`] was called.
+pub(crate) fn block_sigchld_called() -> bool {
+    SIGCHLD_BLOCKED_BY_USER.load(std::sync::atomic::Ordering::SeqCst)
 }
 
 /// A non-blocking, close-on-exec signalfd for SIGCHLD (which must be blocked), above fd 2.

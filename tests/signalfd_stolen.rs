@@ -1,0 +1,205 @@
+//! Fault, signalfd path: another thread of the host takes SIGCHLD away from the executor's
+//! signalfd. A plain `main` (`harness = false`): `block_sigchld()` must come before any thread
+//! starts, which libtest's own threads would break.
+//!
+//! Wanted, on every backend: a stolen SIGCHLD only delays an exit, by at most the documented
+//! second (100 ms as long as the host keeps no exited child of its own unwaited, as here), never
+//! loses it:
+//! - a host thread that waits in `sigtimedwait(SIGCHLD)` after `run()` started;
+//! - a host thread that unblocks SIGCHLD (under the default disposition the kernel then drops the
+//!   signals it gets);
+//! - a thread already waiting in `sigtimedwait` when `run()` starts: the executor must not pick
+//!   a signalfd then (it takes the handler path, and logs why), and still sees every exit.
+//!
+//! Regression test: 1-4 of 20 children per backend were never reaped (the signalfd path had no
+//! look of its own).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use napix_executor::{ChildWatch, Executor, SpawnBackend};
+
+const CHILDREN: usize = 20;
+/// The documented bound on the delay is 1 s; a loaded machine gets a generous margin.
+const BOUND: Duration = Duration::from_secs(3);
+
+/// A host thread doing something with SIGCHLD until told to stop.
+struct Host {
+    stop: Arc<AtomicBool>,
+    taken: Arc<AtomicUsize>,
+    thread: Option<JoinHandle<()>>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Meddling {
+    /// Loops in `sigtimedwait(SIGCHLD)`.
+    Steal,
+    /// Unblocks SIGCHLD and sleeps.
+    Unblock,
+}
+
+fn sigchld_set() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data initialised by sigemptyset/sigaddset.
+    unsafe {
+        let mut set = std::mem::zeroed::<libc::sigset_t>();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGCHLD);
+        set
+    }
+}
+
+impl Host {
+    fn start(how: Meddling) -> Host {
+        let stop = Arc::new(AtomicBool::new(false));
+        let taken = Arc::new(AtomicUsize::new(0));
+        let (stop2, taken2) = (stop.clone(), taken.clone());
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let set = sigchld_set();
+            if how == Meddling::Unblock {
+                // SAFETY: changes this thread's mask only.
+                unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) };
+            }
+            let _ = ready_tx.send(());
+            while !stop2.load(Ordering::SeqCst) {
+                match how {
+                    Meddling::Steal => {
+                        let timeout = libc::timespec {
+                            tv_sec: 0,
+                            tv_nsec: 20_000_000,
+                        };
+                        // SAFETY: valid set and timeout; the siginfo pointer may be null.
+                        let got =
+                            unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &timeout) };
+                        if got == libc::SIGCHLD {
+                            taken2.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                    Meddling::Unblock => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        ready_rx.recv().expect("host thread started");
+        Host {
+            stop,
+            taken,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops the thread; returns how many SIGCHLDs it took (Steal).
+    fn finish(mut self) -> usize {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            t.join().expect("host thread");
+        }
+        self.taken.load(Ordering::SeqCst)
+    }
+}
+
+/// Whether this process holds a signalfd (the loop's SIGCHLD source).
+fn has_signalfd() -> bool {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .any(|target| target.to_string_lossy().contains("signalfd"))
+}
+
+fn executor(backend: SpawnBackend) -> (Arc<Executor>, JoinHandle<std::io::Result<()>>) {
+    let ex = Arc::new(
+        Executor::builder()
+            .backend(backend)
+            .child_watch(ChildWatch::Signal)
+            .kill_grace(Duration::from_millis(200))
+            .build()
+            .expect("build"),
+    );
+    let runner = {
+        let ex = ex.clone();
+        std::thread::spawn(move || ex.run())
+    };
+    // A first child: once it is answered, run() has chosen its SIGCHLD source.
+    let h = ex.create_process(&["true"], true).expect("spawn true");
+    assert!(h.wait_timeout(BOUND).is_some(), "{backend:?}: first child");
+    (ex, runner)
+}
+
+/// Spawns `CHILDREN` quick children at once and waits for each; returns the longest time from a
+/// spawn's answer to its status.
+fn quick_children(ex: &Executor, what: &str) -> Duration {
+    let handles: Vec<_> = (0..CHILDREN)
+        .map(|_| {
+            let h = ex.create_process(&["true"], true).expect("spawn true");
+            (h, Instant::now())
+        })
+        .collect();
+    let mut longest = Duration::ZERO;
+    for (h, spawned) in &handles {
+        let status = h.wait_timeout(BOUND);
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "{what}: pid {} not reaped {BOUND:?} after it was spawned: {status:?}",
+            h.pid()
+        );
+        longest = longest.max(spawned.elapsed());
+    }
+    longest
+}
+
+fn stop(ex: Arc<Executor>, runner: JoinHandle<std::io::Result<()>>) {
+    ex.stop();
+    runner.join().expect("run thread").expect("run()");
+}
+
+fn main() {
+    napix_executor::block_sigchld().expect("block_sigchld");
+    for how in [Meddling::Steal, Meddling::Unblock] {
+        for backend in SpawnBackend::ALL {
+            let what = format!("{backend:?}, a host thread that does {how:?} after run()");
+            let (ex, runner) = executor(backend);
+            assert!(has_signalfd(), "{what}: the loop should read a signalfd");
+            let host = Host::start(how);
+            let mut longest = Duration::ZERO;
+            let mut rounds = 0;
+            let mut taken = 0;
+            // A few rounds, so that the thief surely takes some signals.
+            while rounds < 5 {
+                longest = longest.max(quick_children(&ex, &what));
+                rounds += 1;
+            }
+            taken += host.finish();
+            stop(ex, runner);
+            println!(
+                "{what}: {} children in {rounds} rounds, all reaped, longest {longest:?}; \
+                 SIGCHLDs taken by the host thread: {}",
+                CHILDREN * rounds,
+                if how == Meddling::Steal {
+                    taken.to_string()
+                } else {
+                    "not counted".into()
+                }
+            );
+            if how == Meddling::Steal {
+                assert!(taken > 0, "{what}: the host thread never took a SIGCHLD");
+            }
+        }
+    }
+    // A thread already in sigtimedwait when run() starts: no signalfd, yet every exit is seen.
+    for backend in SpawnBackend::ALL {
+        let what = format!("{backend:?}, a host thread in sigtimedwait before run()");
+        let host = Host::start(Meddling::Steal);
+        std::thread::sleep(Duration::from_millis(50));
+        let (ex, runner) = executor(backend);
+        assert!(
+            !has_signalfd(),
+            "{what}: a signalfd would miss what the thread takes"
+        );
+        let longest = quick_children(&ex, &what);
+        let taken = host.finish();
+        stop(ex, runner);
+        println!("{what}: all reaped, longest {longest:?}; SIGCHLDs taken: {taken}");
+    }
+}
