@@ -57,6 +57,16 @@ pub enum SpawnError {
         /// The errno of the failed setup call.
         errno: i32,
     },
+    /// This executor belongs to another process: the caller runs in a child forked from that
+    /// process without exec, which inherits the executor but not its loop thread, so nothing
+    /// would ever serve the request. A forked child builds an executor of its own
+    /// ([`Executor::new`](crate::Executor::new)) and runs it.
+    ForkedChild {
+        /// The process the executor belongs to (where it was built).
+        owner: u32,
+        /// The calling process.
+        caller: u32,
+    },
     /// The command vector was empty.
     EmptyCommand,
     /// The program or an argument contains a NUL byte, which no C string can carry.
@@ -147,7 +157,10 @@ impl SpawnError {
     /// The program this error is about, when there is one.
     pub fn program(&self) -> Option<&OsString> {
         match self {
-            SpawnError::Stopped | SpawnError::Unavailable { .. } | SpawnError::EmptyCommand => None,
+            SpawnError::Stopped
+            | SpawnError::Unavailable { .. }
+            | SpawnError::ForkedChild { .. }
+            | SpawnError::EmptyCommand => None,
             SpawnError::NulByte { program, .. }
             | SpawnError::NotFound { program }
             | SpawnError::PermissionDenied { program }
@@ -163,6 +176,7 @@ impl SpawnError {
     pub fn raw_os_error(&self) -> Option<i32> {
         match self {
             SpawnError::Stopped
+            | SpawnError::ForkedChild { .. }
             | SpawnError::EmptyCommand
             | SpawnError::NulByte { .. }
             | SpawnError::Unsupported { .. } => None,
@@ -179,7 +193,7 @@ impl SpawnError {
     /// The [`io::ErrorKind`] this error keeps when converted into an [`io::Error`].
     pub fn kind(&self) -> io::ErrorKind {
         match self {
-            SpawnError::Stopped => io::ErrorKind::Other,
+            SpawnError::Stopped | SpawnError::ForkedChild { .. } => io::ErrorKind::Other,
             SpawnError::EmptyCommand | SpawnError::NulByte { .. } => io::ErrorKind::InvalidInput,
             SpawnError::NotFound { .. } => io::ErrorKind::NotFound,
             SpawnError::PermissionDenied { .. } => io::ErrorKind::PermissionDenied,
@@ -201,6 +215,11 @@ impl fmt::Display for SpawnError {
             SpawnError::Unavailable { errno } => {
                 write!(f, "the executor could not be set up: {}", os(*errno))
             }
+            SpawnError::ForkedChild { owner, caller } => write!(
+                f,
+                "this executor belongs to process {owner}: process {caller} is a child forked \
+                 from it without exec (build its own with Executor::new() and run it)"
+            ),
             SpawnError::EmptyCommand => f.write_str("empty command: no program to run"),
             SpawnError::NulByte { program, index: 0 } => {
                 write!(

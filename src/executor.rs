@@ -107,6 +107,28 @@ impl ExecutorBuilder {
 /// Dropping an executor that still tracks children kills them (SIGKILL) and reaps them, so no
 /// handle waits forever and no zombie is left behind. Call [`stop`](Self::stop) and let
 /// [`run`](Self::run) return for the graceful way.
+///
+/// # After `fork()`
+///
+/// An executor belongs to the process that built it. A child forked without exec (a pre-fork
+/// server, a daemonizing library) inherits it, including [`executor()`], but not its loop thread,
+/// and shares its descriptors with the parent: there `create_process` and `run` fail at once with
+/// [`SpawnError::ForkedChild`], `stop` and drop do nothing, and the parent's children are never
+/// touched. The forked child builds an executor of its own and runs it:
+///
+/// ```no_run
+/// # use std::sync::Arc;
+/// # use napix_executor::Executor;
+/// // In the child, after fork():
+/// let own = Arc::new(Executor::new()?);
+/// let runner = { let own = own.clone(); std::thread::spawn(move || own.run()) };
+/// let status = own.create_process(&["true"], true)?.wait();
+/// # let _ = (status, runner);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// Handles inherited from the parent are the parent's too: their `wait` would block for good in
+/// the child.
 pub struct Executor {
     /// `Err(errno)` only for the global instance when its setup failed: every call then reports
     /// it instead of panicking.
@@ -168,10 +190,15 @@ impl Executor {
         }
     }
 
+    /// The shared state, if it was set up and belongs to this process (not to a parent this
+    /// process was forked from).
     fn shared(&self) -> Result<&Arc<Shared>, SpawnError> {
-        self.shared
+        let shared = self
+            .shared
             .as_ref()
-            .map_err(|&errno| SpawnError::Unavailable { errno })
+            .map_err(|&errno| SpawnError::Unavailable { errno })?;
+        shared.check_owner()?;
+        Ok(shared)
     }
 
     /// Starts `command` (`command[0]` the program, looked up in `PATH` when it has no slash) and
@@ -187,7 +214,8 @@ impl Executor {
     /// # Errors
     /// A [`SpawnError`] naming the program: empty command, NUL byte, not found, permission
     /// denied, exec format error, argument list too long, out of fds or processes; `Stopped` after
-    /// [`stop`](Self::stop). The executor keeps serving other requests after any of them.
+    /// [`stop`](Self::stop); [`ForkedChild`](SpawnError::ForkedChild) at once in a child forked
+    /// from the executor's process. The executor keeps serving other requests after any of them.
     pub fn create_process<S: AsRef<OsStr>>(
         &self,
         command: &[S],
@@ -218,7 +246,9 @@ impl Executor {
     ///
     /// # Errors
     /// If another thread is already in `run()` on this executor, or if the poll set fails (then
-    /// every child is killed and reaped before it returns).
+    /// every child is killed and reaped before it returns); at once, without touching the
+    /// parent's poll set, in a child forked from the executor's process
+    /// ([`SpawnError::ForkedChild`], kind `Other`).
     pub fn run(&self) -> io::Result<()> {
         let shared = self.shared().map_err(io::Error::from)?;
         if !shared.enter_loop() {
@@ -234,9 +264,11 @@ impl Executor {
 
     /// Stops the executor and returns at once: pending and later requests get
     /// [`SpawnError::Stopped`]; every child gets SIGTERM now and SIGKILL after the grace, all at the
-    /// same time; [`run`](Self::run) returns once the table is empty.
+    /// same time; [`run`](Self::run) returns once the table is empty. Does nothing in a child
+    /// forked from the executor's process (see [`SpawnError::ForkedChild`]).
     pub fn stop(&self) {
-        if let Ok(shared) = &self.shared {
+        // Not in a forked child: its copy of the executor is not the parent's to stop.
+        if let Ok(shared) = self.shared() {
             shared.stop();
         }
     }

@@ -80,6 +80,9 @@
 //! # Caveats
 //!
 //! - `run()` must be running for `create_process` and `wait` to make progress.
+//! - An executor belongs to the process that built it: in a child forked without exec,
+//!   `create_process` and `run` fail at once with [`SpawnError::ForkedChild`]; the child builds
+//!   its own with [`Executor::new`] (see [`Executor`], "After `fork()`").
 //! - Killing targets the child only, not the processes it started (a shell's `sleep` survives
 //!   the shell's SIGKILL).
 //! - If the host sets SIGCHLD to SIG_IGN the kernel reaps children itself: statuses are then lost,

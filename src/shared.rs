@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use crate::error::SpawnError;
 use crate::poller::{Poller, Waker};
 use crate::queue::RequestQueue;
 use crate::spin::SpinPolicy;
@@ -54,6 +55,10 @@ pub(crate) struct Shared {
     /// Set while some thread is inside `run()`.
     looping: AtomicBool,
     next_serial: AtomicU64,
+    /// The process this executor was built in. A child forked without exec inherits a copy of
+    /// everything but the loop thread, and the descriptors (epoll set, pidfds) stay shared with
+    /// the parent: it must neither be served nor touch them.
+    owner: u32,
 }
 
 impl Shared {
@@ -69,7 +74,22 @@ impl Shared {
             table: Mutex::new(Table::default()),
             looping: AtomicBool::new(false),
             next_serial: AtomicU64::new(1),
+            owner: std::process::id(),
         })
+    }
+
+    /// `Err(ForkedChild)` when called in another process than the one this executor was built
+    /// in (a child forked without exec). One `getpid` call.
+    pub(crate) fn check_owner(&self) -> Result<(), SpawnError> {
+        let caller = std::process::id();
+        if caller == self.owner {
+            Ok(())
+        } else {
+            Err(SpawnError::ForkedChild {
+                owner: self.owner,
+                caller,
+            })
+        }
     }
 
     pub(crate) fn queue(&self) -> &RequestQueue {
@@ -133,6 +153,9 @@ impl Drop for Shared {
     /// The last owner is gone and no loop runs: kill and reap what is left, so that no child
     /// stays a zombie and every handle gets a status.
     fn drop(&mut self) {
-        self.abandon();
+        // In a forked child the children and the poll set are the parent's: leave them alone.
+        if self.check_owner().is_ok() {
+            self.abandon();
+        }
     }
 }

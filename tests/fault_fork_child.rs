@@ -1,0 +1,195 @@
+//! Fault: the host forks without exec (a pre-fork server, a daemonizing library) while an
+//! executor runs. The child inherits the executor but not its loop thread, and shares its
+//! descriptors (epoll set, pidfds) with the parent.
+//!
+//! Wanted, on every backend in both child-watch modes: in the forked child `create_process` and
+//! `run` fail at once with `SpawnError::ForkedChild` naming the parent; `stop` and dropping the
+//! executor leave the parent's executor and children alone; an executor the child builds itself
+//! works. The parent's executor goes on as if nothing happened.
+//!
+//! Regression test: `create_process` in the forked child blocked for good (here the child's
+//! `alarm` would end it with SIGALRM).
+//!
+//! A plain `main` (`harness = false`): one thread forks at a time, and the child only reports
+//! through a pipe and `_exit`s, never returns into a test harness.
+
+use std::io::{Read, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use napix_executor::{ChildWatch, Executor, SpawnBackend, SpawnError};
+
+const LIMIT: Duration = Duration::from_secs(10);
+/// The forked child's own deadline: a hang becomes SIGALRM.
+const CHILD_ALARM: u32 = 5;
+
+fn pipe() -> (std::fs::File, std::fs::File) {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two fds we then own.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: fresh descriptors nothing else owns.
+    unsafe {
+        (
+            OwnedFd::from_raw_fd(fds[0]).into(),
+            OwnedFd::from_raw_fd(fds[1]).into(),
+        )
+    }
+}
+
+fn is_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+    })
+}
+
+/// What the forked child checks; `Err` says what went wrong.
+fn in_the_child(
+    ex: Arc<Executor>,
+    parent: u32,
+    backend: SpawnBackend,
+    watch: ChildWatch,
+) -> Result<String, String> {
+    let me = std::process::id();
+    let t = Instant::now();
+    let inherited = ex.create_process(&["true"], true);
+    let took = t.elapsed();
+    match inherited {
+        Err(SpawnError::ForkedChild { owner, caller }) if owner == parent && caller == me => {}
+        other => return Err(format!("create_process in the forked child gave {other:?}")),
+    }
+    if took > Duration::from_secs(1) {
+        return Err(format!("create_process took {took:?} to fail"));
+    }
+    let message = SpawnError::ForkedChild {
+        owner: parent,
+        caller: me,
+    }
+    .to_string();
+    if !message.contains(&format!("belongs to process {parent}")) {
+        return Err(format!("the message does not name the owner: {message}"));
+    }
+    match ex.run() {
+        Err(e) if e.kind() == std::io::ErrorKind::Other => {}
+        other => return Err(format!("run() in the forked child gave {other:?}")),
+    }
+    ex.stop();
+    // The run thread's reference died with the fork: this drop is the last one here. It must not
+    // kill the parent's children through the inherited pidfds or pids.
+    let raw = Arc::into_raw(ex);
+    // SAFETY: the parent's run thread holds one strong count and does not exist in this process;
+    // giving it up leaves exactly ours, which from_raw takes back and the drop releases.
+    let ex = unsafe {
+        Arc::decrement_strong_count(raw);
+        Arc::from_raw(raw)
+    };
+    drop(ex);
+    // The child's own executor works.
+    let own = Arc::new(
+        Executor::builder()
+            .backend(backend)
+            .child_watch(watch)
+            .build()
+            .map_err(|e| format!("Executor::new in the child: {e}"))?,
+    );
+    let runner = {
+        let own = own.clone();
+        std::thread::spawn(move || own.run())
+    };
+    let h = own
+        .create_process(&["sh", "-c", "exit 7"], true)
+        .map_err(|e| format!("the child's own executor: {e}"))?;
+    let status = h.wait_timeout(LIMIT);
+    own.stop();
+    let _ = runner.join();
+    if status.and_then(|s| s.code()) != Some(7) {
+        return Err(format!("the child's own executor gave {status:?}"));
+    }
+    Ok(format!("create_process failed in {took:?}: {message}"))
+}
+
+fn check(backend: SpawnBackend, watch: ChildWatch) {
+    let what = format!("{backend:?} {watch:?}");
+    let ex = Arc::new(
+        Executor::builder()
+            .backend(backend)
+            .child_watch(watch)
+            .kill_grace(Duration::from_millis(200))
+            .build()
+            .expect("build"),
+    );
+    let runner = {
+        let ex = ex.clone();
+        std::thread::spawn(move || ex.run())
+    };
+    let sleeper = ex
+        .create_process(&["sleep", "30"], true)
+        .expect("spawn sleep");
+    let parent = std::process::id();
+    let (mut read, mut write) = pipe();
+    // SAFETY: fork in a test; the child runs the checks above (glibc makes malloc usable after
+    // fork), reports through the pipe and leaves with _exit, never unwinding into the caller.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        drop(read);
+        // SAFETY: alarm has no preconditions; SIGALRM's default action ends the child.
+        unsafe { libc::alarm(CHILD_ALARM) };
+        let ex = ex.clone();
+        let result = std::panic::catch_unwind(move || in_the_child(ex, parent, backend, watch));
+        let (code, text) = match result {
+            Ok(Ok(text)) => (0, text),
+            Ok(Err(text)) => (1, text),
+            Err(_) => (2, "panicked".to_string()),
+        };
+        let _ = write.write_all(text.as_bytes());
+        // SAFETY: leaves the forked child without running the parent's exit handlers.
+        unsafe { libc::_exit(code) };
+    }
+    drop(write);
+    let mut report = String::new();
+    read.read_to_string(&mut report)
+        .expect("read the child's report");
+    let mut raw = 0;
+    // SAFETY: waits for the child we forked; `raw` is ours.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut raw, 0) }, pid);
+    assert!(
+        libc::WIFEXITED(raw) && libc::WEXITSTATUS(raw) == 0,
+        "{what}: forked child: {report:?}; wait status {raw:#x} (signal {} = SIGALRM means it hung)",
+        if libc::WIFSIGNALED(raw) {
+            libc::WTERMSIG(raw)
+        } else {
+            0
+        }
+    );
+    // The parent's executor and child are untouched.
+    assert!(
+        is_alive(sleeper.pid()),
+        "{what}: the parent's child was killed from the fork"
+    );
+    assert!(
+        !ex.is_stopped(),
+        "{what}: the fork stopped the parent's executor"
+    );
+    let h = ex
+        .create_process(&["sh", "-c", "exit 3"], true)
+        .expect("parent spawn");
+    assert_eq!(
+        h.wait_timeout(LIMIT).and_then(|s| s.code()),
+        Some(3),
+        "{what}"
+    );
+    assert_eq!(sleeper.kill().code(), None, "{what}: sleep ends by SIGTERM");
+    ex.stop();
+    runner.join().expect("run thread").expect("run()");
+    println!("{what}: forked child: {report}");
+}
+
+fn main() {
+    for watch in [ChildWatch::Pidfd, ChildWatch::Signal] {
+        for backend in SpawnBackend::ALL {
+            check(backend, watch);
+        }
+    }
+}
