@@ -14,6 +14,7 @@
 
 pub mod input;
 pub mod ops;
+pub mod probe;
 pub mod procfs;
 pub mod request;
 pub mod seeds;

@@ -42,7 +42,7 @@ use napix_executor::{
 };
 
 use super::input::Bytes;
-use super::procfs;
+use super::{probe, procfs};
 
 /// Operations per case, all threads together.
 pub const MAX_OPS: usize = 64;
@@ -177,7 +177,10 @@ pub const SIGNALS: [i32; 16] = [
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
-    Create { program: usize, discard: bool },
+    Create {
+        program: usize,
+        discard: bool,
+    },
     Kill(u8),
     Terminate(u8),
     Signal(u8, i32),
@@ -188,17 +191,25 @@ pub enum Op {
     Running,
     Sleep(u64),
     Stop,
+    /// Spawns the probe child (with the arguments [`probe::args`] picks) and checks what it
+    /// inherited.
+    Probe(u8),
+    /// Spawns a child that ignores SIGTERM and kills it: SIGKILL must land after the grace.
+    KillStubborn,
 }
 
 impl Op {
     /// Kinds 0-7 create (half of all opcodes: processes are what the other operations need),
     /// 8-9 kill, 10 terminate, 11-12 signal, 13-14 poll, 15-17 wait_timeout, 18-19 drop,
-    /// 20 take output, 21 running, 22 sleep, 23 stop, 24-31 create again.
+    /// 20 take output, 21 running, 22 sleep, 23 stop, 24 probe, 25 kill a stubborn child,
+    /// 26-31 create again.
     pub fn decode(kind: u8, arg: u8) -> Op {
         let program = usize::from(arg & 0x7f) % PROGRAMS.len();
         let discard = arg & 0x80 != 0;
         match kind & 31 {
-            0..=7 | 24..=31 => Op::Create { program, discard },
+            0..=7 | 26..=31 => Op::Create { program, discard },
+            24 => Op::Probe(arg),
+            25 => Op::KillStubborn,
             8 | 9 => Op::Kill(arg),
             10 => Op::Terminate(arg),
             11 | 12 => Op::Signal(arg & 15, SIGNALS[usize::from(arg >> 4)]),
@@ -232,6 +243,8 @@ impl Op {
             Op::Running => (21, 0),
             Op::Sleep(ms) => (22, ms as u8),
             Op::Stop => (23, 0),
+            Op::Probe(arg) => (24, arg),
+            Op::KillStubborn => (25, 0),
         }
     }
 }
@@ -466,6 +479,91 @@ pub fn run_plan(plan: &Plan) -> Report {
     report
 }
 
+/// Spawns the probe child, reads its report and checks what it inherited: its own pipes and
+/// nothing else (no pidfd, no other child's pipe end), an empty mask, default dispositions, the
+/// arguments byte for byte.
+fn run_probe(case: &Case, arg: u8) {
+    let Some(path) = probe::path() else { return };
+    let mut argv = vec![path.clone().into_os_string()];
+    argv.extend(probe::args(arg));
+    let h = match case.ex.create_process(&argv, false) {
+        Ok(h) => h,
+        Err(SpawnError::Stopped) if case.stop_called.load(Ordering::SeqCst) => return,
+        Err(e) => panic!("create_process(probe): {e:?}"),
+    };
+    case.spawned.fetch_add(1, Ordering::Relaxed);
+    let mut out = h.take_stdout().expect("the probe's stdout pipe");
+    let err = h.take_stderr().expect("the probe's stderr pipe");
+    let (out_name, err_name) = (probe::pipe_name(&out), probe::pipe_name(&err));
+    let mut report = Vec::new();
+    out.read_to_end(&mut report)
+        .expect("read the probe's report");
+    let status = h.wait_timeout(STOP_LIMIT).expect("the probe exits at once");
+    if status.code() != Some(0) {
+        // Killed by stop() before it reported: nothing to look at.
+        assert!(
+            case.stop_called.load(Ordering::SeqCst),
+            "the probe ended with {status:?}"
+        );
+        return;
+    }
+    let report = probe::parse(&report);
+    probe::check(
+        &report,
+        &argv,
+        Some(&out_name),
+        Some(&err_name),
+        "ops probe",
+    );
+}
+
+/// Kills a child that ignores SIGTERM: the status is SIGKILL, and `kill()` returns no sooner than
+/// the grace after it was called (SIGKILL never lands before the grace), unless `stop()` started
+/// the escalation first.
+fn kill_stubborn(case: &Case) {
+    let stubborn = PROGRAMS
+        .iter()
+        .find(|p| p.argv.first() == Some(&"sh") && p.argv[2].starts_with("trap"))
+        .expect("a stubborn program");
+    let h = match case.ex.create_process(stubborn.argv, true) {
+        Ok(h) => h,
+        Err(SpawnError::Stopped) if case.stop_called.load(Ordering::SeqCst) => return,
+        Err(e) => panic!("create_process(stubborn): {e:?}"),
+    };
+    case.spawned.fetch_add(1, Ordering::Relaxed);
+    let term = 1u64 << (libc::SIGTERM - 1);
+    let deadline = Instant::now() + STOP_LIMIT;
+    while procfs::ignored(h.pid()).is_some_and(|set| set & term == 0) {
+        if h.poll().is_some() || Instant::now() > deadline {
+            break;
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+    let stop_before = case.stop_called.load(Ordering::SeqCst);
+    let ignores_term = procfs::ignored(h.pid()).is_some_and(|set| set & term != 0);
+    let t = Instant::now();
+    let status = h.kill();
+    let took = t.elapsed();
+    if stop_before || case.stop_called.load(Ordering::SeqCst) || !ignores_term {
+        return;
+    }
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGKILL),
+        "a stubborn child's kill"
+    );
+    assert!(
+        took >= case.plan_grace,
+        "SIGKILL landed {took:?} after kill(), before the grace of {:?}",
+        case.plan_grace
+    );
+    assert!(
+        took < case.plan_grace + STOP_LIMIT,
+        "kill() took {took:?} with a grace of {:?}",
+        case.plan_grace
+    );
+}
+
 fn join_bounded<T>(h: JoinHandle<T>, deadline: Instant, what: &str) -> T {
     while !h.is_finished() {
         if Instant::now() > deadline {
@@ -571,12 +669,16 @@ fn apply(case: &Case, op: Op) {
                     "running() owner {:?} unknown",
                     p.owner
                 );
+                let is_probe = probe::path().is_some_and(|path| {
+                    p.command.first().map(std::path::Path::new) == Some(path.as_path())
+                });
                 assert!(
-                    PROGRAMS.iter().any(|prog| prog
-                        .argv
-                        .iter()
-                        .map(OsString::from)
-                        .eq(p.command.clone())),
+                    is_probe
+                        || PROGRAMS.iter().any(|prog| prog
+                            .argv
+                            .iter()
+                            .map(OsString::from)
+                            .eq(p.command.clone())),
                     "running() lists a command we never asked for: {:?}",
                     p.command
                 );
@@ -591,6 +693,8 @@ fn apply(case: &Case, op: Op) {
             }
         }
         Op::Sleep(ms) => thread::sleep(Duration::from_millis(ms)),
+        Op::Probe(arg) => run_probe(case, arg),
+        Op::KillStubborn => kill_stubborn(case),
         Op::Stop => {
             case.stop_called.store(true, Ordering::SeqCst);
             let t = Instant::now();

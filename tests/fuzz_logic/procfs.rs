@@ -63,3 +63,10 @@ pub fn thread_count() -> usize {
         .and_then(|v| v.trim().parse().ok())
         .expect("Threads: in /proc/self/status")
 }
+
+/// The ignored-signal set (`SigIgn`) of process `pid`, while it exists.
+pub fn ignored(pid: u32) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let hex = status.lines().find_map(|l| l.strip_prefix("SigIgn:"))?;
+    u64::from_str_radix(hex.trim(), 16).ok()
+}

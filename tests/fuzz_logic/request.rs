@@ -13,9 +13,11 @@
 //! - an `Executor` rejects the same input with the same error (option bit 3);
 //! - when the program is known harmless (`true`, `false`, `echo`, by name or by path) or cannot be
 //!   executed at all (missing, a directory, a file without the execute bit, ...), it is really
-//!   spawned (option bit 2): harmless ones exit with their known code (`echo` output checked for
-//!   plain words) or fail with `ArgumentListTooLong` exactly when an argument exceeds the kernel's
-//!   limit; non-executables always give an `Err`, never a process.
+//!   spawned (option bit 2): harmless ones exit with their known code (`echo` output compared
+//!   byte for byte with GNU echo's rules: `-n`/`-e`/`-E`, empty, whitespace, non-UTF-8 words) or
+//!   fail with `ArgumentListTooLong` exactly when an argument exceeds the kernel's
+//!   limit; non-executables always give an `Err`, never a process, and leave no descriptor
+//!   behind.
 //!
 //! Input layout: `options, argc % 9, then argc arguments`; an argument is a kind byte `k` and
 //! - `k % 4 == 0`: a length-prefixed literal ([`Bytes::blob`]);
@@ -411,6 +413,13 @@ fn executor(backend: SpawnBackend) -> Arc<Executor> {
                     .name(format!("fuzz-request-{}", b.name()))
                     .spawn(move || for_loop.run())
                     .expect("spawn run() thread");
+                // One spawn first: the Vfork backend keeps three descriptors for the life of the
+                // executor once it spawned, which a descriptor count must not blame on a later
+                // request.
+                let warm = ex
+                    .create_process(&["true"], true)
+                    .expect("the first spawn of an executor");
+                warm.wait_timeout(WAIT_LIMIT).expect("true exits");
                 ex
             })
             .collect()
@@ -496,16 +505,36 @@ fn spawn_harmless(
     }
 }
 
-/// What `/bin/echo` prints for plain words (no option, no escape), else `None`.
+/// What GNU `echo` (coreutils, as `/usr/bin/echo`) prints for `args[1..]`, byte for byte:
+/// leading arguments made only of `-` and the letters `n`, `e`, `E` are options (`-n`: no
+/// newline; `-e`: escapes, then `None` if a word holds a backslash); a lone `--help` or
+/// `--version` is `None`; every other word (empty, whitespace, non-UTF-8, `-`, `--`) is printed
+/// as it is, words joined by one space.
 fn echo_output(args: &[OsString]) -> Option<Vec<u8>> {
-    let words = &args[1..];
-    let plain = |w: &OsString| {
-        !w.is_empty()
-            && w.as_bytes()
-                .iter()
-                .all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'.')
-    };
-    if !args[0].as_bytes().ends_with(b"echo") || !words.iter().all(plain) {
+    if !args[0].as_bytes().ends_with(b"echo") || std::env::var_os("POSIXLY_CORRECT").is_some() {
+        return None;
+    }
+    let mut words = &args[1..];
+    if words.len() == 1 && matches!(words[0].as_bytes(), b"--help" | b"--version") {
+        return None;
+    }
+    let (mut newline, mut escapes) = (true, false);
+    while let Some(first) = words.first() {
+        let w = first.as_bytes();
+        let is_option = w.len() >= 2 && w[0] == b'-' && w[1..].iter().all(|c| b"neE".contains(c));
+        if !is_option {
+            break;
+        }
+        for c in &w[1..] {
+            match c {
+                b'n' => newline = false,
+                b'e' => escapes = true,
+                _ => escapes = false,
+            }
+        }
+        words = &words[1..];
+    }
+    if escapes && words.iter().any(|w| w.as_bytes().contains(&b'\\')) {
         return None;
     }
     let mut out = words
@@ -513,13 +542,17 @@ fn echo_output(args: &[OsString]) -> Option<Vec<u8>> {
         .map(|w| w.as_bytes())
         .collect::<Vec<_>>()
         .join(&b' ');
-    out.push(b'\n');
+    if newline {
+        out.push(b'\n');
+    }
     Some(out)
 }
 
 fn spawn_must_fail(req: &Request, args: &[OsString], prepared: Prepared) {
-    let result = if req.via_executor() {
-        let ex = executor(req.backend());
+    // Built before the count: the executors' own descriptors are not the spawn's.
+    let ex = req.via_executor().then(|| executor(req.backend()));
+    let fds_before = super::procfs::fds();
+    let result = if let Some(ex) = ex {
         ex.create_process(args, req.discard_output()).map(|h| {
             let status = h.wait_timeout(WAIT_LIMIT);
             (h.pid(), status)
@@ -527,6 +560,15 @@ fn spawn_must_fail(req: &Request, args: &[OsString], prepared: Prepared) {
     } else {
         spawn_direct(prepared, req.backend()).map(|waited| (0, waited.ok()))
     };
+    let fds_after = super::procfs::fds();
+    assert_eq!(
+        fds_before,
+        fds_after,
+        "{:?}: a failed spawn left descriptors: before [{}], after [{}]",
+        short(args),
+        super::procfs::describe_fds(&fds_before),
+        super::procfs::describe_fds(&fds_after)
+    );
     match result {
         Err(e) => check_error(&e, args),
         Ok((pid, status)) => panic!(

@@ -34,6 +34,34 @@ pub fn request() -> Vec<(&'static str, Vec<u8>)> {
             ),
         ),
         (
+            "echo-bytes-executor-pipes",
+            request::encode(
+                opts(2, true, true, false),
+                &[
+                    Dict(b"echo"),
+                    Lit(b"-nE"),
+                    Lit(b""),
+                    Lit(b" \t "),
+                    Dict(b"\xff\xfe\x80"),
+                    Lit(b"-n"),
+                    Lit(b"--"),
+                ],
+            ),
+        ),
+        (
+            "echo-options-and-empty-words",
+            request::encode(
+                opts(0, true, true, false),
+                &[
+                    Dict(b"/usr/bin/echo"),
+                    Lit(b"-e"),
+                    Lit(b"a b"),
+                    Lit(b""),
+                    Lit(b"-"),
+                ],
+            ),
+        ),
+        (
             "nul-in-argument",
             request::encode(opts(0, true, true, true), &[Dict(b"echo"), Dict(b"a\0b")]),
         ),
@@ -174,6 +202,27 @@ pub fn ops() -> Vec<(&'static str, Vec<u8>)> {
     let one = |ops: &[Op]| ops.iter().map(|&o| (0u8, o)).collect::<Vec<_>>();
     vec![
         ("empty-input", vec![]),
+        (
+            "probe-what-children-inherit",
+            ops::encode(
+                header(2, 1, 2, false, false),
+                &[
+                    (0, c(CAT, false)),
+                    (1, Probe(0xff)),
+                    (0, Probe(0x15)),
+                    (1, c(SLEEP, false)),
+                    (0, Probe(0)),
+                    (1, KillStubborn),
+                ],
+            ),
+        ),
+        (
+            "probe-signal-mode",
+            ops::encode(
+                header(0, 3, 1, true, false),
+                &one(&[c(SLEEP, false), Probe(0x6a), KillStubborn, Probe(0x80)]),
+            ),
+        ),
         (
             "each-natural-status",
             ops::encode(
