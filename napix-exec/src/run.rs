@@ -6,37 +6,41 @@
 //! A signal thread (signal-hook) turns SIGINT/SIGTERM into `stop()`.
 //!
 //! ```text
-//! main:         parse input -> build executor -> executor.run() ............ -> summary, exit
+//! main:         open input -> build executor -> executor.run() ............ -> summary, exit
+//! input:        read a line -> channel (detached: a blocked read never holds the end)
 //! coordinator:  spawn workers, work too -> join them -> executor.stop() --^
-//! worker (xN):  next line -> create_process -> [capture readers] -> wait(_timeout)/kill -> report
-//! signals:      SIGINT/SIGTERM -> mark interrupted -> executor.stop()
+//! worker (xN):  next line -> parse -> create_process -> [capture] -> wait(_timeout)/kill -> report
+//! signals:      SIGINT/SIGTERM -> mark interrupted -> executor.stop(); again -> SIGKILL all
 //! ```
 //!
 //! Output: one result line per command on stdout (`--json`: one JSON object), in the order the
-//! commands end; the summary, notes and the progress bar on stderr, so stdout stays a clean record.
+//! commands end (input order with `--keep-order`), and `--joblog` lines; the summary, notes and the progress bar on stderr, so stdout stays a clean record.
 //!
 //! Exit status: 0 when every command exited 0; 1 otherwise (a failure, a kill, a line that could
 //! not be parsed or started), and when the executor itself fails; 2 for a usage error or an
 //! unreadable input; 128 + the signal after SIGINT (130) or SIGTERM (143).
 
-use std::io::{self, BufWriter, IsTerminal, Read, Write};
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal, Write};
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use napix_executor::{Executor, SpawnError};
+use napix_executor::{ExecHandle, Executor, SpawnError};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
+use crate::duration;
+
 #[path = "run_capture.rs"]
 mod capture;
-#[path = "run_duration.rs"]
-mod duration;
 #[path = "run_report.rs"]
 mod report;
 
@@ -47,12 +51,21 @@ use report::{Outcome, Status, Tally};
 /// reading them (a background process that inherited them would otherwise hold the runner).
 const DRAIN: Duration = Duration::from_secs(1);
 
+/// How often a worker waiting for the next input line looks whether the run was stopped.
+const IDLE_LOOK: Duration = Duration::from_millis(50);
+
 #[derive(clap::Args)]
 #[command(after_help = "\
 Each line is one command, split with shell quoting rules (single and double quotes, backslash \
-escapes) and run without a shell. Blank lines and lines starting with '#' are skipped. A result \
-line per command goes to stdout as each command ends; the progress bar (on a terminal) and the \
-summary go to stderr.
+escapes) and run without a shell. Blank lines and lines starting with '#' are skipped. Each line \
+starts as soon as it is read and a worker is free, so `producer | napix-exec run` streams. A \
+result line per command goes to stdout as each command ends (in input order with --keep-order); \
+the progress bar (on a terminal) and the summary go to stderr.
+
+Durations: a bare number is seconds (10, 0.5); or a number with a unit: ms, s, m, h (500ms, 1m30s).
+
+Ctrl-C (SIGINT) or SIGTERM: no new command starts, running ones get SIGTERM, then SIGKILL after \
+the grace. A second Ctrl-C sends SIGKILL to every running command at once.
 
 Exit status: 0 when every command exited 0, 1 otherwise, 2 for a usage error or unreadable input, \
 130 after SIGINT and 143 after SIGTERM.")]
@@ -65,12 +78,13 @@ pub struct RunArgs {
     #[arg(short = 'j', long, value_name = "N", value_parser = parse_jobs)]
     jobs: Option<NonZeroUsize>,
 
-    /// Per-command time limit (e.g. 500ms, 2s, 1m); then the command gets SIGTERM, and SIGKILL
-    /// after the grace.
+    /// Per-command time limit: seconds (10, 0.5) or with a unit (500ms, 2s, 1m, 1h); then the
+    /// command gets SIGTERM, and SIGKILL after the grace.
     #[arg(long, value_name = "DURATION", value_parser = duration::parse_positive)]
     timeout: Option<Duration>,
 
-    /// Time between SIGTERM and SIGKILL when a command is killed (timeout or interrupt).
+    /// Time between SIGTERM and SIGKILL when a command is killed (timeout, interrupt,
+    /// --kill-on-fail); same syntax as --timeout, 0 for SIGKILL at once.
     #[arg(long, value_name = "DURATION", value_parser = duration::parse, default_value = "3s")]
     grace: Duration,
 
@@ -79,9 +93,29 @@ pub struct RunArgs {
     output: OutputMode,
 
     /// Print one JSON object per command instead of a text line (keys: line, command, pid, code,
-    /// signal, error, timed_out, duration_ms, stdout, stderr).
+    /// signal, error, timed_out, duration_ms, stdout, stderr, stdout_invalid_utf8,
+    /// stderr_invalid_utf8, rusage).
     #[arg(long)]
     json: bool,
+
+    /// Print results in input order (each waits for the lines before it), not as commands end.
+    #[arg(short = 'k', long)]
+    keep_order: bool,
+
+    /// After the first command that does not succeed (non-zero exit, killed, could not start,
+    /// parse error), start no new command; running ones go on to their end.
+    #[arg(long)]
+    fail_fast: bool,
+
+    /// Like --fail-fast, and also kill the running commands (SIGTERM, SIGKILL after the grace).
+    #[arg(long)]
+    kill_on_fail: bool,
+
+    /// Append one tab-separated line per command to FILE: line, start (Unix time), seconds, exit
+    /// code, signal, user and system CPU seconds, max RSS (KiB), command. A header line starts a
+    /// new file.
+    #[arg(long, value_name = "FILE")]
+    joblog: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -102,112 +136,174 @@ fn parse_jobs(s: &str) -> Result<NonZeroUsize, String> {
 
 /// A line to run.
 struct Job {
+    /// Position among the input's command lines (0-based): the order of `--keep-order`.
+    seq: usize,
     line: usize,
     command: String,
     argv: Vec<String>,
 }
 
-/// Splits the input into jobs, and outcomes for the lines that cannot be parsed.
-fn parse_input(input: &[u8]) -> (Vec<Job>, Vec<Outcome>) {
-    let mut jobs = Vec::new();
-    let mut bad = Vec::new();
-    for (i, raw) in input.split(|&b| b == b'\n').enumerate() {
-        let line = i + 1;
-        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-        let parse_error = |command: &str, error: String| Outcome {
-            line,
-            command: command.to_owned(),
-            pid: None,
-            status: Status::ParseError(error),
-            timed_out: false,
-            duration: None,
-            stdout: None,
-            stderr: None,
-            rusage: None,
-        };
-        let text = match std::str::from_utf8(raw) {
-            Ok(t) => t.trim(),
-            Err(_) => {
-                let lossy = String::from_utf8_lossy(raw);
-                bad.push(parse_error(lossy.trim(), "not valid UTF-8".to_owned()));
-                continue;
-            }
-        };
-        if text.is_empty() || text.starts_with('#') {
-            continue;
-        }
-        match shell_words::split(text) {
-            // Only whitespace and a comment: nothing to run.
-            Ok(argv) if argv.is_empty() => {}
-            Ok(argv) => jobs.push(Job {
-                line,
-                command: text.to_owned(),
-                argv,
-            }),
-            Err(e) => bad.push(parse_error(text, e.to_string())),
-        }
-    }
-    (jobs, bad)
+/// A line read from the input that is not blank nor a comment, not parsed yet.
+struct RawLine {
+    seq: usize,
+    line: usize,
+    bytes: Vec<u8>,
 }
 
-fn read_input(file: Option<&PathBuf>) -> io::Result<Vec<u8>> {
-    match file {
-        Some(path) if path.as_os_str() != "-" => std::fs::read(path),
-        _ => {
-            let mut buf = Vec::new();
-            io::stdin().lock().read_to_end(&mut buf)?;
-            Ok(buf)
+/// A line without its end of line and surrounding blanks, or `None` when there is nothing to run.
+fn significant(raw: &[u8]) -> Option<&[u8]> {
+    let raw = raw.strip_suffix(b"\n").unwrap_or(raw);
+    let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+    let raw = raw.trim_ascii();
+    (!raw.is_empty() && !raw.starts_with(b"#")).then_some(raw)
+}
+
+/// Splits a significant line into a job, or the outcome of a line that cannot be parsed (`None`
+/// when only a comment is left).
+fn parse_line(raw: &RawLine) -> Option<Result<Job, Outcome>> {
+    let parse_error = |command: String, error: &str| {
+        Some(Err(Outcome::not_run(
+            raw.seq,
+            raw.line,
+            command,
+            Status::ParseError(error.to_owned()),
+        )))
+    };
+    let Ok(text) = std::str::from_utf8(&raw.bytes) else {
+        return parse_error(report::escape_bytes(&raw.bytes), "not valid UTF-8");
+    };
+    match shell_words::split(text) {
+        // Only whitespace and a comment: nothing to run.
+        Ok(argv) if argv.is_empty() => None,
+        Ok(argv) => Some(Ok(Job {
+            seq: raw.seq,
+            line: raw.line,
+            command: text.to_owned(),
+            argv,
+        })),
+        Err(e) => parse_error(text.to_owned(), &e.to_string()),
+    }
+}
+
+/// Reads the input line by line and hands each significant line on as soon as it is read (so a
+/// slow producer's first commands run while it writes the next). Runs on a detached thread: a
+/// read blocked on a terminal or pipe must not hold the run's end.
+fn read_lines(
+    mut input: Box<dyn BufRead + Send>,
+    tx: Sender<RawLine>,
+    total: Arc<AtomicUsize>,
+    bar: ProgressBar,
+    read_error: Arc<Mutex<Option<io::Error>>>,
+) {
+    let mut buf = Vec::new();
+    let mut line = 0;
+    loop {
+        buf.clear();
+        match input.read_until(b'\n', &mut buf) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                *read_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
+                return;
+            }
+        }
+        line += 1;
+        let Some(text) = significant(&buf) else {
+            continue;
+        };
+        let seq = total.fetch_add(1, Ordering::SeqCst);
+        bar.inc_length(1);
+        let raw = RawLine {
+            seq,
+            line,
+            bytes: text.to_vec(),
+        };
+        if tx.send(raw).is_err() {
+            // Every worker is gone (the run was stopped): nothing more to read for.
+            return;
         }
     }
+}
+
+/// Where the result lines go, in end order or (`--keep-order`) input order.
+struct Printer {
+    keep_order: bool,
+    /// The next sequence number to print with `--keep-order`.
+    next: usize,
+    /// Outcomes that ended before an earlier line's.
+    pending: BTreeMap<usize, Outcome>,
+    joblog: Option<BufWriter<File>>,
 }
 
 /// Everything the worker, signal and main threads share.
 struct Runner<'a> {
     executor: &'a Executor,
-    jobs: &'a [Job],
-    next: AtomicUsize,
+    lines: Mutex<Receiver<RawLine>>,
     discard_output: bool,
     timeout: Option<Duration>,
     json: bool,
+    fail_fast: bool,
+    kill_on_fail: bool,
     /// The first of SIGINT/SIGTERM received, 0 before.
     interrupted: AtomicI32,
+    /// Set by the first failure under --fail-fast / --kill-on-fail.
+    halted: AtomicBool,
     running: AtomicUsize,
+    /// The handles of the running commands, by sequence number: a second Ctrl-C kills them.
+    handles: Mutex<HashMap<usize, Arc<ExecHandle>>>,
     /// Also the print lock: one command's lines are never interleaved with another's.
-    tally: Mutex<Tally>,
+    tally: Mutex<(Tally, Printer)>,
     bar: ProgressBar,
 }
 
 impl Runner<'_> {
-    /// A worker: takes lines until there are none left, or the run is interrupted.
-    fn work(&self) {
-        while self.interrupted.load(Ordering::Relaxed) == 0 {
-            let Some(job) = self.jobs.get(self.next.fetch_add(1, Ordering::Relaxed)) else {
-                return;
-            };
-            match self.run_one(job) {
-                Some(outcome) => self.report(&outcome),
-                // Stopped: nothing new starts; the job counts as not run.
-                None => return,
+    fn stopping(&self) -> bool {
+        self.interrupted.load(Ordering::Relaxed) != 0 || self.halted.load(Ordering::Relaxed)
+    }
+
+    /// The next input line, waiting for the reader; `None` at the end of the input or once the
+    /// run is stopping.
+    fn next_line(&self) -> Option<RawLine> {
+        let lines = self.lines.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if self.stopping() {
+                return None;
             }
+            match lines.recv_timeout(IDLE_LOOK) {
+                Ok(raw) => return Some(raw),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return None,
+            }
+        }
+    }
+
+    /// A worker: takes lines until there are none left, or the run is stopping.
+    fn work(&self) {
+        while let Some(raw) = self.next_line() {
+            let outcome = match parse_line(&raw) {
+                None => {
+                    self.report(Outcome::skipped(raw.seq));
+                    continue;
+                }
+                Some(Err(bad)) => bad,
+                Some(Ok(job)) => match self.run_one(&job) {
+                    Some(outcome) => outcome,
+                    // Stopped: nothing new starts; the job counts as not run.
+                    None => return,
+                },
+            };
+            self.report(outcome);
         }
     }
 
     /// Runs one command to its end; `None` when the executor was stopped before it started.
     fn run_one(&self, job: &Job) -> Option<Outcome> {
         let start = Instant::now();
-        let mut outcome = Outcome {
-            line: job.line,
-            command: job.command.clone(),
-            pid: None,
-            status: Status::Unknown,
-            timed_out: false,
-            duration: None,
-            stdout: None,
-            stderr: None,
-            rusage: None,
-        };
+        let mut outcome = Outcome::not_run(job.seq, job.line, job.command.clone(), Status::Unknown);
+        outcome.started_at = Some(SystemTime::now());
         let handle = match self.executor.create_process(&job.argv, self.discard_output) {
-            Ok(h) => h,
+            Ok(h) => Arc::new(h),
             Err(SpawnError::Stopped) => return None,
             Err(e) => {
                 tracing::debug!(line = job.line, error = %e, "could not start");
@@ -221,6 +317,10 @@ impl Runner<'_> {
         let _span = tracing::debug_span!("command", line = job.line, pid).entered();
         tracing::debug!(command = %job.command, "started");
         self.running_changed(1);
+        self.handles
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(job.seq, Arc::clone(&handle));
 
         let captures = (!self.discard_output).then(|| {
             let name = |stream: &str| format!("L{}-{stream}", job.line);
@@ -239,6 +339,10 @@ impl Runner<'_> {
             }),
         };
         outcome.duration = Some(start.elapsed());
+        self.handles
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&job.seq);
         // The library reports a lost status (the kernel reaped the child itself) as exit 255.
         outcome.status = if handle.status_lost() {
             Status::Unknown
@@ -266,11 +370,53 @@ impl Runner<'_> {
         self.bar.set_message(format!("{now} running"));
     }
 
+    /// Counts an outcome, prints it (now, or with --keep-order once the lines before it are
+    /// printed), logs it to the job log, and halts the run on a failure under --fail-fast.
+    fn report(&self, outcome: Outcome) {
+        let mut guard = self.tally.lock().unwrap_or_else(PoisonError::into_inner);
+        let (tally, printer) = &mut *guard;
+        let failed = !outcome.skipped && outcome.kind() != report::Kind::Succeeded;
+        tally.add(&outcome);
+        if printer.keep_order {
+            printer.pending.insert(outcome.seq, outcome);
+            while let Some(o) = printer.pending.remove(&printer.next) {
+                printer.next += 1;
+                self.print(&o, &mut printer.joblog);
+            }
+        } else {
+            self.print(&outcome, &mut printer.joblog);
+        }
+        drop(guard);
+        if failed && (self.fail_fast || self.kill_on_fail) {
+            self.halt();
+        }
+    }
+
+    /// Prints every outcome still held back by --keep-order (lines before them never ran).
+    fn flush_pending(&self) {
+        let mut guard = self.tally.lock().unwrap_or_else(PoisonError::into_inner);
+        let (_, printer) = &mut *guard;
+        for (_, o) in std::mem::take(&mut printer.pending) {
+            self.print(&o, &mut printer.joblog);
+        }
+    }
+
     /// Prints an outcome (stdout: result line and captured output; stderr: captured stderr and
-    /// notes) and counts it.
-    fn report(&self, outcome: &Outcome) {
-        let mut tally = self.tally.lock().unwrap_or_else(PoisonError::into_inner);
-        tally.add(outcome);
+    /// notes) and appends it to the job log. Called with the print lock held.
+    fn print(&self, outcome: &Outcome, joblog: &mut Option<BufWriter<File>>) {
+        if outcome.skipped {
+            self.bar.inc(1);
+            return;
+        }
+        if let Some(log) = joblog {
+            let written = outcome.write_joblog(log).and_then(|()| log.flush());
+            if let Err(e) = written {
+                self.bar.suspend(|| {
+                    eprintln!("napix-exec: --joblog: cannot write: {e}; no more job log lines");
+                });
+                *joblog = None;
+            }
+        }
         self.bar.suspend(|| {
             let mut out = BufWriter::new(io::stdout().lock());
             let mut err = BufWriter::new(io::stderr().lock());
@@ -289,7 +435,7 @@ impl Runner<'_> {
         self.bar.inc(1);
     }
 
-    /// A line on stderr that does not break the progress bar.
+    /// A line on stderr that does not break the progress bar: the bar is cleared first.
     fn note(&self, text: &str) {
         let _tally = self.tally.lock().unwrap_or_else(PoisonError::into_inner);
         self.bar.suspend(|| {
@@ -297,9 +443,31 @@ impl Runner<'_> {
         });
     }
 
-    /// What SIGINT/SIGTERM does: the first one stops the executor; later ones change nothing (the
-    /// escalation is already under way and ends within the grace).
+    /// The first failure under --fail-fast: no new command starts; with --kill-on-fail the
+    /// executor is stopped, which kills the running ones with the usual escalation.
+    fn halt(&self) {
+        if self.halted.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let running = self.running.load(Ordering::Relaxed);
+        if self.kill_on_fail {
+            self.executor.stop();
+            self.note(&format!(
+                "a command failed: starting no more; {running} running get SIGTERM, then SIGKILL \
+                 after the grace (--kill-on-fail)"
+            ));
+        } else {
+            self.note(&format!(
+                "a command failed: starting no more; waiting for {running} running (--fail-fast)"
+            ));
+        }
+    }
+
+    /// What SIGINT/SIGTERM does: the first one stops the executor (SIGTERM to every command,
+    /// SIGKILL after the grace); the next one sends SIGKILL to every running command at once.
     fn interrupt(&self, signal: i32, grace: Duration) {
+        let label = report::signal_label(signal);
+        let name = label.split(' ').next().unwrap_or("signal");
         if self
             .interrupted
             .compare_exchange(0, signal, Ordering::Relaxed, Ordering::Relaxed)
@@ -307,13 +475,34 @@ impl Runner<'_> {
         {
             tracing::info!(signal, "interrupted; stopping the executor");
             self.executor.stop();
-            let name = report::signal_label(signal);
-            let name = name.split(' ').next().unwrap_or("signal");
             self.note(&format!(
-                "{name}: stopping; running commands get SIGTERM, then SIGKILL after {}",
+                "{name}: stopping; running commands get SIGTERM, then SIGKILL after {} (again to \
+                 kill them now)",
                 report::human_duration(grace)
             ));
+            return;
         }
+        let handles: Vec<Arc<ExecHandle>> = self
+            .handles
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        tracing::info!(
+            signal,
+            running = handles.len(),
+            "interrupted again; SIGKILL"
+        );
+        // An error is a command that ended meanwhile (ESRCH): nothing left to kill.
+        let killed = handles
+            .iter()
+            .filter(|h| h.send_signal(libc::SIGKILL).is_ok())
+            .count();
+        self.note(&format!(
+            "{name} again: sent SIGKILL to {killed} running command{}",
+            if killed == 1 { "" } else { "s" }
+        ));
     }
 }
 
@@ -326,7 +515,7 @@ impl Drop for StopOnDrop<'_> {
     }
 }
 
-fn progress_bar(total: usize) -> ProgressBar {
+fn progress_bar() -> ProgressBar {
     if !io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
@@ -335,15 +524,53 @@ fn progress_bar(total: usize) -> ProgressBar {
     )
     .map(|s| s.progress_chars("=> "))
     .unwrap_or_else(|_| ProgressStyle::default_bar());
-    let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr())
+    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr())
         .with_style(style)
         .with_message("0 running");
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
 }
 
+/// Opens the input: the file, or stdin (saying so when it is a terminal, where a user could
+/// otherwise wait for a run that waits for them).
+fn open_input(file: Option<&PathBuf>) -> io::Result<Box<dyn BufRead + Send>> {
+    match file {
+        Some(path) if path.as_os_str() != "-" => {
+            let f = File::open(path)?;
+            if f.metadata()?.is_dir() {
+                return Err(io::Error::new(
+                    io::ErrorKind::IsADirectory,
+                    "is a directory",
+                ));
+            }
+            Ok(Box::new(BufReader::new(f)))
+        }
+        _ => {
+            let stdin = io::stdin();
+            if stdin.is_terminal() {
+                eprintln!(
+                    "napix-exec run: reading commands from stdin, one per line (end with Ctrl-D)"
+                );
+            }
+            Ok(Box::new(BufReader::new(stdin)))
+        }
+    }
+}
+
+/// Opens the job log for appending; a new (empty) file gets the header line.
+fn open_joblog(path: &PathBuf) -> io::Result<BufWriter<File>> {
+    let f = File::options().create(true).append(true).open(path)?;
+    let empty = f.metadata()?.len() == 0;
+    let mut w = BufWriter::new(f);
+    if empty {
+        writeln!(w, "{}", report::JOBLOG_HEADER)?;
+        w.flush()?;
+    }
+    Ok(w)
+}
+
 pub fn main(args: RunArgs) -> ExitCode {
-    let input = match read_input(args.file.as_ref()) {
+    let input = match open_input(args.file.as_ref()) {
         Ok(input) => input,
         Err(e) => {
             let name = match &args.file {
@@ -354,8 +581,17 @@ pub fn main(args: RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let (jobs, parse_errors) = parse_input(&input);
-    let total = jobs.len() + parse_errors.len();
+    let joblog = match args.joblog.as_ref().map(open_joblog).transpose() {
+        Ok(log) => log,
+        Err(e) => {
+            let path = args
+                .joblog
+                .as_ref()
+                .map_or(String::new(), |p| p.display().to_string());
+            eprintln!("napix-exec run: --joblog {path}: {e}");
+            return ExitCode::from(2);
+        }
+    };
 
     let executor = match Executor::builder().kill_grace(args.grace).build() {
         Ok(e) => e,
@@ -376,25 +612,45 @@ pub fn main(args: RunArgs) -> ExitCode {
     let workers = args
         .jobs
         .or_else(|| thread::available_parallelism().ok())
-        .map_or(1, NonZeroUsize::get)
-        .min(jobs.len())
-        .max(1);
-    tracing::debug!(commands = jobs.len(), workers, "starting");
+        .map_or(1, NonZeroUsize::get);
+    tracing::debug!(workers, "starting");
+    let bar = progress_bar();
+    let total = Arc::new(AtomicUsize::new(0));
+    let read_error = Arc::new(Mutex::new(None));
+    let (tx, rx) = mpsc::channel();
+    {
+        let (total, bar, read_error) = (Arc::clone(&total), bar.clone(), Arc::clone(&read_error));
+        let spawned = thread::Builder::new()
+            .name("input".into())
+            .spawn(move || read_lines(input, tx, total, bar, read_error));
+        if let Err(e) = spawned {
+            eprintln!("napix-exec run: cannot start the input thread: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let runner = Runner {
         executor: &executor,
-        jobs: &jobs,
-        next: AtomicUsize::new(0),
+        lines: Mutex::new(rx),
         discard_output: args.output == OutputMode::Discard,
         timeout: args.timeout,
         json: args.json,
+        fail_fast: args.fail_fast,
+        kill_on_fail: args.kill_on_fail,
         interrupted: AtomicI32::new(0),
+        halted: AtomicBool::new(false),
         running: AtomicUsize::new(0),
-        tally: Mutex::new(Tally::default()),
-        bar: progress_bar(total),
+        handles: Mutex::new(HashMap::new()),
+        tally: Mutex::new((
+            Tally::default(),
+            Printer {
+                keep_order: args.keep_order,
+                next: 0,
+                pending: BTreeMap::new(),
+                joblog,
+            },
+        )),
+        bar,
     };
-    for outcome in &parse_errors {
-        runner.report(outcome);
-    }
 
     thread::scope(|s| {
         let runner = &runner;
@@ -428,9 +684,14 @@ pub fn main(args: RunArgs) -> ExitCode {
             std::process::exit(1);
         }
     });
+    runner.flush_pending();
 
     runner.bar.finish_and_clear();
-    let tally = runner
+    let read_error = read_error
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
+    let (tally, _) = runner
         .tally
         .into_inner()
         .unwrap_or_else(PoisonError::into_inner);
@@ -438,9 +699,15 @@ pub fn main(args: RunArgs) -> ExitCode {
         0 => None,
         signal => Some(signal),
     };
-    eprintln!("{}", tally.summary(total, interrupted));
+    let halted = runner.halted.into_inner();
+    let total = total.load(Ordering::SeqCst) - tally.skipped;
+    eprintln!("{}", tally.summary(total, interrupted, halted));
+    if let Some(e) = &read_error {
+        eprintln!("napix-exec run: stopped reading the input: {e}");
+    }
     match interrupted {
         Some(signal) => ExitCode::from(128 + signal as u8),
+        None if read_error.is_some() => ExitCode::from(2),
         None if tally.all_succeeded() && tally.reported() == total => ExitCode::SUCCESS,
         None => ExitCode::FAILURE,
     }
@@ -452,23 +719,51 @@ mod tests {
 
     #[test]
     fn input_lines_are_split_skipped_or_reported() {
-        let input =
-            b"echo 'a b' c\n\n  # comment\n\techo \"open\r\nprintf '%s\\n' x # trailing\n\xff\n";
-        let (jobs, bad) = parse_input(input);
-        let lines: Vec<_> = jobs.iter().map(|j| (j.line, j.argv.clone())).collect();
+        let input: &[&[u8]] = &[
+            b"echo 'a b' c\n",
+            b"\n",
+            b"  # comment\n",
+            b"\techo \"open\r\n",
+            b"printf '%s\\n' x # trailing\n",
+            b"\xff\x1b[2J\n",
+        ];
+        let mut jobs = Vec::new();
+        let mut bad = Vec::new();
+        for (i, bytes) in input.iter().enumerate() {
+            let Some(text) = significant(bytes) else {
+                continue;
+            };
+            let raw = RawLine {
+                seq: i,
+                line: i + 1,
+                bytes: text.to_vec(),
+            };
+            match parse_line(&raw) {
+                Some(Ok(j)) => jobs.push((j.line, j.argv)),
+                Some(Err(o)) => bad.push((o.line, o.command, o.status)),
+                None => {}
+            }
+        }
         assert_eq!(
-            lines,
+            jobs,
             vec![
                 (1, vec!["echo".into(), "a b".into(), "c".into()]),
                 (5, vec!["printf".into(), "%s\\n".into(), "x".into()]),
             ]
         );
-        let bad: Vec<_> = bad.iter().map(|o| (o.line, o.status.clone())).collect();
         assert_eq!(
             bad,
             vec![
-                (4, Status::ParseError("missing closing quote".into())),
-                (6, Status::ParseError("not valid UTF-8".into())),
+                (
+                    4,
+                    "echo \"open".into(),
+                    Status::ParseError("missing closing quote".into())
+                ),
+                (
+                    6,
+                    "\\xff\\x1b[2J".into(),
+                    Status::ParseError("not valid UTF-8".into())
+                ),
             ]
         );
     }

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use napix_executor::ResourceUsage;
 use serde::Serialize;
@@ -47,6 +47,10 @@ impl Status {
 /// One line's result.
 #[derive(Debug)]
 pub struct Outcome {
+    /// Position among the input's command lines (0-based): the order of `--keep-order`.
+    pub seq: usize,
+    /// A line that held only a comment once split: nothing to report, only its place to keep.
+    pub skipped: bool,
     /// 1-based line number in the input.
     pub line: usize,
     /// The line as written (trimmed).
@@ -57,6 +61,8 @@ pub struct Outcome {
     pub timed_out: bool,
     /// From just before `create_process` to the exit status; `None` for a parse error.
     pub duration: Option<Duration>,
+    /// The wall-clock time just before `create_process` (for the job log).
+    pub started_at: Option<SystemTime>,
     /// `Some` only with `--output capture` and a process that started.
     pub stdout: Option<Captured>,
     pub stderr: Option<Captured>,
@@ -69,18 +75,81 @@ pub struct Outcome {
 pub enum Kind {
     Succeeded,
     Failed,
+    ParseError,
     NotStarted,
     Killed,
 }
 
+/// The job log's header (`--joblog`), tab-separated like its lines.
+pub const JOBLOG_HEADER: &str =
+    "line\tstart\tseconds\texit\tsignal\tuser_cpu_s\tsystem_cpu_s\tmax_rss_kib\tcommand";
+
 impl Outcome {
+    /// A line with no process (yet): its status says why.
+    pub fn not_run(seq: usize, line: usize, command: String, status: Status) -> Outcome {
+        Outcome {
+            seq,
+            skipped: false,
+            line,
+            command,
+            pid: None,
+            status,
+            timed_out: false,
+            duration: None,
+            started_at: None,
+            stdout: None,
+            stderr: None,
+            rusage: None,
+        }
+    }
+
+    /// The place of a line with nothing to run (only a comment once split).
+    pub fn skipped(seq: usize) -> Outcome {
+        let mut o = Outcome::not_run(seq, 0, String::new(), Status::Unknown);
+        o.skipped = true;
+        o
+    }
+
     pub fn kind(&self) -> Kind {
         match self.status {
             Status::Exited(0) => Kind::Succeeded,
             Status::Exited(_) | Status::Unknown => Kind::Failed,
             Status::Signaled { .. } => Kind::Killed,
-            Status::SpawnFailed(_) | Status::ParseError(_) => Kind::NotStarted,
+            Status::SpawnFailed(_) => Kind::NotStarted,
+            Status::ParseError(_) => Kind::ParseError,
         }
+    }
+
+    /// One job-log line: line, start (Unix seconds), seconds, exit code, signal, user and system
+    /// CPU seconds, max RSS in KiB, command; `-` where a value does not apply.
+    pub fn write_joblog(&self, w: &mut impl Write) -> io::Result<()> {
+        let dash = || "-".to_owned();
+        let start = self
+            .started_at
+            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+            .map_or_else(dash, |d| format!("{:.3}", d.as_secs_f64()));
+        let seconds = self
+            .duration
+            .map_or_else(dash, |d| format!("{:.3}", d.as_secs_f64()));
+        let (code, signal) = match &self.status {
+            Status::Exited(c) => (c.to_string(), "0".to_owned()),
+            Status::Signaled { signal, .. } => (dash(), signal.to_string()),
+            _ => (dash(), dash()),
+        };
+        let (user, system, rss) = match &self.rusage {
+            Some(u) => (
+                format!("{:.3}", u.user_time.as_secs_f64()),
+                format!("{:.3}", u.system_time.as_secs_f64()),
+                (u.max_rss_bytes / 1024).to_string(),
+            ),
+            None => (dash(), dash(), dash()),
+        };
+        writeln!(
+            w,
+            "{}\t{start}\t{seconds}\t{code}\t{signal}\t{user}\t{system}\t{rss}\t{}",
+            self.line,
+            escape_controls(&self.command)
+        )
     }
 
     /// The human result line, without newline: `line 3: exit 0 in 1.2ms: echo hi`.
@@ -105,7 +174,7 @@ impl Outcome {
                 return s;
             }
             Status::ParseError(e) => {
-                let _ = write!(s, "parse error: {e}: {}", self.command);
+                let _ = write!(s, "parse error: {e}: {}", escape_controls(&self.command));
                 return s;
             }
         }
@@ -115,7 +184,7 @@ impl Outcome {
         if let Some(d) = self.duration {
             let _ = write!(s, " in {}", human_duration(d));
         }
-        let _ = write!(s, ": {}", self.command);
+        let _ = write!(s, ": {}", escape_controls(&self.command));
         s
     }
 
@@ -145,6 +214,9 @@ impl Outcome {
             c.as_ref()
                 .map(|c| String::from_utf8_lossy(&c.bytes).into_owned())
         };
+        // The text keys replace what is not UTF-8 with U+FFFD; these say when that happened.
+        let invalid =
+            |c: &Option<Captured>| c.as_ref().map(|c| std::str::from_utf8(&c.bytes).is_err());
         let record = JsonRecord {
             line: self.line,
             command: &self.command,
@@ -157,6 +229,8 @@ impl Outcome {
             duration_ms: self.duration.map(|d| (d.as_secs_f64() * 1e6).round() / 1e3),
             stdout: text(&self.stdout),
             stderr: text(&self.stderr),
+            stdout_invalid_utf8: invalid(&self.stdout),
+            stderr_invalid_utf8: invalid(&self.stderr),
             rusage: self.rusage.as_ref().map(JsonUsage::from),
         };
         serde_json::to_writer(&mut *out, &record)?;
@@ -202,6 +276,9 @@ struct JsonRecord<'a> {
     duration_ms: Option<f64>,
     stdout: Option<String>,
     stderr: Option<String>,
+    /// True when the captured bytes were not valid UTF-8 and `stdout` holds a lossy copy.
+    stdout_invalid_utf8: Option<bool>,
+    stderr_invalid_utf8: Option<bool>,
     rusage: Option<JsonUsage>,
 }
 
@@ -244,6 +321,45 @@ fn write_prefixed(w: &mut impl Write, line: usize, bytes: &[u8]) -> io::Result<(
         w.write_all(b"\n")?;
     }
     Ok(())
+}
+
+/// `s` with control characters escaped (`\x1b`, `\t`, `\u{9b}`), so that a line can never
+/// move the cursor or clear a terminal it is printed on.
+pub fn escape_controls(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        push_char(&mut out, c);
+    }
+    out
+}
+
+/// `bytes` as text: valid UTF-8 kept (control characters escaped), every other byte as `\xNN`.
+pub fn escape_bytes(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            push_char(&mut out, c);
+        }
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
+}
+
+fn push_char(out: &mut String, c: char) {
+    match c {
+        '\t' => out.push_str("\\t"),
+        '\r' => out.push_str("\\r"),
+        '\n' => out.push_str("\\n"),
+        c if (c as u32) < 0x80 && c.is_control() => {
+            let _ = write!(out, "\\x{:02x}", c as u32);
+        }
+        c if c.is_control() => {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        }
+        c => out.push(c),
+    }
 }
 
 /// `SIGTERM (signal 15)`, or `signal 42` for one without a usual name.
@@ -291,17 +407,25 @@ pub fn human_duration(d: Duration) -> String {
 pub struct Tally {
     pub succeeded: usize,
     pub failed: usize,
+    pub parse_errors: usize,
     pub not_started: usize,
     pub killed: usize,
     /// Of the killed, those the runner killed for `--timeout`.
     pub timed_out: usize,
+    /// Lines that held only a comment once split: not commands, not counted in the total.
+    pub skipped: usize,
 }
 
 impl Tally {
     pub fn add(&mut self, o: &Outcome) {
+        if o.skipped {
+            self.skipped += 1;
+            return;
+        }
         match o.kind() {
             Kind::Succeeded => self.succeeded += 1,
             Kind::Failed => self.failed += 1,
+            Kind::ParseError => self.parse_errors += 1,
             Kind::NotStarted => self.not_started += 1,
             Kind::Killed => self.killed += 1,
         }
@@ -312,21 +436,25 @@ impl Tally {
     }
 
     pub fn reported(&self) -> usize {
-        self.succeeded + self.failed + self.not_started + self.killed
+        self.succeeded + self.failed + self.parse_errors + self.not_started + self.killed
     }
 
     pub fn all_succeeded(&self) -> bool {
         self.reported() == self.succeeded
     }
 
-    /// `6 commands: 2 succeeded, 1 failed, 2 could not start, 1 killed (1 timed out)`; `total`
-    /// counts every command line, so that those never started after an interrupt show as such.
-    pub fn summary(&self, total: usize, interrupted_by: Option<i32>) -> String {
+    /// `6 commands: 2 succeeded, 1 failed, 1 parse error, 1 could not start, 1 killed (1 timed
+    /// out)`; `total` counts every command line read, so that those never started after an
+    /// interrupt or a halt show as such.
+    pub fn summary(&self, total: usize, interrupted_by: Option<i32>, halted: bool) -> String {
         let mut s = format!(
-            "{total} command{}: {} succeeded, {} failed, {} could not start, {} killed",
+            "{total} command{}: {} succeeded, {} failed, {} parse error{}, {} could not start, {} \
+             killed",
             if total == 1 { "" } else { "s" },
             self.succeeded,
             self.failed,
+            self.parse_errors,
+            if self.parse_errors == 1 { "" } else { "s" },
             self.not_started,
             self.killed,
         );
@@ -341,6 +469,12 @@ impl Tally {
                 "; interrupted by {name}: {} not run",
                 total.saturating_sub(self.reported())
             );
+        } else if halted {
+            let _ = write!(
+                s,
+                "; halted after a failure: {} not run",
+                total.saturating_sub(self.reported())
+            );
         }
         s
     }
@@ -351,17 +485,10 @@ mod tests {
     use super::*;
 
     fn outcome(status: Status) -> Outcome {
-        Outcome {
-            line: 7,
-            command: "echo hi".into(),
-            pid: Some(42),
-            status,
-            timed_out: false,
-            duration: Some(Duration::from_micros(1500)),
-            stdout: None,
-            stderr: None,
-            rusage: None,
-        }
+        let mut o = Outcome::not_run(0, 7, "echo hi".into(), status);
+        o.pid = Some(42);
+        o.duration = Some(Duration::from_micros(1500));
+        o
     }
 
     #[test]
@@ -427,6 +554,40 @@ mod tests {
     }
 
     #[test]
+    fn control_bytes_are_escaped() {
+        assert_eq!(escape_controls("a\tb\x1b[2Jé"), "a\\tb\\x1b[2Jé");
+        assert_eq!(escape_controls("\u{9b}"), "\\u{9b}");
+        assert_eq!(escape_bytes(b"ok \xff\x07 \xc3\xa9"), "ok \\xff\\x07 é");
+    }
+
+    #[test]
+    fn parse_errors_are_counted_apart_and_halts_are_said() {
+        let mut t = Tally::default();
+        t.add(&outcome(Status::ParseError("missing closing quote".into())));
+        t.add(&outcome(Status::SpawnFailed("nope".into())));
+        t.add(&Outcome::skipped(3));
+        assert_eq!((t.parse_errors, t.not_started, t.skipped), (1, 1, 1));
+        assert_eq!(
+            t.summary(4, None, true),
+            "4 commands: 0 succeeded, 0 failed, 1 parse error, 1 could not start, 0 killed; \
+             halted after a failure: 2 not run"
+        );
+    }
+
+    #[test]
+    fn joblog_lines() {
+        let mut o = outcome(Status::Exited(3));
+        o.started_at = Some(SystemTime::UNIX_EPOCH + Duration::from_millis(1_500));
+        let mut out = Vec::new();
+        o.write_joblog(&mut out).expect("test setup");
+        assert_eq!(
+            String::from_utf8(out).expect("test setup"),
+            "7\t1.500\t0.002\t3\t0\t-\t-\t-\techo hi\n"
+        );
+        assert_eq!(JOBLOG_HEADER.split('\t').count(), 9);
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(human_duration(Duration::from_micros(850)), "850µs");
         assert_eq!(human_duration(Duration::from_micros(12_345)), "12.3ms");
@@ -443,8 +604,8 @@ mod tests {
             core_dumped: false,
         }));
         assert_eq!(
-            t.summary(5, Some(libc::SIGINT)),
-            "5 commands: 1 succeeded, 0 failed, 0 could not start, 1 killed; \
+            t.summary(5, Some(libc::SIGINT), false),
+            "5 commands: 1 succeeded, 0 failed, 0 parse errors, 0 could not start, 1 killed; \
              interrupted by SIGINT: 3 not run"
         );
         assert!(!t.all_succeeded());

@@ -4,7 +4,7 @@
 //! deadlock shows as a failure, not a hung test suite.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
@@ -83,8 +83,9 @@ fn finish(mut child: Child, started: Instant) -> Run {
             String::from_utf8_lossy(&buf).into_owned()
         })
     };
-    let out = reader(Box::new(child.stdout.take().expect("stdout piped")));
-    let err = reader(Box::new(child.stderr.take().expect("stderr piped")));
+    // A test may have taken a pipe to read it itself.
+    let out = child.stdout.take().map(|p| reader(Box::new(p)));
+    let err = child.stderr.take().map(|p| reader(Box::new(p)));
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait for napix-exec") {
             break status;
@@ -99,8 +100,8 @@ fn finish(mut child: Child, started: Instant) -> Run {
     let elapsed = started.elapsed();
     Run {
         status,
-        stdout: out.join().expect("stdout reader"),
-        stderr: err.join().expect("stderr reader"),
+        stdout: out.map_or_else(String::new, |t| t.join().expect("stdout reader")),
+        stderr: err.map_or_else(String::new, |t| t.join().expect("stderr reader")),
         elapsed,
     }
 }
@@ -198,8 +199,9 @@ fn mixed_lines_are_each_reported_and_the_status_is_1() {
     }
     assert_eq!(r.stdout.lines().count(), 6, "{r:?}");
     assert!(
-        r.stderr
-            .contains("6 commands: 2 succeeded, 2 failed, 2 could not start, 0 killed"),
+        r.stderr.contains(
+            "6 commands: 2 succeeded, 2 failed, 1 parse error, 1 could not start, 0 killed"
+        ),
         "{r:?}"
     );
 }
@@ -209,8 +211,9 @@ fn all_successes_exit_0() {
     let r = run("all-ok", &[], "true\necho hi\nsh -c 'exit 0'\n");
     assert_eq!(r.code(), Some(0), "{r:?}");
     assert!(
-        r.stderr
-            .contains("3 commands: 3 succeeded, 0 failed, 0 could not start, 0 killed"),
+        r.stderr.contains(
+            "3 commands: 3 succeeded, 0 failed, 0 parse errors, 0 could not start, 0 killed"
+        ),
         "{r:?}"
     );
 }
@@ -241,6 +244,8 @@ fn commands_come_from_stdin_without_a_file_or_with_dash() {
         assert_eq!(r.code(), Some(1), "{r:?}");
         assert!(r.stdout.contains("line 1: exit 0"), "{r:?}");
         assert!(r.stdout.contains("line 2: exit 1"), "{r:?}");
+        // Not a terminal: no note about reading stdin.
+        assert!(!r.stderr.contains("reading commands"), "{r:?}");
     }
 }
 
@@ -250,9 +255,11 @@ fn usage_errors_exit_2() {
     let file = file.to_str().expect("UTF-8 temp path");
     for args in [
         &["--jobs", "0", file][..],
-        &["--timeout", "5", file],
+        &["--timeout=-5", file],
         &["--timeout", "5x", file],
         &["--timeout", "0s", file],
+        &["--timeout", "0", file],
+        &["--timeout", "1d2", file],
         &["--grace", "soon", file],
         &["--output", "bogus", file],
         &["--no-such-flag", file],
@@ -272,6 +279,263 @@ fn an_unreadable_file_exits_2() {
     let r = finish(spawn(&[], Some(&missing), Stdio::null()), started);
     assert_eq!(r.code(), Some(2), "{r:?}");
     assert!(r.stderr.contains("no-such-file.txt"), "{r:?}");
+}
+
+/// Reads a pipe line by line on a thread; each line arrives on the channel as it is written.
+fn line_channel(pipe: impl Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        for line in std::io::BufReader::new(pipe).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+#[test]
+fn each_stdin_line_starts_as_it_arrives() {
+    let started = Instant::now();
+    let mut child = spawn(&[], None, Stdio::piped());
+    let mut stdin = child.stdin.take().expect("stdin piped");
+    let lines = line_channel(child.stdout.take().expect("stdout piped"));
+    stdin
+        .write_all(b"echo first\n")
+        .expect("write the first line");
+    stdin.flush().expect("flush");
+    // The first result must come while the second line is not even written.
+    let first = lines
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the first command ran before the input ended");
+    assert!(first.starts_with("line 1: exit 0"), "{first}");
+    stdin
+        .write_all(b"echo second\n")
+        .expect("write the second line");
+    drop(stdin);
+    let second = lines
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the second result");
+    assert!(second.starts_with("line 2: exit 0"), "{second}");
+    let r = finish(child, started);
+    assert_eq!(r.code(), Some(0), "{r:?}");
+}
+
+#[test]
+fn stdin_on_a_terminal_says_it_reads_commands() {
+    // `script` gives the runner a pseudo-terminal as stdin (and stdout/stderr); its own stdin is
+    // empty, so the runner sees end of input at once.
+    let out = Command::new("script")
+        .args(["-qec", &format!("{BIN} run"), "/dev/null"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run `script` (util-linux) to give napix-exec a terminal");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("napix-exec run: reading commands from stdin, one per line"),
+        "{text:?}"
+    );
+}
+
+#[test]
+fn durations_take_bare_seconds_and_the_usual_units() {
+    let token = sleep_token(3);
+    let r = run(
+        "durations",
+        &["--timeout", "0.3", "--grace", "0"],
+        &format!("sh -c 'trap \"\" TERM; exec sleep {token}'\n"),
+    );
+    assert_eq!(r.code(), Some(1), "{r:?}");
+    // Grace 0: SIGKILL right away.
+    assert!(
+        r.stdout
+            .contains("killed by SIGKILL (signal 9) after timeout"),
+        "{r:?}"
+    );
+    assert!(r.elapsed < Duration::from_secs(10), "{r:?}");
+    for timeout in ["1h", "10", "1m30s", "2.5"] {
+        let r = run("durations-units", &["--timeout", timeout], "true\n");
+        assert_eq!(r.code(), Some(0), "--timeout {timeout}: {r:?}");
+    }
+}
+
+#[test]
+fn a_second_interrupt_kills_at_once_and_says_so() {
+    let token = sleep_token(4);
+    // The sleepers ignore SIGTERM, and the grace is long: only SIGKILL ends them soon.
+    let commands = format!("sh -c 'trap \"\" TERM; exec sleep {token}'\n").repeat(2);
+    let file = commands_file("second-interrupt", &commands);
+    let started = Instant::now();
+    let child = spawn(&["-j", "2", "--grace", "1h"], Some(&file), Stdio::null());
+    wait_for_processes(&token, 2);
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("a pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).expect("first SIGINT");
+    thread::sleep(Duration::from_millis(300));
+    assert_eq!(processes_with(&token).len(), 2, "SIGTERM is ignored");
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).expect("second SIGINT");
+    let r = finish(child, started);
+    assert_eq!(r.code(), Some(130), "{r:?}");
+    assert!(r.elapsed < Duration::from_secs(10), "{r:?}");
+    assert!(
+        r.stderr
+            .contains("SIGINT again: sent SIGKILL to 2 running commands"),
+        "{r:?}"
+    );
+    assert_eq!(r.stdout.matches("killed by SIGKILL").count(), 2, "{r:?}");
+    assert_eq!(processes_with(&token), Vec::<u32>::new(), "sleepers left");
+}
+
+#[test]
+fn control_bytes_of_a_binary_input_are_escaped() {
+    let dir = test_dir("binary");
+    let file = dir.join("commands.bin");
+    std::fs::write(&file, b"\xff\x1b[2J\x07\necho \"\x1b]0;title\n").expect("write the input");
+    let started = Instant::now();
+    let r = finish(spawn(&[], Some(&file), Stdio::null()), started);
+    assert_eq!(r.code(), Some(1), "{r:?}");
+    assert!(
+        r.stdout
+            .contains("line 1: parse error: not valid UTF-8: \\xff\\x1b[2J\\x07"),
+        "{r:?}"
+    );
+    assert!(
+        r.stdout
+            .contains("line 2: parse error: missing closing quote: echo \"\\x1b]0;title"),
+        "{r:?}"
+    );
+    assert!(
+        !r.stdout.contains('\x1b') && !r.stdout.contains('\x07'),
+        "{r:?}"
+    );
+    assert!(
+        r.stderr.contains("2 parse errors, 0 could not start"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn json_capture_says_when_output_is_not_utf8() {
+    let r = run(
+        "json-utf8",
+        &["--json", "--output", "capture"],
+        "printf 'ok'\nprintf '\\377\\376'\n",
+    );
+    let records = json_records(&r);
+    assert_eq!(records[&1]["stdout_invalid_utf8"], false, "{r:?}");
+    assert_eq!(records[&2]["stdout_invalid_utf8"], true, "{r:?}");
+    assert_eq!(records[&2]["stdout"], "\u{fffd}\u{fffd}", "{r:?}");
+    assert_eq!(records[&2]["stderr_invalid_utf8"], false, "{r:?}");
+}
+
+#[test]
+fn keep_order_prints_in_input_order() {
+    let r = run(
+        "keep-order",
+        &["-j", "3", "--keep-order"],
+        "sleep 0.6\nsleep 0.3\ntrue\necho 'open\n",
+    );
+    assert_eq!(r.code(), Some(1), "{r:?}");
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{r:?}");
+    for (i, l) in lines.iter().enumerate() {
+        assert!(l.starts_with(&format!("line {}: ", i + 1)), "{r:?}");
+    }
+}
+
+#[test]
+fn fail_fast_starts_nothing_after_a_failure() {
+    let r = run(
+        "fail-fast",
+        &["-j", "1", "--fail-fast"],
+        "true\nfalse\ntrue\ntrue\n",
+    );
+    assert_eq!(r.code(), Some(1), "{r:?}");
+    assert_eq!(r.stdout.lines().count(), 2, "{r:?}");
+    assert!(
+        r.stderr.contains(
+            "4 commands: 1 succeeded, 1 failed, 0 parse errors, 0 could not start, 0 killed; \
+             halted after a failure: 2 not run"
+        ),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn kill_on_fail_kills_the_running_ones() {
+    let token = sleep_token(5);
+    let r = run(
+        "kill-on-fail",
+        &["-j", "2", "--kill-on-fail", "--grace", "5s"],
+        &format!("sleep {token}\nsh -c 'sleep 0.3; exit 1'\ntrue\n"),
+    );
+    assert_eq!(r.code(), Some(1), "{r:?}");
+    assert!(r.elapsed < Duration::from_secs(10), "{r:?}");
+    assert!(r.stdout.contains("line 1: killed by SIGTERM"), "{r:?}");
+    assert!(r.stdout.contains("line 2: exit 1"), "{r:?}");
+    assert!(
+        r.stderr.contains("halted after a failure: 1 not run"),
+        "{r:?}"
+    );
+    assert_eq!(processes_with(&token), Vec::<u32>::new(), "sleeper left");
+}
+
+#[test]
+fn joblog_records_start_duration_status_and_usage() {
+    let dir = test_dir("joblog");
+    let log = dir.join("jobs.tsv");
+    let _ = std::fs::remove_file(&log);
+    let file = commands_file(
+        "joblog-commands",
+        "true\nsh -c 'exit 3'\nsh -c 'kill -KILL $$'\nno-such-program-napix-joblog\n",
+    );
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs_f64();
+    let log_arg = log.to_str().expect("UTF-8 temp path");
+    let started = Instant::now();
+    let r = finish(
+        spawn(
+            &["-j", "1", "--joblog", log_arg],
+            Some(&file),
+            Stdio::null(),
+        ),
+        started,
+    );
+    assert_eq!(r.code(), Some(1), "{r:?}");
+    let text = std::fs::read_to_string(&log).expect("the job log was written");
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("line\tstart\tseconds\texit\tsignal\tuser_cpu_s\tsystem_cpu_s\tmax_rss_kib\tcommand")
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split('\t').collect()).collect();
+    assert_eq!(rows.len(), 4, "{text}");
+    let expect = [
+        ("1", "0", "0"),
+        ("2", "3", "0"),
+        ("3", "-", "9"),
+        ("4", "-", "-"),
+    ];
+    for (row, (line, exit, signal)) in rows.iter().zip(expect) {
+        assert_eq!(row.len(), 9, "{row:?}");
+        assert_eq!((row[0], row[3], row[4]), (line, exit, signal), "{text}");
+    }
+    for row in &rows[..3] {
+        let start: f64 = row[1].parse().expect("a start time");
+        assert!(start >= before - 1.0 && start < before + 60.0, "{row:?}");
+        let secs: f64 = row[2].parse().expect("a duration");
+        assert!((0.0..20.0).contains(&secs), "{row:?}");
+        let _: f64 = row[5].parse().expect("user CPU seconds");
+        let _: f64 = row[6].parse().expect("system CPU seconds");
+        let rss: u64 = row[7].parse().expect("max RSS");
+        assert!(rss > 0, "{row:?}");
+    }
+    assert_eq!(rows[3][7], "-", "never started: no usage");
+    assert_eq!(rows[1][8], "sh -c 'exit 3'");
 }
 
 #[test]
@@ -322,8 +586,9 @@ fn json_lines_parse_back() {
     assert_eq!(signaled["timed_out"], false);
 
     assert!(
-        r.stderr
-            .contains("5 commands: 1 succeeded, 1 failed, 2 could not start, 1 killed"),
+        r.stderr.contains(
+            "5 commands: 1 succeeded, 1 failed, 1 parse error, 1 could not start, 1 killed"
+        ),
         "{r:?}"
     );
 }
@@ -410,7 +675,7 @@ fn interrupt_mid_run(name: &str, signal: rustix::process::Signal, n: u32, code: 
     );
     let name = if code == 130 { "SIGINT" } else { "SIGTERM" };
     let summary = format!(
-        "4 commands: 0 succeeded, 0 failed, 0 could not start, 2 killed; \
+        "4 commands: 0 succeeded, 0 failed, 0 parse errors, 0 could not start, 2 killed; \
          interrupted by {name}: 2 not run"
     );
     assert!(r.stderr.contains(&summary), "{r:?}");
