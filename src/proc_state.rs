@@ -110,8 +110,10 @@ impl ProcState {
                 Some(ours) => now == Some(ours),
                 None => now.is_some(),
             },
-            // /proc unreadable now: the pid is all we have.
-            Err(_) => self.start_time.is_none(),
+            // /proc unreadable at the moment (out of descriptors, EMFILE): the pid is all we
+            // have. Calling the child gone would lose a live child for good; the pid is wrong
+            // only if the kernel also reaped it behind our back within this window.
+            Err(_) => true,
         }
     }
 
