@@ -20,7 +20,7 @@ use crate::table::Table;
 /// | mode | kernel | how |
 /// |---|---|---|
 /// | `Pidfd` | Linux 5.4+ | one pidfd per child in the epoll set; signals through the pidfd |
-/// | `Signal` | any | SIGCHLD (signalfd or a signal-hook handler) wakes the loop, which waits on each tracked pid; signals go through the executor thread |
+/// | `Signal` | any | SIGCHLD (signalfd or a signal-hook handler) wakes the loop, which also looks by itself every 100 ms while it tracks children (a SIGCHLD another thread takes only delays an exit); a child is named by pid and start time; signals go through the executor thread |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum ChildWatch {
     /// Probe once whether pidfds work (`pidfd_open` and `waitid(P_PIDFD)`); use them if so, else

@@ -8,11 +8,11 @@
 //! `stop()` lets `run()` return), no panic, no busy loop (the process uses almost no CPU while it
 //! waits), exec failures are still errors, quick children still give handles.
 //!
-//! With `ChildWatch::Signal` the executor installs its own SIGCHLD handler (signal-hook), which
-//! replaces SIG_IGN for good (the kernel then no longer reaps by itself, for the host's other
-//! children too): statuses are real again. That is checked too, and the disposition the host finds
-//! afterwards is printed. (If the host sets SIG_IGN again *after* that handler was installed, a
-//! Signal-mode executor never hears of an exit: see `fault_sigchld_reignored.rs`.)
+//! With `ChildWatch::Signal` the executor leaves SIG_IGN alone (a handler would change it for the
+//! host's own children too) and looks at every child every 10 ms: statuses are lost the same way,
+//! or real where a handler was installed earlier in the process. Both are accepted, and the
+//! disposition the host finds afterwards is printed. (SIG_IGN set *after* a handler was
+//! installed: see `fault_sigchld_reignored.rs` and `fault_sigchld_displaced.rs`.)
 //!
 //! It changes a process-wide disposition, so it is the only test of this file.
 

@@ -9,7 +9,7 @@
 //! Regression test: the Signal-mode executor used to never learn of an exit once the host
 //! re-ignored SIGCHLD (the kernel reaps the child, no signal comes), so `wait_timeout` gave nothing
 //! and `run()` did not return after `stop()`. It now checks the disposition when `run()` starts
-//! (and every 5 s while children are tracked) and polls if SIGCHLD is ignored.
+//! (and every 100 ms while children are tracked) and polls if SIGCHLD is ignored.
 //!
 //! It changes a process-wide disposition, so it is the only test of this file.
 
@@ -37,7 +37,7 @@ fn signal_mode_survives_sigchld_reignored_by_the_host() {
         Some(3)
     );
     // The host re-ignores SIGCHLD while this executor runs with its handler in place: no signal
-    // will come, and the kernel reaps by itself. The loop's periodic look (every 5 s while it
+    // will come, and the kernel reaps by itself. The loop's periodic look (every 100 ms while it
     // tracks children) must notice and report the status as lost, not wait forever.
     // SAFETY: SIG_IGN installs no code.
     unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
