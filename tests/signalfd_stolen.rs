@@ -14,8 +14,8 @@
 //! Regression test: 1-4 of 20 children per backend were never reaped (the signalfd path had no
 //! look of its own).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,40 @@ use napix_executor::{ChildWatch, Executor, SpawnBackend};
 const CHILDREN: usize = 20;
 /// The documented bound on the delay is 1 s; a loaded machine gets a generous margin.
 const BOUND: Duration = Duration::from_secs(3);
+
+/// The messages of every `warn` event the library logs (a subscriber of our own: the library
+/// depends on `tracing` alone).
+static WARNINGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+struct Warnings;
+
+struct Message(String);
+
+impl tracing::field::Visit for Message {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.0 = format!("{value:?}");
+        }
+    }
+}
+
+impl tracing::Subscriber for Warnings {
+    fn enabled(&self, meta: &tracing::Metadata<'_>) -> bool {
+        *meta.level() <= tracing::Level::WARN
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        let mut m = Message(String::new());
+        event.record(&mut m);
+        WARNINGS.lock().unwrap_or_else(|e| e.into_inner()).push(m.0);
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
 
 /// A host thread doing something with SIGCHLD until told to stop.
 struct Host {
@@ -156,6 +190,7 @@ fn stop(ex: Arc<Executor>, runner: JoinHandle<std::io::Result<()>>) {
 
 fn main() {
     napix_executor::block_sigchld().expect("block_sigchld");
+    tracing::subscriber::set_global_default(Warnings).expect("the only subscriber");
     for how in [Meddling::Steal, Meddling::Unblock] {
         for backend in SpawnBackend::ALL {
             let what = format!("{backend:?}, a host thread that does {how:?} after run()");
@@ -192,10 +227,17 @@ fn main() {
         let what = format!("{backend:?}, a host thread in sigtimedwait before run()");
         let host = Host::start(Meddling::Steal);
         std::thread::sleep(Duration::from_millis(50));
+        WARNINGS.lock().expect("warnings").clear();
         let (ex, runner) = executor(backend);
         assert!(
             !has_signalfd(),
             "{what}: a signalfd would miss what the thread takes"
+        );
+        let said = WARNINGS.lock().expect("warnings").clone();
+        assert!(
+            said.iter()
+                .any(|m| m.contains("sigtimedwait") && m.contains("handler")),
+            "{what}: the choice of the handler path was not logged: {said:?}"
         );
         let longest = quick_children(&ex, &what);
         let taken = host.finish();
