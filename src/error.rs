@@ -21,6 +21,8 @@ pub enum SpawnStage {
     Pidfd,
     /// Adding the child to the executor's poll set.
     Register,
+    /// Creating the eventfd that tells a child's exit when there is no pidfd.
+    ExitFd,
 }
 
 impl fmt::Display for SpawnStage {
@@ -31,6 +33,7 @@ impl fmt::Display for SpawnStage {
             SpawnStage::Exec => "executing",
             SpawnStage::Pidfd => "opening a pidfd",
             SpawnStage::Register => "registering the child",
+            SpawnStage::ExitFd => "creating the exit eventfd",
         })
     }
 }
@@ -66,6 +69,15 @@ pub enum SpawnError {
         owner: u32,
         /// The calling process.
         caller: u32,
+    },
+    /// No thread served the request in time: the executor's loop is not running (nobody called
+    /// [`Executor::run`](crate::Executor::run) or [`Executor::start`](crate::Executor::start)),
+    /// or it is too busy. Only with a request timeout
+    /// ([`ExecutorBuilder::request_timeout`](crate::ExecutorBuilder::request_timeout)); the
+    /// request is withdrawn, and a child spawned for it after all is killed and reaped.
+    NotServed {
+        /// How long the caller waited.
+        waited: std::time::Duration,
     },
     /// The command vector was empty.
     EmptyCommand,
@@ -160,6 +172,7 @@ impl SpawnError {
             SpawnError::Stopped
             | SpawnError::Unavailable { .. }
             | SpawnError::ForkedChild { .. }
+            | SpawnError::NotServed { .. }
             | SpawnError::EmptyCommand => None,
             SpawnError::NulByte { program, .. }
             | SpawnError::NotFound { program }
@@ -179,7 +192,8 @@ impl SpawnError {
             | SpawnError::ForkedChild { .. }
             | SpawnError::EmptyCommand
             | SpawnError::NulByte { .. }
-            | SpawnError::Unsupported { .. } => None,
+            | SpawnError::Unsupported { .. }
+            | SpawnError::NotServed { .. } => None,
             SpawnError::Unavailable { errno }
             | SpawnError::ResourceExhausted { errno, .. }
             | SpawnError::System { errno, .. } => Some(*errno),
@@ -194,6 +208,7 @@ impl SpawnError {
     pub fn kind(&self) -> io::ErrorKind {
         match self {
             SpawnError::Stopped | SpawnError::ForkedChild { .. } => io::ErrorKind::Other,
+            SpawnError::NotServed { .. } => io::ErrorKind::TimedOut,
             SpawnError::EmptyCommand | SpawnError::NulByte { .. } => io::ErrorKind::InvalidInput,
             SpawnError::NotFound { .. } => io::ErrorKind::NotFound,
             SpawnError::PermissionDenied { .. } => io::ErrorKind::PermissionDenied,
@@ -219,6 +234,10 @@ impl fmt::Display for SpawnError {
                 f,
                 "this executor belongs to process {owner}: process {caller} is a child forked \
                  from it without exec (build its own with Executor::new() and run it)"
+            ),
+            SpawnError::NotServed { waited } => write!(
+                f,
+                "the executor did not serve the request within {waited:?} (is its loop running?)"
             ),
             SpawnError::EmptyCommand => f.write_str("empty command: no program to run"),
             SpawnError::NulByte { program, index: 0 } => {

@@ -5,14 +5,16 @@ use std::ffi::OsStr;
 use std::io;
 use std::sync::{Arc, OnceLock};
 use std::thread::{self, ThreadId};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::SpawnError;
 use crate::handle::ExecHandle;
 use crate::proc_state::Spawned;
 use crate::queue::{Message, ReplySlot, SpawnRequest};
 use crate::request::PreparedCommand;
+use crate::run_modes::LoopThread;
 use crate::shared::{ChildWatch, Config, Shared};
+use crate::spawn_future::SpawnFuture;
 use crate::sys::spawn::SpawnBackend;
 use crate::table::ProcessInfo;
 
@@ -38,6 +40,7 @@ const DEFAULT_SPIN: Duration = Duration::from_millis(1);
 #[must_use]
 pub struct ExecutorBuilder {
     config: Config,
+    request_timeout: Option<Duration>,
 }
 
 impl ExecutorBuilder {
@@ -71,6 +74,30 @@ impl ExecutorBuilder {
         self
     }
 
+    /// How long [`create_process`](Executor::create_process) waits for the executor thread to
+    /// serve its request before it fails with [`SpawnError::NotServed`] (default: no limit).
+    /// Guards against a loop that is not running (nobody called [`run`](Executor::run)). The
+    /// request is then withdrawn; a child the loop spawns for it after all is killed and reaped.
+    /// [`Executor::with_request_timeout`] sets it for some calls only.
+    ///
+    /// Without a limit, a request unanswered after a second logs a `tracing` warning when no
+    /// thread runs the loop.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = Some(timeout);
+        self
+    }
+
+    /// Builds the executor and starts its loop on a thread it owns: see [`Executor::start`].
+    ///
+    /// # Errors
+    /// As [`build`](Self::build), or the error of creating the thread.
+    pub fn start(self) -> io::Result<Executor> {
+        let mut ex = self.build()?;
+        let shared = ex.shared().map_err(io::Error::from)?;
+        ex.owned_loop = Some(Arc::new(LoopThread::spawn(shared)?));
+        Ok(ex)
+    }
+
     /// Creates the executor's descriptors (epoll set, eventfd, timerfd, `/dev/null`).
     ///
     /// # Errors
@@ -94,6 +121,8 @@ impl ExecutorBuilder {
         };
         Ok(Executor {
             shared: Ok(Arc::new(Shared::new(self.config)?)),
+            owned_loop: None,
+            request_timeout: self.request_timeout,
         })
     }
 }
@@ -104,9 +133,15 @@ impl ExecutorBuilder {
 /// [`run`](Self::run), which does every spawn, keeps the table of running processes, reaps them
 /// and escalates kills. `Executor` is `Send + Sync`.
 ///
-/// Dropping an executor that still tracks children kills them (SIGKILL) and reaps them, so no
-/// handle waits forever and no zombie is left behind. Call [`stop`](Self::stop) and let
-/// [`run`](Self::run) return for the graceful way.
+/// Three ways to run the loop: [`start`](Self::start) (a thread the executor owns, stopped when
+/// the last clone drops), [`run_with`](Self::run_with) (the calling thread, while a closure runs
+/// on another) and [`run`](Self::run) (the calling thread, until [`stop`](Self::stop)).
+///
+/// Cloning is cheap and gives another owner of the same executor (its loop, table and queue).
+/// Dropping the last owner of an executor that still tracks children kills them (SIGKILL) and
+/// reaps them, so no handle waits forever and no zombie is left behind; with an owned loop
+/// ([`start`](Self::start)) it stops the executor gracefully instead. Call
+/// [`stop`](Self::stop) and let [`run`](Self::run) return for the graceful way.
 ///
 /// # After `fork()`
 ///
@@ -129,10 +164,16 @@ impl ExecutorBuilder {
 ///
 /// Handles inherited from the parent are the parent's too: their `wait` would block for good in
 /// the child.
+#[derive(Clone)]
 pub struct Executor {
     /// `Err(errno)` only for the global instance when its setup failed: every call then reports
     /// it instead of panicking.
     shared: Result<Arc<Shared>, i32>,
+    /// The loop thread this executor owns ([`Executor::start`]): stopped and joined when the
+    /// last clone drops.
+    owned_loop: Option<Arc<LoopThread>>,
+    /// How long a spawn request may wait for the loop (None: no limit).
+    request_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for Executor {
@@ -168,6 +209,8 @@ pub fn executor() -> &'static Executor {
     GLOBAL.get_or_init(|| {
         Executor::new().unwrap_or_else(|e| Executor {
             shared: Err(e.raw_os_error().unwrap_or(libc::EMFILE)),
+            owned_loop: None,
+            request_timeout: None,
         })
     })
 }
@@ -187,6 +230,74 @@ impl Executor {
                 spin: DEFAULT_SPIN,
                 watch: ChildWatch::Auto,
             },
+            request_timeout: None,
+        }
+    }
+
+    /// A new executor with the defaults whose loop runs on a thread it owns (named
+    /// `napix-executor`): nothing to forget, nothing to hang. Clones share it; when the last one
+    /// drops, the executor stops (SIGTERM to every child, SIGKILL after the grace) and the drop
+    /// returns once every child is reaped and the thread has ended.
+    /// [`ExecutorBuilder::start`] does the same with other settings.
+    ///
+    /// ```
+    /// use napix_executor::Executor;
+    /// let ex = Executor::start()?;
+    /// let child = ex.create_process(&["sh", "-c", "exit 3"], true)?;
+    /// assert_eq!(child.wait().code(), Some(3));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`new`](Self::new), or the error of creating the thread.
+    pub fn start() -> io::Result<Executor> {
+        Executor::builder().start()
+    }
+
+    /// Runs the loop on the calling thread (the seed's main-thread style) while `f` runs on a new
+    /// thread with this executor; stops the executor as soon as `f` returns, errs or panics, and
+    /// returns `f`'s result once every child is reaped. A panic in `f` is resumed after that. The
+    /// executor is stopped for good afterwards.
+    ///
+    /// ```
+    /// use napix_executor::Executor;
+    /// let ex = Executor::new()?;
+    /// let code = ex.run_with(|ex| -> Result<_, napix_executor::SpawnError> {
+    ///     let child = ex.create_process(&["sh", "-c", "exit 3"], true)?;
+    ///     Ok(child.wait().code())
+    /// })??;
+    /// assert_eq!(code, Some(3));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// `ResourceBusy` if the loop already runs elsewhere ([`start`](Self::start), or
+    /// [`run`](Self::run) on another thread; `f` is not called); the loop's own error, as
+    /// [`run`](Self::run)'s; the error of creating the thread.
+    pub fn run_with<R: Send>(&self, f: impl FnOnce(&Executor) -> R + Send) -> io::Result<R> {
+        let shared = self.shared().map_err(io::Error::from)?;
+        crate::run_modes::scoped(shared, || f(self))
+    }
+
+    /// This executor with another request timeout (see
+    /// [`ExecutorBuilder::request_timeout`]; `None`: no limit), for some calls only: the same
+    /// executor, a cheap clone.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use napix_executor::{Executor, SpawnError};
+    /// let ex = Executor::new()?; // no thread runs its loop
+    /// let err = ex
+    ///     .with_request_timeout(Some(Duration::from_millis(50)))
+    ///     .create_process(&["true"], true)
+    ///     .unwrap_err();
+    /// assert!(matches!(err, SpawnError::NotServed { .. }));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn with_request_timeout(&self, timeout: Option<Duration>) -> Executor {
+        Executor {
+            request_timeout: timeout,
+            ..self.clone()
         }
     }
 
@@ -226,7 +337,11 @@ impl Executor {
             return Err(SpawnError::Stopped);
         }
         let command = PreparedCommand::new(command)?;
-        let reply = ReplySlot::reusable(&SPAWN_REPLY);
+        // A caller that may give up leaves its slot with the queued request: it cannot reuse it.
+        let reply = match self.request_timeout {
+            None => ReplySlot::reusable(&SPAWN_REPLY),
+            Some(_) => ReplySlot::for_current_thread(),
+        };
         let request = Message::Spawn(Box::new(SpawnRequest {
             command,
             discard_output,
@@ -236,8 +351,62 @@ impl Executor {
         if shared.queue().push(request).is_err() {
             return Err(SpawnError::Stopped);
         }
-        let spawned = reply.wait(shared.spin())?;
-        Ok(ExecHandle::new(spawned, Arc::downgrade(shared)))
+        let start = Instant::now();
+        let deadline = self.request_timeout.and_then(|t| start.checked_add(t));
+        let answer = reply
+            .wait_until(shared.spin(), deadline, &mut || warn_if_not_served(shared))
+            .or_else(|| reply.abandon());
+        match answer {
+            Some(spawned) => ExecHandle::new(spawned?, Arc::downgrade(shared)),
+            None => Err(SpawnError::NotServed {
+                waited: start.elapsed(),
+            }),
+        }
+    }
+
+    /// [`create_process`](Self::create_process) for async code: queues the request at once and
+    /// returns a future of the handle, woken by the executor thread when it has spawned the
+    /// child. The calling thread never blocks; no runtime is needed (any executor of futures
+    /// drives it). Errors found before queueing (empty command, NUL byte, program not found,
+    /// stopped) are the future's output.
+    ///
+    /// Dropping the future before it completes withdraws the request; a child spawned for it
+    /// meanwhile is killed and reaped. (No request timeout applies: wrap it in your runtime's
+    /// timeout.)
+    ///
+    /// ```
+    /// # let ex = napix_executor::Executor::start()?;
+    /// let status = pollster::block_on(async {
+    ///     let child = ex.create_process_async(&["sh", "-c", "exit 3"], true).await?;
+    ///     Ok::<_, napix_executor::SpawnError>(child.wait_async().await)
+    /// })?;
+    /// assert_eq!(status.code(), Some(3));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn create_process_async<S: AsRef<OsStr>>(
+        &self,
+        command: &[S],
+        discard_output: bool,
+    ) -> SpawnFuture {
+        let queued = (|| {
+            let shared = self.shared()?;
+            if shared.is_stopped() {
+                return Err(SpawnError::Stopped);
+            }
+            let command = PreparedCommand::new(command)?;
+            let reply = ReplySlot::for_task();
+            let request = Message::Spawn(Box::new(SpawnRequest {
+                command,
+                discard_output,
+                owner: thread::current().id(),
+                reply: reply.clone(),
+            }));
+            if shared.queue().push(request).is_err() {
+                return Err(SpawnError::Stopped);
+            }
+            Ok(SpawnFuture::queued(reply, Arc::downgrade(shared)))
+        })();
+        queued.unwrap_or_else(SpawnFuture::failed)
     }
 
     /// Runs the loop on the calling thread (normally the main thread): spawns what is asked,
@@ -251,15 +420,7 @@ impl Executor {
     /// ([`SpawnError::ForkedChild`], kind `Other`).
     pub fn run(&self) -> io::Result<()> {
         let shared = self.shared().map_err(io::Error::from)?;
-        if !shared.enter_loop() {
-            return Err(io::Error::new(
-                io::ErrorKind::ResourceBusy,
-                "Executor::run is already running on another thread",
-            ));
-        }
-        let result = crate::reactor::run(shared);
-        shared.leave_loop();
-        result
+        crate::run_modes::run_here(shared)
     }
 
     /// Stops the executor and returns at once: pending and later requests get
@@ -313,5 +474,16 @@ impl Executor {
         }
         reply.wait(shared.spin());
         Ok(())
+    }
+}
+
+/// Tells the user, once per request, that it waits for a loop nobody runs.
+fn warn_if_not_served(shared: &Shared) {
+    if !shared.is_looping() && !shared.is_stopped() {
+        tracing::warn!(
+            waited = ?crate::queue::SLOW_REPLY,
+            "a spawn request waits for the executor's loop, but no thread runs it \
+             (call Executor::run, or use Executor::start or run_with)"
+        );
     }
 }

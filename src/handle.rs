@@ -12,6 +12,8 @@ use std::process::ExitStatus;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
+use crate::error::{SpawnError, SpawnStage};
+use crate::exit_future::{ExitFd, ExitFuture};
 use crate::proc_state::{ProcState, Spawned};
 use crate::queue::{Message, ReplySlot};
 use crate::shared::Shared;
@@ -35,6 +37,8 @@ pub struct ExecHandle {
     executor: Weak<Shared>,
     stdout: Mutex<Option<ChildStdout>>,
     stderr: Mutex<Option<ChildStderr>>,
+    /// Without a pidfd: the eventfd `AsFd` gives, written when the child is reaped.
+    exit_fd: Option<ExitFd>,
 }
 
 impl std::fmt::Debug for ExecHandle {
@@ -48,13 +52,35 @@ impl std::fmt::Debug for ExecHandle {
 
 impl ExecHandle {
     /// Wraps the parts the executor thread answered a spawn with.
-    pub(crate) fn new(spawned: Spawned, executor: Weak<Shared>) -> ExecHandle {
-        ExecHandle {
+    ///
+    /// A child without a pidfd comes with the eventfd that `AsFd` gives; should it not (a path
+    /// that could not make one), one is made here, and if that fails the child is killed and the
+    /// spawn fails: every handle has a readiness descriptor.
+    pub(crate) fn new(spawned: Spawned, executor: Weak<Shared>) -> Result<ExecHandle, SpawnError> {
+        let exit_fd = match (&spawned.state.pidfd, spawned.exit_fd) {
+            (Some(_), _) => None,
+            (None, Some(fd)) => Some(ExitFd::attach(fd, &spawned.state)),
+            (None, None) => match ExitFd::create() {
+                Ok(fd) => Some(ExitFd::attach(fd, &spawned.state)),
+                Err(e) => {
+                    if let Some(shared) = executor.upgrade() {
+                        let _ = shared.queue().push(Message::Kill(spawned.state.clone()));
+                    }
+                    return Err(SpawnError::ResourceExhausted {
+                        program: std::ffi::OsString::new(),
+                        stage: SpawnStage::ExitFd,
+                        errno: e.raw_os_error().unwrap_or(libc::EMFILE),
+                    });
+                }
+            },
+        };
+        Ok(ExecHandle {
             state: spawned.state,
             executor,
             stdout: Mutex::new(spawned.stdout.map(|fd| ChildStdout(File::from(fd)))),
             stderr: Mutex::new(spawned.stderr.map(|fd| ChildStderr(File::from(fd)))),
-        }
+            exit_fd,
+        })
     }
 
     /// The process id. Stays the same after the process exits (the number may then be reused by
@@ -81,6 +107,35 @@ impl ExecHandle {
     /// executor must be stopped or dropped, which reaps every child).
     pub fn wait(&self) -> ExitStatus {
         self.state.wait()
+    }
+
+    /// A future of the exit status, for async code: woken by the executor thread when it reaps
+    /// the process (no thread per child, no polling, no runtime dependency). `Send` and
+    /// `'static`, so it can be spawned as a task.
+    ///
+    /// Cancel-safe: dropping the future (a `select!`, a timeout) leaves the process running and
+    /// still reaped; await the handle again, or [`kill`](Self::kill) it.
+    ///
+    /// ```
+    /// # let ex = napix_executor::Executor::start()?;
+    /// let child = ex.create_process(&["sh", "-c", "exit 3"], true)?;
+    /// let status = pollster::block_on(child.wait_async()); // or `.await` in any runtime
+    /// assert_eq!(status.code(), Some(3));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn wait_async(&self) -> ExitFuture {
+        ExitFuture::new(self.state.clone())
+    }
+
+    /// The pidfd, for readiness only: it turns readable when the process exits. `None` when the
+    /// executor watches children by SIGCHLD ([`ChildWatch::Signal`](crate::ChildWatch::Signal));
+    /// [`AsFd`] then gives an eventfd instead.
+    ///
+    /// The executor alone reaps: never `waitid` on this descriptor (that would steal the status
+    /// from every waiter); take the status from [`wait_async`](Self::wait_async) or
+    /// [`return_code`](Self::return_code). The descriptor lives as long as the handle.
+    pub fn pidfd(&self) -> Option<BorrowedFd<'_>> {
+        self.state.pidfd.as_ref().map(|fd| fd.as_fd())
     }
 
     /// Like [`wait`](Self::wait), giving up after `timeout` with `None`.
@@ -220,6 +275,36 @@ impl ExecHandle {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take()
+    }
+}
+
+/// A descriptor that turns readable when the process has exited, for an event loop (tokio's
+/// `AsyncFd`, mio, `poll(2)`): readiness only.
+///
+/// - [`ChildWatch::Pidfd`](crate::ChildWatch::Pidfd): the process's pidfd, readable once it has
+///   exited (the executor may not have stored the status yet: await
+///   [`wait_async`](ExecHandle::wait_async), which then completes at once or within the reap).
+/// - [`ChildWatch::Signal`](crate::ChildWatch::Signal): an eventfd the executor writes once it has
+///   reaped the process, readable from then on (the status is there).
+///
+/// The executor alone reaps: never `waitid` or `read` on this descriptor; take the status from the
+/// handle. It is closed when the handle drops.
+impl AsFd for ExecHandle {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match (&self.state.pidfd, &self.exit_fd) {
+            (Some(fd), _) => fd.as_fd(),
+            (None, Some(fd)) => fd.as_fd(),
+            // `new` gives every handle without a pidfd an exit eventfd (or fails), and neither
+            // field changes afterwards.
+            (None, None) => unreachable!("ExecHandle without pidfd or exit eventfd"),
+        }
+    }
+}
+
+impl AsRawFd for ExecHandle {
+    /// The descriptor [`AsFd`] gives (what tokio's `AsyncFd` wants).
+    fn as_raw_fd(&self) -> RawFd {
+        self.as_fd().as_raw_fd()
     }
 }
 

@@ -1,37 +1,62 @@
 //! Run and manage child processes from a multi-threaded program.
 //!
-//! Any thread asks for a process with [`Executor::create_process`]; one executor thread (normally
-//! the main thread, inside [`Executor::run`]) spawns it with raw syscalls, tracks it, reaps it and
-//! kills it with escalation (SIGTERM, a grace of 3 s, SIGKILL). This is the Rust form of the Napix
-//! server's `executor` module.
+//! Any thread asks for a process with [`Executor::create_process`]; one executor thread spawns it
+//! with raw syscalls, tracks it, reaps it and kills it with escalation (SIGTERM, a grace of 3 s,
+//! SIGKILL). This is the Rust form of the Napix server's `executor` module.
 //!
 //! ```
-//! use std::sync::Arc;
 //! use std::time::Duration;
 //! use napix_executor::Executor;
 //!
-//! let ex = Arc::new(Executor::builder().kill_grace(Duration::from_millis(200)).build()?);
-//! let worker = {
-//!     let ex = ex.clone();
-//!     std::thread::spawn(move || {
-//!         let echo = ex.create_process(&["sh", "-c", "echo hello"], false)?;
-//!         let mut out = String::new();
-//!         let mut stdout = echo.take_stdout().expect("pipes were asked for");
-//!         std::io::Read::read_to_string(&mut stdout, &mut out)?;
-//!         assert_eq!(out, "hello\n");
-//!         assert!(echo.wait().success());
+//! let ex = Executor::builder().kill_grace(Duration::from_millis(200)).build()?;
+//! // The loop runs on this (the main) thread while the closure runs on another; it stops when the
+//! // closure returns, errs or panics, so a `?` below cannot leave it running for ever.
+//! ex.run_with(|ex| -> std::io::Result<()> {
+//!     let echo = ex.create_process(&["sh", "-c", "echo hello"], false)?;
+//!     let mut out = String::new();
+//!     let mut stdout = echo.take_stdout().expect("pipes were asked for");
+//!     std::io::Read::read_to_string(&mut stdout, &mut out)?;
+//!     assert_eq!(out, "hello\n");
+//!     assert!(echo.wait().success());
 //!
-//!         let sleeper = ex.create_process(&["sleep", "30"], true)?;
-//!         let status = sleeper.kill(); // SIGTERM; SIGKILL after the grace
-//!         assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(15));
-//!         ex.stop(); // run() returns once every child is reaped
-//!         Ok::<(), std::io::Error>(())
-//!     })
-//! };
-//! ex.run()?; // the loop, on the main thread
-//! worker.join().expect("the worker panicked")?;
+//!     let sleeper = ex.create_process(&["sleep", "30"], true)?;
+//!     let status = sleeper.kill(); // SIGTERM; SIGKILL after the grace
+//!     assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(15));
+//!     Ok(())
+//! })??; // the loop's error, then the closure's
 //! # Ok::<(), std::io::Error>(())
 //! ```
+//!
+//! # Running the loop
+//!
+//! | way | where the loop runs | when it stops |
+//! |---|---|---|
+//! | [`Executor::start`] / [`ExecutorBuilder::start`] | a thread the executor owns | the last clone of the executor drops (the drop waits for the reaps) |
+//! | [`Executor::run_with`] | the calling thread, while a closure runs on another | the closure returns, errs or panics |
+//! | [`Executor::run`] (the seed's way; [`executor()`] expects it) | the calling thread | [`Executor::stop`] |
+//!
+//! A request waiting for a loop nobody runs logs a `tracing` warning after a second, and fails
+//! with [`SpawnError::NotServed`] after [`ExecutorBuilder::request_timeout`] if one is set.
+//!
+//! # Async
+//!
+//! No runtime dependency: [`ExecHandle::wait_async`] and [`Executor::create_process_async`] return
+//! `Send + 'static` futures woken by the executor thread (a waker stored beside the status or in
+//! the reply slot: no polling, no thread per child), and `ExecHandle` is [`AsFd`](std::os::fd::AsFd)
+//! (the pidfd: readable once the child exited) for event loops such as tokio's `AsyncFd`.
+//!
+//! ```
+//! # let ex = napix_executor::Executor::start()?;
+//! # pollster::block_on(async {
+//! let child = ex.create_process_async(&["sh", "-c", "exit 3"], true).await?;
+//! assert_eq!(child.wait_async().await.code(), Some(3));
+//! # Ok::<(), napix_executor::SpawnError>(())
+//! # })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Dropping either future is harmless: a dropped wait leaves the child running and reaped; a
+//! dropped spawn withdraws the request (a child spawned for it meanwhile is killed and reaped).
 //!
 //! # How a request flows
 //!
@@ -79,7 +104,8 @@
 //!
 //! # Caveats
 //!
-//! - `run()` must be running for `create_process` and `wait` to make progress.
+//! - The loop must run for `create_process` and `wait` to make progress (see "Running the
+//!   loop"); the global [`executor()`]'s runs where the program calls [`Executor::run`].
 //! - An executor belongs to the process that built it: in a child forked without exec,
 //!   `create_process` and `run` fail at once with [`SpawnError::ForkedChild`]; the child builds
 //!   its own with [`Executor::new`] (see [`Executor`], "After `fork()`").
@@ -129,22 +155,27 @@
 //! | `sigchld.rs` | signal mode: what tells the loop of exits (signalfd, handler), and when it looks by itself |
 //! | `escalation.rs` | where a kill is timed: SIGTERM, the grace, SIGKILL |
 //! | `handle.rs` | [`ExecHandle`], the caller's view of one child |
+//! | `run_modes.rs` | where the loop runs: the calling thread, an owned thread, beside a closure |
+//! | `exit_future.rs`, `spawn_future.rs` | [`ExitFuture`], [`SpawnFuture`]: the same waits for async code |
 //!
 //! and beside them `lifetime.rs` (a child's deadline and kill grace), `rusage.rs`
 //! ([`ResourceUsage`]), `shared.rs` (the state one executor's threads share), `proc_state.rs` (one
 //! child's state: status, waiters, signalling), `poller.rs` (epoll, timerfd and doorbell behind one
-//! type), `spin.rs` (bounded polling before sleeping), `direct.rs` (spawning without the loop),
+//! type), `spin.rs` (bounded polling before sleeping), `waker_list.rs` (the tasks waiting for one
+//! event), `direct.rs` (spawning without the loop),
 //! `error.rs`. All `unsafe` lives in `sys/`.
 //!
 //! Every module depends only on the ones below it; no two import each other:
 //!
 //! ```text
 //! executor
-//!   -> handle, reactor
+//!   -> spawn_future -> handle -> exit_future -> proc_state
+//!   -> run_modes -> reactor
 //! reactor -> spawn -> shared -> queue, table -> proc_state -> spin, sys
 //!         -> reap -> sigchld -> sys
 //!         -> reap, escalation -> proc_state
-//! queue -> poller, request, proc_state
+//! queue -> poller, request, proc_state, waker_list
+//! proc_state -> waker_list
 //! ```
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -156,6 +187,7 @@ pub mod direct;
 mod error;
 mod escalation;
 mod executor;
+mod exit_future;
 mod handle;
 mod lifetime;
 mod poller;
@@ -164,21 +196,26 @@ mod queue;
 mod reactor;
 mod reap;
 mod request;
+mod run_modes;
 mod rusage;
 mod shared;
 mod sigchld;
 mod spawn;
+mod spawn_future;
 mod spin;
 mod sys;
 mod table;
 #[cfg(test)]
 mod test_support;
+mod waker_list;
 
 pub use error::{SpawnError, SpawnStage};
 pub use executor::{DEFAULT_KILL_GRACE, Executor, ExecutorBuilder, executor};
+pub use exit_future::ExitFuture;
 pub use handle::{ChildStderr, ChildStdout, ExecHandle};
 pub use rusage::ResourceUsage;
 pub use shared::ChildWatch;
+pub use spawn_future::SpawnFuture;
 pub use sys::spawn::SpawnBackend;
 pub use sys::{block_sigchld, raise_fd_limit};
 pub use table::ProcessInfo;

@@ -11,6 +11,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
@@ -20,6 +21,7 @@ use tracing::info;
 use crate::lifetime::Lifetime;
 use crate::rusage::ResourceUsage;
 use crate::spin::SpinPolicy;
+use crate::waker_list::{WakerList, wake_all};
 
 /// The raw wait status reported when the real one is lost: exit code 255.
 pub(crate) const LOST_STATUS: i32 = 255 << 8;
@@ -59,6 +61,8 @@ pub(crate) struct ProcState {
     timed_out: AtomicBool,
     /// Its deadline and kill grace; set before the state is shared.
     pub(crate) lifetime: Lifetime,
+    /// The tasks awaiting the status ([`poll_exit`](Self::poll_exit)), woken by `set_status`.
+    wakers: Mutex<WakerList>,
 }
 
 /// A spawned child's parts, as the executor thread answers a spawn request; the public handle
@@ -67,6 +71,8 @@ pub(crate) struct Spawned {
     pub(crate) state: Arc<ProcState>,
     pub(crate) stdout: Option<OwnedFd>,
     pub(crate) stderr: Option<OwnedFd>,
+    /// Without a pidfd: an eventfd to write when the child is reaped (the handle's `AsFd`).
+    pub(crate) exit_fd: Option<OwnedFd>,
 }
 
 impl ProcState {
@@ -90,6 +96,7 @@ impl ProcState {
             rusage: OnceLock::new(),
             timed_out: AtomicBool::new(false),
             lifetime: Lifetime::default(),
+            wakers: Mutex::new(WakerList::default()),
         }
     }
 
@@ -131,6 +138,40 @@ impl ProcState {
         self.done.store(true, Ordering::Release);
         drop(s);
         self.exited.notify_all();
+        // After `done`: a task registering now either sees it or is in the list taken here.
+        let wakers = self.wakers().take();
+        wake_all(wakers);
+    }
+
+    fn wakers(&self) -> MutexGuard<'_, WakerList> {
+        self.wakers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The status if stored; else registers the task under `key` to be woken when it is.
+    pub(crate) fn poll_exit(
+        &self,
+        cx: &mut Context<'_>,
+        key: &mut Option<u64>,
+    ) -> Poll<ExitStatus> {
+        let mut wakers = self.wakers();
+        if self.done.load(Ordering::Acquire) {
+            wakers.remove(key.take());
+            drop(wakers);
+            if let Some(status) = self.status() {
+                return Poll::Ready(status);
+            }
+            // `done` is only set after the status; unreachable, but never wait on it.
+            return Poll::Ready(lost_status());
+        }
+        wakers.register(key, cx.waker());
+        Poll::Pending
+    }
+
+    /// Forgets the task registered under `key` (its future was dropped).
+    pub(crate) fn forget_waker(&self, key: Option<u64>) {
+        if key.is_some() {
+            self.wakers().remove(key);
+        }
     }
 
     /// Stores what the child used; called by the reaper just before [`set_status`](Self::set_status),

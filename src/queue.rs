@@ -8,9 +8,10 @@
 //! unanswered.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker as TaskWaker};
 use std::thread::{self, Thread};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_queue::SegQueue;
 
@@ -49,40 +50,77 @@ impl Message {
     /// Answers a message that will never be served because the executor stopped.
     pub(crate) fn refuse(self) {
         match self {
-            Message::Spawn(req) => req.reply.fulfil(Err(SpawnError::Stopped)),
+            // A refusal given back (its caller gave up) is nothing to dispose of.
+            Message::Spawn(req) => {
+                let _ = req.reply.fulfil(Err(SpawnError::Stopped));
+            }
             // Every child is escalated at stop anyway; the caller waits for the status.
             Message::Kill(_) => {}
-            Message::Ping(slot) => slot.fulfil(()),
+            Message::Ping(slot) => {
+                let _ = slot.fulfil(());
+            }
             // Without a pidfd only the loop may signal; once stopped, the loop is killing every
             // child anyway (or has reaped them all: then the process is gone, ESRCH).
-            Message::Signal { state, reply, .. } => reply.fulfil(Err(match state.status() {
-                Some(_) => std::io::Error::from_raw_os_error(libc::ESRCH),
-                None => SpawnError::Stopped.into(),
-            })),
+            Message::Signal { state, reply, .. } => {
+                let _ = reply.fulfil(Err(match state.status() {
+                    Some(_) => std::io::Error::from_raw_os_error(libc::ESRCH),
+                    None => SpawnError::Stopped.into(),
+                }));
+            }
         }
     }
 }
 
-/// A one-shot answer from the executor thread to one waiting caller.
+/// A one-shot answer from the executor thread to one waiting caller: a thread (parked) or a task
+/// (woken through its [`Waker`](std::task::Waker)).
+///
+/// A caller may give up waiting ([`abandon`](Self::abandon): a timeout, a dropped future). The
+/// executor thread then either sees that before it serves the request and skips it
+/// ([`is_abandoned`](Self::is_abandoned)), or gets its answer back from
+/// [`fulfil`](Self::fulfil) and disposes of it itself: a child spawned for nobody is never left
+/// running unwatched.
 pub(crate) struct ReplySlot<T> {
+    /// Set (after the value) once answered: lets a waiting thread spin without the lock.
     ready: AtomicBool,
-    value: Mutex<Option<T>>,
-    waiter: Thread,
+    inner: Mutex<SlotInner<T>>,
+    /// The thread to unpark; `None` for a slot awaited by a task.
+    waiter: Option<Thread>,
+}
+
+struct SlotInner<T> {
+    value: Option<T>,
+    /// The task to wake, for a slot awaited by a future.
+    waker: Option<TaskWaker>,
+    abandoned: bool,
 }
 
 impl<T> ReplySlot<T> {
-    /// A slot that the current thread will wait on.
-    pub(crate) fn for_current_thread() -> Arc<ReplySlot<T>> {
+    fn with_waiter(waiter: Option<Thread>) -> Arc<ReplySlot<T>> {
         Arc::new(ReplySlot {
             ready: AtomicBool::new(false),
-            value: Mutex::new(None),
-            waiter: thread::current(),
+            inner: Mutex::new(SlotInner {
+                value: None,
+                waker: None,
+                abandoned: false,
+            }),
+            waiter,
         })
+    }
+
+    /// A slot that the current thread will wait on.
+    pub(crate) fn for_current_thread() -> Arc<ReplySlot<T>> {
+        ReplySlot::with_waiter(Some(thread::current()))
+    }
+
+    /// A slot that a future will poll ([`poll_reply`](Self::poll_reply)).
+    pub(crate) fn for_task() -> Arc<ReplySlot<T>> {
+        ReplySlot::with_waiter(None)
     }
 
     /// A slot for the current thread, reused across its requests: the thread waits for each
     /// answer before it asks again, so one slot per thread (per answer type) is enough and the
-    /// hot path allocates none.
+    /// hot path allocates none. (A caller that may give up waiting uses a fresh slot instead: an
+    /// abandoned slot stays referenced by its queued request.)
     pub(crate) fn reusable(
         key: &'static std::thread::LocalKey<Arc<ReplySlot<T>>>,
     ) -> Arc<ReplySlot<T>> {
@@ -92,31 +130,117 @@ impl<T> ReplySlot<T> {
         slot
     }
 
-    /// Stores the answer and wakes the waiter. Called once per request.
-    pub(crate) fn fulfil(&self, value: T) {
-        *self.value.lock().unwrap_or_else(PoisonError::into_inner) = Some(value);
+    fn lock(&self) -> MutexGuard<'_, SlotInner<T>> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Stores the answer and wakes the waiter. Called once per request. Gives the answer back
+    /// when the caller has given up waiting: the executor thread must then dispose of it.
+    pub(crate) fn fulfil(&self, value: T) -> Result<(), T> {
+        let mut inner = self.lock();
+        if inner.abandoned {
+            return Err(value);
+        }
+        inner.value = Some(value);
+        let waker = inner.waker.take();
+        drop(inner);
         self.ready.store(true, Ordering::Release);
-        self.waiter.unpark();
+        if let Some(t) = &self.waiter {
+            t.unpark();
+        }
+        if let Some(w) = waker {
+            w.wake();
+        }
+        Ok(())
+    }
+
+    /// True once the caller gave up waiting: the request need not be served.
+    pub(crate) fn is_abandoned(&self) -> bool {
+        self.lock().abandoned
+    }
+
+    /// Gives up waiting. Returns the answer if it came meanwhile (the caller then owns it);
+    /// otherwise a later [`fulfil`](Self::fulfil) gives the answer back to the executor thread.
+    pub(crate) fn abandon(&self) -> Option<T> {
+        let mut inner = self.lock();
+        match inner.value.take() {
+            Some(v) => Some(v),
+            None => {
+                inner.abandoned = true;
+                inner.waker = None;
+                None
+            }
+        }
+    }
+
+    /// The answer if it came; else registers the task to be woken when it does.
+    pub(crate) fn poll_reply(&self, cx: &mut Context<'_>) -> Poll<T> {
+        let mut inner = self.lock();
+        if let Some(v) = inner.value.take() {
+            return Poll::Ready(v);
+        }
+        match &mut inner.waker {
+            Some(w) => w.clone_from(cx.waker()),
+            None => inner.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
     }
 
     /// Waits for the answer: polls for a while (see [`SpinPolicy`]), then parks; spurious
     /// wake-ups are re-checked.
     pub(crate) fn wait(&self, spin: &SpinPolicy) -> T {
-        spin.poll(Duration::MAX, || self.ready.load(Ordering::Acquire));
         loop {
-            if self.ready.load(Ordering::Acquire)
-                && let Some(v) = self
-                    .value
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .take()
-            {
+            if let Some(v) = self.wait_until(spin, None, &mut || {}) {
                 return v;
             }
-            thread::park();
+        }
+    }
+
+    /// Like [`wait`](Self::wait), giving up at `deadline` (`None` if it came first; the caller
+    /// then [`abandon`](Self::abandon)s the slot). `slow` is called once if the answer has not
+    /// come within [`SLOW_REPLY`].
+    pub(crate) fn wait_until(
+        &self,
+        spin: &SpinPolicy,
+        deadline: Option<Instant>,
+        slow: &mut dyn FnMut(),
+    ) -> Option<T> {
+        let start = Instant::now();
+        let cap = deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(start));
+        spin.poll(cap, || self.ready.load(Ordering::Acquire));
+        let mut warned = false;
+        loop {
+            if self.ready.load(Ordering::Acquire)
+                && let Some(v) = self.lock().value.take()
+            {
+                return Some(v);
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return None;
+            }
+            let mut sleep = deadline.map_or(Duration::MAX, |d| d - now);
+            if !warned {
+                let slow_at = start + SLOW_REPLY;
+                if now >= slow_at {
+                    warned = true;
+                    slow();
+                    continue;
+                }
+                sleep = sleep.min(slow_at - now);
+            }
+            if sleep == Duration::MAX {
+                thread::park();
+            } else {
+                thread::park_timeout(sleep);
+            }
         }
     }
 }
+
+/// How long a caller waits for the executor thread before [`ReplySlot::wait_until`] calls its
+/// `slow` hook (which tells the user when no thread runs the loop).
+pub(crate) const SLOW_REPLY: Duration = Duration::from_secs(1);
 
 /// The queue of messages, the doorbell that wakes the executor thread, and the closed flag.
 pub(crate) struct RequestQueue {
@@ -265,6 +389,51 @@ mod tests {
     }
 
     #[test]
+    fn an_abandoned_slot_gives_a_late_answer_back_and_an_early_one_to_the_caller() {
+        let late = ReplySlot::<u32>::for_current_thread();
+        assert!(!late.is_abandoned());
+        assert_eq!(late.abandon(), None);
+        assert!(late.is_abandoned());
+        // The executor thread gets its answer back: it must dispose of it.
+        assert_eq!(late.fulfil(7), Err(7));
+        let early = ReplySlot::<u32>::for_current_thread();
+        assert_eq!(early.fulfil(8), Ok(()));
+        // The answer came first: giving up hands it to the caller.
+        assert_eq!(early.abandon(), Some(8));
+    }
+
+    #[test]
+    fn a_task_slot_wakes_its_task_and_a_deadline_ends_a_thread_wait() {
+        use std::sync::atomic::AtomicUsize;
+        use std::task::Wake;
+        struct Count(AtomicUsize);
+        impl Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = TaskWaker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        let slot = ReplySlot::<u32>::for_task();
+        assert!(slot.poll_reply(&mut cx).is_pending());
+        assert_eq!(slot.fulfil(3), Ok(()));
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(slot.poll_reply(&mut cx), Poll::Ready(3));
+
+        let slot = ReplySlot::<u32>::for_current_thread();
+        let spin = SpinPolicy::new(Duration::ZERO);
+        let t = Instant::now();
+        let mut slow_calls = 0;
+        let got = slot.wait_until(&spin, Some(t + Duration::from_millis(50)), &mut || {
+            slow_calls += 1
+        });
+        assert_eq!(got, None);
+        assert!(t.elapsed() >= Duration::from_millis(50));
+        assert_eq!(slow_calls, 0, "SLOW_REPLY is longer than the deadline");
+    }
+
+    #[test]
     fn a_sleeping_loop_is_woken_by_close_and_a_closed_queue_keeps_it_awake() {
         let (poller, q) = queue();
         assert!(q.prepare_to_sleep(false));
@@ -293,7 +462,7 @@ mod tests {
                     while !q.is_closed() {
                         while let Some(m) = q.pop() {
                             if let Message::Ping(slot) = m {
-                                slot.fulfil(());
+                                let _ = slot.fulfil(());
                             }
                         }
                         thread::yield_now();

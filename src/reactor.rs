@@ -107,8 +107,12 @@ impl Reactor<'_> {
             match message {
                 Message::Spawn(request) => {
                     let reply = request.reply.clone();
+                    if reply.is_abandoned() {
+                        // Withdrawn: its caller timed out or dropped its future.
+                        continue;
+                    }
                     if self.shared.is_stopped() {
-                        reply.fulfil(Err(SpawnError::Stopped));
+                        let _ = reply.fulfil(Err(SpawnError::Stopped));
                         continue;
                     }
                     let orphans = self.reaper.has_orphans();
@@ -126,10 +130,20 @@ impl Reactor<'_> {
                     if let Ok(spawned) = &result {
                         self.set_deadline(&spawned.state, asked);
                     }
-                    reply.fulfil(result);
+                    if let Err(Ok(unwanted)) = reply.fulfil(result) {
+                        // Its caller gave up while it was spawned: nobody holds a handle, so it
+                        // is killed (with the usual escalation) rather than left running.
+                        debug!(
+                            pid = unwanted.state.pid,
+                            "spawned for a caller that gave up: killing"
+                        );
+                        self.start_escalation(Instant::now(), vec![unwanted.state]);
+                    }
                 }
                 Message::Kill(state) => self.start_escalation(Instant::now(), vec![state]),
-                Message::Ping(slot) => slot.fulfil(()),
+                Message::Ping(slot) => {
+                    let _ = slot.fulfil(());
+                }
                 Message::Signal {
                     state,
                     signal,
@@ -138,12 +152,12 @@ impl Reactor<'_> {
                     // Still in the table and running means not reaped: the pid is still ours.
                     let tracked = self.shared.table().get(state.serial).is_some();
                     if tracked && state.still_ours() {
-                        reply.fulfil(state.signal(signal));
+                        let _ = reply.fulfil(state.signal(signal));
                     } else {
                         if tracked {
                             self.try_reap(&state);
                         }
-                        reply.fulfil(Err(io::Error::from_raw_os_error(libc::ESRCH)));
+                        let _ = reply.fulfil(Err(io::Error::from_raw_os_error(libc::ESRCH)));
                     }
                 }
             }

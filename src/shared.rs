@@ -132,6 +132,11 @@ impl Shared {
         self.looping.store(false, Ordering::SeqCst);
     }
 
+    /// True while some thread is inside the loop.
+    pub(crate) fn is_looping(&self) -> bool {
+        self.looping.load(Ordering::SeqCst)
+    }
+
     /// Stops the executor: the queue refuses what is queued and what comes; the loop sees it.
     pub(crate) fn stop(&self) {
         self.queue.close();

@@ -11,6 +11,7 @@ use rustix::process::{Pid, WaitId, WaitIdOptions, waitid};
 use tracing::{debug, warn};
 
 use crate::error::{SpawnError, SpawnStage};
+use crate::exit_future::ExitFd;
 use crate::proc_state::{ProcState, Spawned, lost_status};
 use crate::queue::SpawnRequest;
 use crate::reap::{Reaper, Wait};
@@ -45,6 +46,11 @@ pub(crate) fn spawn<W: Wait>(
         stderr: pipes.as_ref().map_or(null, |(_, (_, w))| w.as_fd()),
     };
     let watch_pidfd = config.watch == ChildWatch::Pidfd;
+    let exit_fd = if watch_pidfd {
+        None
+    } else {
+        Some(ExitFd::create().map_err(|e| fail(SpawnStage::ExitFd, crate::sys::errno_of(e)))?)
+    };
     let started = Instant::now();
     let spawned = spawner
         .spawn(config.backend, &request.command, &stdio, watch_pidfd)
@@ -122,6 +128,7 @@ pub(crate) fn spawn<W: Wait>(
         state,
         stdout,
         stderr,
+        exit_fd,
     })
 }
 
@@ -181,6 +188,8 @@ fn lost_at_spawn(
         state: Arc::new(state),
         stdout,
         stderr,
+        // The handle makes the readiness eventfd (written at once: the status is set).
+        exit_fd: None,
     }
 }
 

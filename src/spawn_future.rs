@@ -1,0 +1,105 @@
+//! [`SpawnFuture`]: a spawn request awaited by a task instead of a parked thread. The request goes
+//! through the same queue as a blocking one; its reply slot holds the task's waker, which the
+//! executor thread wakes when it has spawned the child (or refused the request).
+//!
+//! Dropping the future withdraws the request: the executor thread skips it if it has not spawned
+//! it yet, and kills a child it spawned for a future already gone (see
+//! [`ReplySlot::abandon`](crate::queue::ReplySlot)).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
+
+use crate::error::SpawnError;
+use crate::handle::ExecHandle;
+use crate::proc_state::Spawned;
+use crate::queue::ReplySlot;
+use crate::shared::Shared;
+
+type Reply = Arc<ReplySlot<Result<Spawned, SpawnError>>>;
+
+/// A future of a spawned child's [`ExecHandle`], from
+/// [`Executor::create_process_async`](crate::Executor::create_process_async).
+///
+/// `Send` and `'static`; needs no particular runtime. Cancel-safe: dropping it before it completes
+/// withdraws the request, and a child the executor thread spawned for it meanwhile is killed
+/// (SIGTERM, the grace, SIGKILL) and reaped; dropping it once the child is spawned but before it
+/// was polled again treats the child like a dropped handle's (it runs on and is reaped).
+#[must_use = "futures do nothing unless awaited; dropping this one withdraws the request"]
+pub struct SpawnFuture {
+    inner: Inner,
+}
+
+enum Inner {
+    /// Refused before it was queued (bad command, stopped executor).
+    Failed(Option<SpawnError>),
+    /// Queued; the executor thread answers through `reply`.
+    Queued {
+        reply: Reply,
+        executor: Weak<Shared>,
+    },
+    /// The answer was handed out.
+    Done,
+}
+
+impl std::fmt::Debug for SpawnFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match &self.inner {
+            Inner::Failed(_) => "failed",
+            Inner::Queued { .. } => "queued",
+            Inner::Done => "done",
+        };
+        f.debug_struct("SpawnFuture")
+            .field("state", &state)
+            .finish()
+    }
+}
+
+impl SpawnFuture {
+    pub(crate) fn failed(error: SpawnError) -> SpawnFuture {
+        SpawnFuture {
+            inner: Inner::Failed(Some(error)),
+        }
+    }
+
+    pub(crate) fn queued(reply: Reply, executor: Weak<Shared>) -> SpawnFuture {
+        SpawnFuture {
+            inner: Inner::Queued { reply, executor },
+        }
+    }
+}
+
+impl Future for SpawnFuture {
+    type Output = Result<ExecHandle, SpawnError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let answer = match &mut this.inner {
+            Inner::Failed(error) => match error.take() {
+                Some(e) => Err(e),
+                // Polled again after completion: stays an error rather than a panic.
+                None => Err(SpawnError::Stopped),
+            },
+            Inner::Queued { reply, executor } => match reply.poll_reply(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(answer) => {
+                    answer.and_then(|spawned| ExecHandle::new(spawned, executor.clone()))
+                }
+            },
+            Inner::Done => Err(SpawnError::Stopped),
+        };
+        this.inner = Inner::Done;
+        Poll::Ready(answer)
+    }
+}
+
+impl Drop for SpawnFuture {
+    fn drop(&mut self) {
+        if let Inner::Queued { reply, .. } = &self.inner {
+            // An answer that came meanwhile is dropped here: a child then runs on like one whose
+            // handle was dropped. Without one, the executor thread disposes of a late answer.
+            drop(reply.abandon());
+        }
+    }
+}
