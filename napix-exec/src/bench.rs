@@ -1,5 +1,5 @@
 //! `napix-exec bench`: spawn+wait latency and throughput of the executor against the
-//! alternatives, side by side in one process (issue 3).
+//! alternatives, side by side in one process.
 //!
 //! Contenders, each spawn + wait with stdio on /dev/null:
 //! - the executor with each backend, the request sent from the measuring (worker) thread while
@@ -19,18 +19,23 @@
 //! after a warm-up, so that noise hits all alike; each section repeats R times and shows the spread
 //! of the per-repeat medians; the executors are built once per section and reused.
 //!
-//! The default run takes about a minute; `--full` uses the issue's heavy settings
-//! (`--rss 10M,1G,4G --tracked 0,1000,10000`, several GiB of memory) and `--quick` tiny counts
-//! (for the smoke test).
+//! Every input is checked before the first measurement (usage errors exit 2); what was measured
+//! is written (`--json`, `--export-json`, `--export-markdown`) before the plot is drawn, and even
+//! when a section fails. The tool reports ratios; it does not judge them: pass/fail checks of the
+//! library's own goals are not its job.
 
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use napix_executor::SpawnBackend;
+
+use crate::duration;
 
 #[path = "bench_measure.rs"]
 mod bench_measure;
@@ -44,9 +49,9 @@ mod bench_tiny;
 use bench_measure::{Contender, Plan, Res, Rig, Target, Tuning, all_contenders, backend_name};
 use bench_report::{
     FdControl, LatencySection, LoadMeter, Machine, OtherLoad, Report, Settings, Spread,
-    TargetCheck, ThroughputRow, TrackedRow, contender_results,
+    ThroughputRow, TrackedRow, contender_results,
 };
-use bench_stats::{fmt_bytes, parse_size};
+use bench_stats::{FIT_COLUMNS, Layout, Table, fmt_bytes, parse_size};
 use bench_tiny::{TINY_SIZE, TinyProgram};
 
 /// A part of the bench.
@@ -63,11 +68,19 @@ pub enum Section {
 }
 
 #[derive(clap::Args, Debug)]
+#[command(after_help = "\
+The default run allocates and touches up to 1 GiB (--rss) and starts 1,000 sleeping processes \
+(--tracked); see the README for how long it takes. --quick gives a first look in seconds.
+
+Durations: a bare number is seconds (0.5); or a number with a unit: us, ms, s, m (600ms).
+
+Exit status: 0 when the run completed and everything was written, 1 when a measurement or a \
+write failed (what was measured is still written), 2 for a usage error.")]
 pub struct BenchArgs {
-    /// Tiny counts (a few seconds; for smoke tests). Explicit flags still win.
+    /// A first look: tiny counts, a few seconds. Explicit flags still win.
     #[arg(long, conflicts_with = "full")]
     quick: bool,
-    /// The issue's heavy settings: --rss 10M,1G,4G --tracked 0,1000,10000 (minutes, ~7 GiB).
+    /// Heavy settings: --rss 10M,1G,4G --tracked 0,1000,10000 (minutes, about 5 GiB of memory).
     #[arg(long)]
     full: bool,
     /// Run only these sections [default: all].
@@ -85,45 +98,65 @@ pub struct BenchArgs {
     #[arg(long)]
     no_bin_true: bool,
     /// Parent memory to allocate and touch before measuring [default: 10M,100M,1G].
-    #[arg(long, value_delimiter = ',', value_parser = parse_size, value_name = "SIZES")]
+    #[arg(long, value_delimiter = ',', value_parser = parse_positive_size, value_name = "SIZES")]
     rss: Option<Vec<u64>>,
     /// Submitting thread counts for the throughput section [default: 1,2,8].
-    #[arg(long, value_delimiter = ',', value_name = "COUNTS")]
-    threads: Option<Vec<usize>>,
+    #[arg(long, value_delimiter = ',', value_name = "COUNTS",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    threads: Option<Vec<u32>>,
     /// Tracked-children counts for the scale section [default: 0,1000].
     #[arg(long, value_delimiter = ',', value_name = "COUNTS")]
     tracked: Option<Vec<usize>>,
     /// Samples per contender per repeat (upper bound) [default: 1000].
-    #[arg(long)]
-    iterations: Option<usize>,
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    iterations: Option<u32>,
     /// Consecutive spawns of one contender before the next one's turn [default: 10].
-    #[arg(long)]
-    batch: Option<usize>,
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    batch: Option<u32>,
     /// Unrecorded spawns per contender before measuring [default: 20].
     #[arg(long)]
-    warmup: Option<usize>,
+    warmup: Option<u32>,
     /// Repeats of every measurement; the spread of their medians is shown [default: 3].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    repeat: Option<u32>,
+    /// Time per contender per repeat after which a slow contender stops early [default: 600ms].
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse_positive)]
+    budget: Option<Duration>,
+    /// Length of each throughput window [default: 500ms].
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse_positive)]
+    window: Option<Duration>,
+    /// Kill grace of the executors under test (the scale section's stop()) [default: 1s].
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
+    grace: Option<Duration>,
+    /// Build the executors under test with this `ExecutorBuilder::spin`: how long a caller
+    /// waiting for its spawn reply or an exit status polls before it sleeps (0 turns polling
+    /// off) [default: the library's].
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
+    spin: Option<Duration>,
+    /// Show every column (the default fits the tables in 100 columns).
     #[arg(long)]
-    repeat: Option<usize>,
-    /// Time per contender per repeat after which a slow contender stops early [default: 600].
-    #[arg(long, value_name = "MS")]
-    budget_ms: Option<u64>,
-    /// Length of each throughput window [default: 500].
-    #[arg(long, value_name = "MS")]
-    window_ms: Option<u64>,
-    /// Kill grace of the executors under test (the scale section's stop()) [default: 1000].
-    #[arg(long, value_name = "MS")]
-    grace_ms: Option<u64>,
-    /// Build the executors under test with this `idle_spin` (microseconds) instead of the
-    /// library's default: how long the loop polls its queue before sleeping.
-    #[arg(long, value_name = "US")]
-    idle_spin_us: Option<u64>,
+    wide: bool,
     /// Print one JSON document on stdout (the tables go to stderr).
     #[arg(long)]
     json: bool,
-    /// Draw latency against parent memory per contender into this SVG file.
+    /// Also write the JSON document to FILE.
+    #[arg(long, value_name = "FILE")]
+    export_json: Option<PathBuf>,
+    /// Also write every table, all columns, as Markdown to FILE.
+    #[arg(long, value_name = "FILE")]
+    export_markdown: Option<PathBuf>,
+    /// Draw latency against parent memory per contender into this SVG file, with a second panel
+    /// of the ratios to the floor.
     #[arg(long, value_name = "FILE.svg")]
     plot: Option<PathBuf>,
+}
+
+/// A size for --rss; zero is refused (it would measure nothing the no-allocation run does not).
+fn parse_positive_size(s: &str) -> Result<u64, String> {
+    match parse_size(s)? {
+        0 => Err(format!("`{s}`: the size must be more than zero")),
+        n => Ok(n),
+    }
 }
 
 /// The resolved settings.
@@ -140,7 +173,7 @@ struct Config {
 }
 
 impl Config {
-    fn resolve(a: &BenchArgs) -> Res<Config> {
+    fn resolve(a: &BenchArgs) -> Config {
         let (rss, threads, tracked): (Vec<u64>, Vec<usize>, Vec<usize>) = if a.quick {
             (vec![1 << 20, 16 << 20], vec![1, 2], vec![0, 4])
         } else if a.full {
@@ -157,21 +190,23 @@ impl Config {
             )
         };
         let q = a.quick;
-        let plan = Plan {
-            iterations: a.iterations.unwrap_or(if q { 20 } else { 1000 }).max(1),
-            batch: a.batch.unwrap_or(if q { 5 } else { 10 }).max(1),
-            warmup: a.warmup.unwrap_or(if q { 2 } else { 20 }),
-            budget: Duration::from_millis(a.budget_ms.unwrap_or(if q { 200 } else { 600 })),
+        let count = |x: Option<u32>, quick: usize, normal: usize| {
+            x.map_or(if q { quick } else { normal }, |n| n as usize)
+        };
+        let mut plan = Plan {
+            iterations: count(a.iterations, 20, 1000),
+            batch: count(a.batch, 5, 10),
+            warmup: count(a.warmup, 2, 20),
+            budget: a
+                .budget
+                .unwrap_or(Duration::from_millis(if q { 200 } else { 600 })),
             min_samples: if q { 3 } else { 20 },
         };
-        let mut plan = plan;
         plan.min_samples = plan.min_samples.min(plan.iterations);
-        let grace = Duration::from_millis(a.grace_ms.unwrap_or(if q { 200 } else { 1000 }));
-        let threads = a.threads.clone().unwrap_or(threads);
-        if threads.contains(&0) {
-            return Err("--threads: counts start at 1".into());
-        }
-        Ok(Config {
+        let grace = a
+            .grace
+            .unwrap_or(Duration::from_millis(if q { 200 } else { 1000 }));
+        Config {
             sections: if a.only.is_empty() {
                 vec![
                     Section::Latency,
@@ -183,17 +218,22 @@ impl Config {
                 a.only.clone()
             },
             rss: a.rss.clone().unwrap_or(rss),
-            threads,
+            threads: a
+                .threads
+                .as_ref()
+                .map_or(threads, |t| t.iter().map(|&n| n as usize).collect()),
             tracked: a.tracked.clone().unwrap_or(tracked),
             plan,
-            repeat: a.repeat.unwrap_or(if q { 1 } else { 3 }).max(1),
-            window: Duration::from_millis(a.window_ms.unwrap_or(if q { 100 } else { 500 })),
+            repeat: count(a.repeat, 1, 3),
+            window: a
+                .window
+                .unwrap_or(Duration::from_millis(if q { 100 } else { 500 })),
             grace,
             tuning: Tuning {
                 grace,
-                idle_spin: a.idle_spin_us.map(Duration::from_micros),
+                spin: a.spin,
             },
-        })
+        }
     }
 
     fn has(&self, s: Section) -> bool {
@@ -212,28 +252,35 @@ impl Config {
 }
 
 /// The progress indicator (stderr, only on a terminal) and the printer of the tables, which go to
-/// stdout, or to stderr with `--json` so that stdout holds only the JSON document.
+/// stdout, or to stderr with `--json` so that stdout holds only the JSON document. Keeps every
+/// table for `--export-markdown`.
 struct Ui {
     bar: ProgressBar,
     json: bool,
+    layout: Layout,
+    tables: Mutex<Vec<Table>>,
 }
 
 impl Ui {
-    fn new(steps: u64, json: bool) -> Ui {
+    fn new(steps: u64, json: bool, wide: bool) -> Ui {
         let bar = if std::io::stderr().is_terminal() {
-            let bar = ProgressBar::new(steps).with_style(
-                ProgressStyle::with_template(
-                    "{spinner} {elapsed_precise} [{bar:24}] {pos}/{len} {wide_msg}",
-                )
-                .expect("the template is valid")
-                .progress_chars("=> "),
-            );
+            let style = ProgressStyle::with_template(
+                "{spinner} {elapsed_precise} [{bar:24}] {pos}/{len} {wide_msg}",
+            )
+            .map(|s| s.progress_chars("=> "))
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+            let bar = ProgressBar::new(steps).with_style(style);
             bar.enable_steady_tick(Duration::from_millis(120));
             bar
         } else {
             ProgressBar::hidden()
         };
-        Ui { bar, json }
+        Ui {
+            bar,
+            json,
+            layout: if wide { Layout::Wide } else { Layout::Fit },
+            tables: Mutex::new(Vec::new()),
+        }
     }
 
     fn step(&self, msg: impl Into<String>) {
@@ -242,6 +289,28 @@ impl Ui {
 
     fn done(&self) {
         self.bar.inc(1);
+    }
+
+    /// Text, wrapped to the layout's width.
+    fn say(&self, text: &str) {
+        let mut out = String::new();
+        for para in text.split('\n') {
+            if self.layout == Layout::Fit {
+                out.push_str(&bench_stats::wrap(para, FIT_COLUMNS, ""));
+            } else {
+                out.push_str(para);
+                out.push('\n');
+            }
+        }
+        self.print(out.trim_end_matches('\n'));
+    }
+
+    fn table(&self, table: Table) {
+        self.print(&table.render(self.layout));
+        self.tables
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(table);
     }
 
     fn print(&self, text: &str) {
@@ -264,7 +333,14 @@ struct Program {
 }
 
 pub fn main(args: BenchArgs) -> ExitCode {
-    match run(args) {
+    let checked = match check_inputs(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("napix-exec bench: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(args, checked) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("napix-exec bench: {e}");
@@ -273,8 +349,18 @@ pub fn main(args: BenchArgs) -> ExitCode {
     }
 }
 
-fn run(args: BenchArgs) -> Res<()> {
-    let cfg = Config::resolve(&args)?;
+/// What the checks of the inputs resolved.
+struct Checked {
+    cfg: Config,
+    contenders: Vec<Contender>,
+    /// `--program`s as found (PATH searched).
+    programs: Vec<PathBuf>,
+}
+
+/// Checks every input before anything is measured: a bad one is a usage error (exit 2), found
+/// at once, not after minutes of measuring.
+fn check_inputs(args: &BenchArgs) -> Result<Checked, String> {
+    let cfg = Config::resolve(args);
     if args.plot.is_some() && (!cfg.has(Section::Rss) || cfg.rss.is_empty()) {
         return Err("--plot draws the rss section: do not leave it out".into());
     }
@@ -282,12 +368,77 @@ fn run(args: BenchArgs) -> Res<()> {
     if !args.contenders.is_empty() {
         let keys: Vec<String> = contenders.iter().map(Contender::key).collect();
         if let Some(bad) = args.contenders.iter().find(|k| !keys.contains(k)) {
-            return Err(
-                format!("--contenders: unknown `{bad}` (known: {})", keys.join(", ")).into(),
-            );
+            return Err(format!(
+                "--contenders: unknown `{bad}` (known: {})",
+                keys.join(", ")
+            ));
         }
         contenders.retain(|c| args.contenders.contains(&c.key()));
     }
+    let programs = args
+        .program
+        .iter()
+        .map(|p| find_program(p).map_err(|e| format!("--program {}: {e}", p.display())))
+        .collect::<Result<Vec<_>, _>>()?;
+    for (flag, path) in [
+        ("--plot", &args.plot),
+        ("--export-json", &args.export_json),
+        ("--export-markdown", &args.export_markdown),
+    ] {
+        if let Some(path) = path {
+            check_writable(path).map_err(|e| format!("{flag} {}: {e}", path.display()))?;
+        }
+    }
+    Ok(Checked {
+        cfg,
+        contenders,
+        programs,
+    })
+}
+
+/// The program as execve will find it: the path itself when it has a slash, else the first
+/// match in PATH; it must be a regular file with an execute bit.
+fn find_program(p: &Path) -> Result<PathBuf, String> {
+    let executable = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if p.as_os_str().as_encoded_bytes().contains(&b'/') {
+        return match std::fs::metadata(p) {
+            Err(e) => Err(e.to_string()),
+            Ok(_) if executable(p) => Ok(p.to_path_buf()),
+            Ok(_) => Err("not an executable file".into()),
+        };
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(p))
+        .find(|c| executable(c))
+        .ok_or_else(|| "no executable of that name in PATH".into())
+}
+
+/// Whether `path` can be written: opened for writing when it exists (not truncated), else
+/// created and removed again.
+fn check_writable(path: &Path) -> std::io::Result<()> {
+    if path.exists() {
+        if path.is_dir() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::IsADirectory,
+                "is a directory",
+            ));
+        }
+        std::fs::OpenOptions::new().write(true).open(path)?;
+        return Ok(());
+    }
+    std::fs::File::create_new(path)?;
+    std::fs::remove_file(path)
+}
+
+fn run(args: BenchArgs, checked: Checked) -> Res<()> {
+    let Checked {
+        cfg,
+        contenders,
+        programs: program_paths,
+    } = checked;
     let rig_backends = bench_measure::executor_backends(&contenders);
     let mut notes = Vec::new();
 
@@ -319,8 +470,8 @@ fn run(args: BenchArgs) -> Res<()> {
             target: Target::new(vec!["/bin/true".into()], true)?,
         });
     }
-    for p in &args.program {
-        let argv: Vec<OsString> = vec![p.clone().into()];
+    for (p, found) in args.program.iter().zip(&program_paths) {
+        let argv: Vec<OsString> = vec![found.clone().into()];
         programs.push(Program {
             label: p.display().to_string(),
             target: Target::new(argv, false)?,
@@ -353,12 +504,12 @@ fn run(args: BenchArgs) -> Res<()> {
     } else {
         0
     });
-    let ui = Ui::new(steps as u64, args.json);
+    let ui = Ui::new(steps as u64, args.json, args.wide);
     let default = SpawnBackend::default();
-    ui.print(&format!(
+    ui.say(&format!(
         "napix-exec bench (napix-executor {})\n\
          machine: {} cores ({}), Linux {}, transparent hugepages {}, {:.2} cores busy before start\n\
-         method:  spawn+wait, stdio /dev/null; contenders interleaved in batches of {} after {} \
+         method: spawn+wait, stdio /dev/null; contenders interleaved in batches of {} after {} \
          warm-up spawns; up to {} samples per contender per repeat ({} ms budget for slow ones); \
          {} repeats; default backend {}{}\n",
         env!("CARGO_PKG_VERSION"),
@@ -373,9 +524,9 @@ fn run(args: BenchArgs) -> Res<()> {
         cfg.plan.budget.as_millis(),
         cfg.repeat,
         backend_name(default),
-        cfg.tuning.idle_spin.map_or(String::new(), |d| format!(
-            "; executors built with idle_spin {} us",
-            d.as_micros()
+        cfg.tuning.spin.map_or(String::new(), |d| format!(
+            "; executors built with spin {}",
+            humantime::format_duration(d)
         )),
     ));
 
@@ -391,102 +542,158 @@ fn run(args: BenchArgs) -> Res<()> {
             tracked: cfg.tracked.clone(),
             throughput_window_ms: cfg.window.as_millis(),
             kill_grace_ms: cfg.grace.as_millis(),
-            idle_spin_us: cfg.tuning.idle_spin.map(|d| d.as_micros()),
+            spin_us: cfg.tuning.spin.map(|d| d.as_micros()),
             default_backend: backend_name(default),
         },
         latency: Vec::new(),
         rss_sweep: Vec::new(),
         throughput: Vec::new(),
         tracked: Vec::new(),
-        targets: Vec::new(),
         other_load: Vec::new(),
         notes,
     };
 
+    let measured = measure(
+        &cfg,
+        &ui,
+        &contenders,
+        &rig_backends,
+        &main_prog,
+        &programs,
+        &mut report,
+    );
+    if let Err(e) = &measured {
+        report
+            .notes
+            .push(format!("the run stopped early, on an error: {e}"));
+    }
+    for n in &report.notes {
+        ui.say(&format!("note: {n}"));
+    }
+    ui.bar.finish_and_clear();
+
+    // The measured data first, each write on its own: one failing must not lose the others.
+    let mut failures: Vec<String> = Vec::new();
+    if args.json {
+        let mut out = std::io::stdout().lock();
+        let written = serde_json::to_writer_pretty(&mut out, &report)
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(out));
+        if let Err(e) = written {
+            failures.push(format!("--json: {e}"));
+        }
+    }
+    if let Some(path) = &args.export_json {
+        let written = serde_json::to_vec_pretty(&report)
+            .map_err(std::io::Error::from)
+            .and_then(|mut doc| {
+                doc.push(b'\n');
+                std::fs::write(path, doc)
+            });
+        match written {
+            Ok(()) => ui.print(&format!("JSON written to {}", path.display())),
+            Err(e) => failures.push(format!("--export-json {}: {e}", path.display())),
+        }
+    }
+    if let Some(path) = &args.export_markdown {
+        let tables = ui
+            .tables
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match std::fs::write(path, bench_report::markdown(&report, &tables)) {
+            Ok(()) => ui.print(&format!("Markdown written to {}", path.display())),
+            Err(e) => failures.push(format!("--export-markdown {}: {e}", path.display())),
+        }
+    }
+    if let Some(path) = &args.plot {
+        match bench_report::plot(path, &report.rss_sweep) {
+            Ok(()) => ui.print(&format!("plot written to {}", path.display())),
+            Err(e) => failures.push(format!("--plot {}: {e}", path.display())),
+        }
+    }
+    drop(tiny);
+    measured?;
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("; ").into())
+    }
+}
+
+/// Every asked section, its results into `report` as each one ends.
+fn measure(
+    cfg: &Config,
+    ui: &Ui,
+    contenders: &[Contender],
+    rig_backends: &[SpawnBackend],
+    main_prog: &Program,
+    programs: &[Program],
+    report: &mut Report,
+) -> Res<()> {
+    let default = SpawnBackend::default();
     if cfg.has(Section::Latency) {
         let meter = LoadMeter::start();
-        let rig = Rig::start(&rig_backends, cfg.tuning)?;
-        for prog in std::iter::once(&main_prog).chain(&programs) {
-            let per_repeat = repeats(&cfg, &ui, &contenders, &rig, &prog.target, &prog.label)?;
+        let rig = Rig::start(rig_backends, cfg.tuning)?;
+        for prog in std::iter::once(main_prog).chain(programs) {
+            let per_repeat = repeats(cfg, ui, contenders, &rig, &prog.target, &prog.label)?;
             let section = LatencySection {
                 program: prog.label.clone(),
                 path: prog.target.argv[0].to_string_lossy().into_owned(),
                 extra_memory_bytes: 0,
                 parent_rss_bytes: bench_measure::parent_rss(),
-                contenders: contender_results(&contenders, &per_repeat),
+                contenders: contender_results(contenders, &per_repeat),
             };
-            ui.print(
-                &section
-                    .table(&format!("spawn+wait latency: {}", prog.label))
-                    .render(),
-            );
+            ui.table(section.table(&format!("spawn+wait latency: {}", prog.label)));
             report.latency.push(section);
         }
         rig.shutdown()?;
-        other_load(&mut report, "latency", &meter);
+        other_load(report, "latency", &meter);
     }
 
     if cfg.has(Section::Rss) {
         let meter = LoadMeter::start();
-        let rig = Rig::start(&rig_backends, cfg.tuning)?;
+        let rig = Rig::start(rig_backends, cfg.tuning)?;
         for &bytes in &cfg.rss {
             ui.step(format!("rss: allocating and touching {}", fmt_bytes(bytes)));
             let buffer = bench_measure::touched_buffer(bytes)?;
             let label = format!("+{} parent memory", fmt_bytes(bytes));
-            let per_repeat = repeats(&cfg, &ui, &contenders, &rig, &main_prog.target, &label)?;
+            let per_repeat = repeats(cfg, ui, contenders, &rig, &main_prog.target, &label)?;
             let section = LatencySection {
                 program: main_prog.label.clone(),
                 path: main_prog.target.argv[0].to_string_lossy().into_owned(),
                 extra_memory_bytes: bytes,
                 parent_rss_bytes: bench_measure::parent_rss(),
-                contenders: contender_results(&contenders, &per_repeat),
+                contenders: contender_results(contenders, &per_repeat),
             };
             drop(buffer);
             report.rss_sweep.push(section);
         }
         rig.shutdown()?;
-        other_load(&mut report, "rss", &meter);
-        ui.print(&bench_report::sweep_table(&report.rss_sweep, &cfg.plan).render());
+        other_load(report, "rss", &meter);
+        ui.table(bench_report::sweep_table(&report.rss_sweep, &cfg.plan));
     }
 
     if cfg.has(Section::Threads) {
         let meter = LoadMeter::start();
-        report.throughput = throughput_section(&cfg, &ui, &main_prog.target, &tp_threads)?;
-        other_load(&mut report, "threads", &meter);
-        ui.print(
-            &bench_report::throughput_table(
-                &report.throughput,
-                cfg.window.as_millis(),
-                backend_name(default),
-            )
-            .render(),
-        );
+        report.throughput =
+            throughput_section(cfg, ui, &main_prog.target, &cfg.throughput_threads())?;
+        other_load(report, "threads", &meter);
+        ui.table(bench_report::throughput_table(
+            &report.throughput,
+            cfg.window.as_millis(),
+            backend_name(default),
+        ));
     }
 
     if cfg.has(Section::Tracked) && !cfg.tracked.is_empty() {
         let meter = LoadMeter::start();
-        report.tracked = tracked_section(&cfg, &ui, &main_prog.target, &mut report.notes)?;
-        other_load(&mut report, "tracked", &meter);
-        ui.print(&bench_report::tracked_table(&report.tracked, cfg.grace.as_millis()).render());
+        report.tracked = tracked_section(cfg, ui, &main_prog.target, &mut report.notes)?;
+        other_load(report, "tracked", &meter);
+        ui.table(bench_report::tracked_table(
+            &report.tracked,
+            cfg.grace.as_millis(),
+        ));
     }
-
-    report.targets = targets(&report, &cfg);
-    ui.print(&bench_report::targets_table(&report.targets).render());
-    if let Some(path) = &args.plot {
-        bench_report::plot(path, &report.rss_sweep)
-            .map_err(|e| format!("--plot {}: {e}", path.display()))?;
-        ui.print(&format!("plot written to {}", path.display()));
-    }
-    for n in &report.notes {
-        ui.print(&format!("note: {n}"));
-    }
-    ui.bar.finish_and_clear();
-    if args.json {
-        let mut out = std::io::stdout().lock();
-        serde_json::to_writer_pretty(&mut out, &report)?;
-        writeln!(out)?;
-    }
-    drop(tiny);
     Ok(())
 }
 
@@ -665,92 +872,4 @@ fn tracked_section(
         }
     }
     Ok(rows)
-}
-
-/// The targets of issue 3, checked against this run's numbers.
-fn targets(r: &Report, cfg: &Config) -> Vec<TargetCheck> {
-    let mut v = Vec::new();
-    let is_default_exec = |c: &bench_report::ContenderResult| c.name.ends_with("(default)");
-    if let Some(tiny) = r.latency.first() {
-        let e = tiny.find(is_default_exec);
-        v.push(TargetCheck::ratio(
-            "executor (default) <= 0.80x std::process::Command (tiny)",
-            e.and_then(|e| e.ratio_to_std),
-            |x| x <= 0.80,
-        ));
-        v.push(TargetCheck::ratio(
-            "executor (default) <= 1.15x raw clone-vfork floor (tiny)",
-            e.and_then(|e| e.ratio_to_floor),
-            |x| x <= 1.15,
-        ));
-    }
-    if let Some(t) = r.latency.iter().find(|s| s.path == "/bin/true") {
-        let e = t.find(is_default_exec).map(|c| c.summary.median_ns);
-        let p = t
-            .find(|c| c.kind == "raw" && c.backend == Some("posix_spawn"))
-            .map(|c| c.summary.median_ns);
-        v.push(TargetCheck::ratio(
-            "executor (default) <= 1.05x raw posix_spawn (/bin/true)",
-            e.zip(p).map(|(e, p)| e / p),
-            |x| x <= 1.05,
-        ));
-    }
-    if let (Some(first), Some(last)) = (r.rss_sweep.first(), r.rss_sweep.last())
-        && r.rss_sweep.len() > 1
-    {
-        let e0 = first.find(is_default_exec).map(|c| c.summary.median_ns);
-        let e1 = last.find(is_default_exec).map(|c| c.summary.median_ns);
-        v.push(TargetCheck::ratio(
-            format!(
-                "executor at +{} <= 1.2x its +{} figure (issue: 4 GiB vs 10 MiB)",
-                fmt_bytes(last.extra_memory_bytes),
-                fmt_bytes(first.extra_memory_bytes)
-            ),
-            e0.zip(e1).map(|(a, b)| b / a),
-            |x| x <= 1.2,
-        ));
-    }
-    if let Some(row) = r.throughput.iter().max_by_key(|row| row.threads) {
-        v.push(TargetCheck::ratio(
-            format!(
-                "{} threads through one executor >= 0.9x one raw thread's rate (issue: 8)",
-                row.threads
-            ),
-            row.ratio_to_raw_1_thread,
-            |x| x >= 0.9,
-        ));
-        v.push(TargetCheck {
-            target: format!(
-                "{} threads through one executor vs two raw threads (reported)",
-                row.threads
-            ),
-            measured: bench_stats::fmt_ratio(row.ratio_to_raw_2_threads),
-            met: None,
-        });
-    }
-    if let Some(row) = r
-        .tracked
-        .iter()
-        .filter(|x| x.tracked > 0)
-        .max_by_key(|x| x.tracked)
-    {
-        v.push(TargetCheck::ratio(
-            format!(
-                "{} tracked: one more spawn+wait <= 1.5x with none (issue: 10,000)",
-                row.tracked
-            ),
-            row.executor_ratio_to_none,
-            |x| x <= 1.5,
-        ));
-        let limit_ms = cfg.grace.as_secs_f64() * 1e3 + 1000.0;
-        v.push(TargetCheck {
-            target: format!(
-                "{} tracked: stop() brings run() back within grace + 1 s ({:.0} ms)",
-                row.tracked, limit_ms
-            ),
-            measured: bench_stats::fmt_ns(row.stop_ms * 1e6),
-            met: Some(row.stop_ms <= limit_ms),
-        });
-    }
-    v
 }

@@ -156,8 +156,9 @@ impl Target {
 pub struct Tuning {
     /// Kill grace (SIGTERM to SIGKILL).
     pub grace: Duration,
-    /// `ExecutorBuilder::idle_spin`, when set; else the library's default.
-    pub idle_spin: Option<Duration>,
+    /// `ExecutorBuilder::spin` (the waiting callers' polling), when set; else the library's
+    /// default.
+    pub spin: Option<Duration>,
 }
 
 /// One executor under test, looping in `run()` on its own thread.
@@ -182,7 +183,7 @@ impl Rig {
             let mut builder = Executor::builder()
                 .backend(backend)
                 .kill_grace(tuning.grace);
-            if let Some(spin) = tuning.idle_spin {
+            if let Some(spin) = tuning.spin {
                 builder = builder.spin(spin);
             }
             let exec = Arc::new(builder.build()?);

@@ -1,5 +1,5 @@
-//! What the bench reports: the JSON document (serde), the aligned tables, the targets of issue 3
-//! checked against the numbers, and the latency-vs-parent-memory plot.
+//! What the bench reports: the JSON document (serde), the tables, the Markdown export, and the
+//! latency-vs-parent-memory plot.
 
 use std::path::Path;
 
@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::bench_measure::{Contender, LoopLoad, Plan, Res, backend_name};
 use super::bench_stats::{
-    Summary, Table, fmt_bytes, fmt_count, fmt_ns, fmt_ns_range, fmt_ratio, median, min_max,
+    Layout, Summary, Table, fmt_bytes, fmt_count, fmt_ns, fmt_ns_range, fmt_ratio, median, min_max,
 };
 
 /// The whole run, as printed by `--json`.
@@ -21,7 +21,6 @@ pub struct Report {
     pub rss_sweep: Vec<LatencySection>,
     pub throughput: Vec<ThroughputRow>,
     pub tracked: Vec<TrackedRow>,
-    pub targets: Vec<TargetCheck>,
     /// CPU used by other processes during each section.
     pub other_load: Vec<OtherLoad>,
     pub notes: Vec<String>,
@@ -151,8 +150,8 @@ pub struct Settings {
     pub tracked: Vec<usize>,
     pub throughput_window_ms: u128,
     pub kill_grace_ms: u128,
-    /// `idle_spin` given to the executors under test (None: the library's default).
-    pub idle_spin_us: Option<u128>,
+    /// `ExecutorBuilder::spin` given to the executors under test (None: the library's default).
+    pub spin_us: Option<u128>,
     pub default_backend: &'static str,
 }
 
@@ -166,8 +165,8 @@ pub struct ContenderResult {
     /// Over the samples of every repeat pooled.
     #[serde(flatten)]
     pub summary: Summary,
-    /// Sequential spawn+wait per second on one thread (1 / mean).
-    pub throughput_per_s: f64,
+    /// Sequential spawn+wait per second on one thread at the median latency (1 / median).
+    pub per_second_at_median: f64,
     /// The median of each repeat: their spread is the run-to-run noise.
     pub repeat_medians_ns: Vec<f64>,
     /// Ratio of medians to the raw clone-vfork floor and to std::process::Command.
@@ -199,7 +198,7 @@ pub fn contender_results(
                 kind: c.kind_name(),
                 backend: c.backend().map(backend_name),
                 floor: c.is_floor(),
-                throughput_per_s: summary.per_second(),
+                per_second_at_median: summary.per_second(),
                 summary,
                 repeat_medians_ns: repeat_medians,
                 ratio_to_floor: None,
@@ -245,11 +244,12 @@ impl LatencySection {
                 "median",
                 "p99",
                 "medians of repeats",
-                "spawn+wait/s",
+                "1/median",
                 "vs floor",
                 "vs std",
             ],
         );
+        t.wide_only([2, 4]);
         for c in &self.contenders {
             let (lo, hi) = min_max(&c.repeat_medians_ns);
             t.row(vec![
@@ -257,7 +257,7 @@ impl LatencySection {
                 fmt_ns(c.summary.median_ns),
                 fmt_ns(c.summary.p99_ns),
                 fmt_ns_range(lo, hi),
-                fmt_count(c.throughput_per_s),
+                format!("{}/s", fmt_count(c.per_second_at_median)),
                 fmt_ratio(c.ratio_to_floor),
                 fmt_ratio(c.ratio_to_std),
             ]);
@@ -268,7 +268,8 @@ impl LatencySection {
             n.iter().max().copied().unwrap_or(0),
         );
         t.note(format!(
-            "{}-{} samples per contender; parent RSS {}",
+            "{}-{} samples per contender; parent RSS {}; vs floor and vs std are ratios of \
+             medians to raw clone-vfork and to std::process::Command",
             lo,
             hi,
             fmt_bytes(self.parent_rss_bytes)
@@ -294,6 +295,7 @@ pub fn sweep_table(points: &[LatencySection], plan: &Plan) -> Table {
          and touched",
         &hdr,
     );
+    t.wide_only((0..points.len()).map(|i| 2 + 2 * i));
     let Some(first) = points.first() else {
         return t;
     };
@@ -392,6 +394,7 @@ pub fn throughput_table(rows: &[ThroughputRow], window_ms: u128, backend: &str) 
             "sleeps/spawn",
         ],
     );
+    t.wide_only([2, 4, 9, 10, 11]);
     for r in rows {
         let load = r.executor_thread.as_ref();
         t.row(vec![
@@ -472,13 +475,14 @@ pub fn tracked_table(rows: &[TrackedRow], grace_ms: u128) -> Table {
             "floor median",
             "vs N=0",
             "exec vs floor",
-            "stop() -> run() returns",
+            "stop() -> run() back",
             "TERM/KILL/other",
             "setup",
             "control: exec",
             "control: floor",
         ],
     );
+    t.wide_only([2, 6, 9, 10, 11]);
     for r in rows {
         t.row(vec![
             fmt_count(r.tracked as f64),
@@ -513,44 +517,29 @@ pub fn tracked_table(rows: &[TrackedRow], grace_ms: u128) -> Table {
     t
 }
 
-/// One target of issue 3 against this run.
-#[derive(Serialize)]
-pub struct TargetCheck {
-    pub target: String,
-    pub measured: String,
-    pub met: Option<bool>,
-}
-
-impl TargetCheck {
-    pub fn ratio(target: impl Into<String>, value: Option<f64>, ok: impl Fn(f64) -> bool) -> Self {
-        TargetCheck {
-            target: target.into(),
-            measured: fmt_ratio(value),
-            met: value.map(ok),
+/// The whole run as Markdown: the settings, every table (all columns), the notes.
+pub fn markdown(report: &Report, tables: &[Table]) -> String {
+    let m = &report.machine;
+    let mut out = format!(
+        "# {} {}\n\nMachine: {} cores ({}), Linux {}, transparent hugepages {}.\n\n",
+        report.tool, report.version, m.cores, m.cpu, m.kernel, m.transparent_hugepages
+    );
+    for t in tables {
+        out.push_str(&t.render(Layout::Markdown));
+        out.push('\n');
+    }
+    if !report.notes.is_empty() {
+        out.push_str("### Notes\n\n");
+        for n in &report.notes {
+            out.push_str(&format!("- {n}\n"));
         }
     }
+    out
 }
 
-pub fn targets_table(checks: &[TargetCheck]) -> Table {
-    let mut t = Table::new(
-        "targets of issue 3 (ratios of medians in this run)",
-        &["target", "measured", "verdict"],
-    );
-    for c in checks {
-        t.row(vec![
-            c.target.clone(),
-            c.measured.clone(),
-            match c.met {
-                Some(true) => "met".into(),
-                Some(false) => "MISSED".into(),
-                None => "n/a".into(),
-            },
-        ]);
-    }
-    t
-}
-
-/// Draws median spawn+wait latency against parent memory, one line per contender (log-log).
+/// Draws median spawn+wait latency against parent memory, one line per contender (log-log), and
+/// under it each contender's ratio to the floor on a linear scale: the fast contenders lie within
+/// a few tens of microseconds of each other, a band the log scale squeezes into one line.
 pub fn plot(path: &Path, points: &[LatencySection]) -> Res<()> {
     use plotters::prelude::*;
 
@@ -569,20 +558,47 @@ pub fn plot(path: &Path, points: &[LatencySection]) -> Res<()> {
         .flat_map(|p| p.contenders.iter().map(|c| c.summary.median_ns / 1e3))
         .collect();
     let (y_lo, y_hi) = min_max(&ys);
-    let root = SVGBackend::new(path, (960, 600)).into_drawing_area();
+    let ratios: Vec<f64> = points
+        .iter()
+        .flat_map(|p| p.contenders.iter().filter_map(|c| c.ratio_to_floor))
+        .collect();
+    let (r_lo, r_hi) = min_max(&ratios);
+    let (r_lo, r_hi) = if ratios.is_empty() {
+        (0.5, 1.5)
+    } else {
+        let pad = ((r_hi - r_lo) * 0.08).max(0.05);
+        ((r_lo - pad).max(0.0), r_hi + pad)
+    };
+    let names: Vec<String> = points[0]
+        .contenders
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
+    let series = |name: &str, value: &dyn Fn(&ContenderResult) -> Option<f64>| -> Vec<(f64, f64)> {
+        points
+            .iter()
+            .filter_map(|p| {
+                p.find(|c| c.name == name)
+                    .and_then(value)
+                    .map(|v| (mib(p.extra_memory_bytes), v))
+            })
+            .collect()
+    };
+
+    let root = SVGBackend::new(path, (960, 900)).into_drawing_area();
     root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
+    let (top, bottom) = root.split_vertically(540);
+    let x_range = (x_lo / 1.5..x_hi * 1.5).log_scale();
+
+    let mut chart = ChartBuilder::on(&top)
         .caption(
             "napix-exec bench: spawn+wait median vs parent memory (tiny program)",
             ("sans-serif", 20),
         )
         .margin(16)
-        .x_label_area_size(48)
+        .x_label_area_size(40)
         .y_label_area_size(72)
-        .build_cartesian_2d(
-            (x_lo / 1.5..x_hi * 1.5).log_scale(),
-            (y_lo / 1.5..y_hi * 1.5).log_scale(),
-        )?;
+        .build_cartesian_2d(x_range.clone(), (y_lo / 1.5..y_hi * 1.5).log_scale())?;
     chart
         .configure_mesh()
         .x_desc("memory allocated and touched by the parent (MiB)")
@@ -590,28 +606,17 @@ pub fn plot(path: &Path, points: &[LatencySection]) -> Res<()> {
         .x_label_formatter(&|x| format!("{x:.0}"))
         .y_label_formatter(&|y| format!("{y:.0}"))
         .draw()?;
-    let names: Vec<String> = points[0]
-        .contenders
-        .iter()
-        .map(|c| c.name.clone())
-        .collect();
     for (i, name) in names.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
-        let series: Vec<(f64, f64)> = points
-            .iter()
-            .filter_map(|p| {
-                p.find(|c| &c.name == name)
-                    .map(|c| (mib(p.extra_memory_bytes), c.summary.median_ns / 1e3))
-            })
-            .collect();
+        let line = series(name, &|c| Some(c.summary.median_ns / 1e3));
         chart
-            .draw_series(LineSeries::new(series.clone(), color.stroke_width(2)))?
+            .draw_series(LineSeries::new(line.clone(), color.stroke_width(2)))?
             .label(name.as_str())
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
             });
         chart.draw_series(PointSeries::of_element(
-            series,
+            line,
             4,
             color.filled(),
             &|coord, size, style| EmptyElement::at(coord) + Circle::new((0, 0), size, style),
@@ -623,6 +628,42 @@ pub fn plot(path: &Path, points: &[LatencySection]) -> Res<()> {
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .draw()?;
+
+    let mut ratio_chart = ChartBuilder::on(&bottom)
+        .caption(
+            "ratio to the floor (raw clone-vfork), linear scale",
+            ("sans-serif", 18),
+        )
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(72)
+        .build_cartesian_2d(x_range, r_lo..r_hi)?;
+    ratio_chart
+        .configure_mesh()
+        .x_desc("memory allocated and touched by the parent (MiB)")
+        .y_desc("median / floor median")
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| format!("{y:.2}x"))
+        .draw()?;
+    for (i, name) in names.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        let line = series(name, &|c| c.ratio_to_floor);
+        ratio_chart.draw_series(LineSeries::new(line.clone(), color.stroke_width(2)))?;
+        // Markers of a shape per contender, so that lines that cross stay told apart.
+        match i % 3 {
+            0 => {
+                ratio_chart.draw_series(line.iter().map(|&p| Circle::new(p, 4, color.filled())))?
+            }
+            1 => ratio_chart.draw_series(
+                line.iter()
+                    .map(|&p| TriangleMarker::new(p, 5, color.filled())),
+            )?,
+            _ => ratio_chart.draw_series(
+                line.iter()
+                    .map(|&p| Cross::new(p, 4, color.stroke_width(2))),
+            )?,
+        };
+    }
     root.present()?;
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! Statistics over latency samples, number formatting, and the aligned text table.
+//! Statistics over latency samples, number formatting, and the tables (laid out by comfy-table).
 
 use std::fmt::Write as _;
 
@@ -44,10 +44,11 @@ impl Summary {
         })
     }
 
-    /// Sequential spawn+wait rate on one thread: 1 / mean latency.
+    /// Sequential spawn+wait rate on one thread at the median latency: 1 / median, so that it
+    /// tells the same story as the median column beside it.
     pub fn per_second(&self) -> f64 {
-        if self.mean_ns > 0.0 {
-            1e9 / self.mean_ns
+        if self.median_ns > 0.0 {
+            1e9 / self.median_ns
         } else {
             0.0
         }
@@ -174,18 +175,30 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     Ok((x * mult as f64).round() as u64)
 }
 
-/// Column alignment.
-#[derive(Clone, Copy)]
-pub enum Align {
-    Left,
-    Right,
+/// How a table is laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// For a terminal: the main columns, and everything within [`FIT_COLUMNS`] (cells wrap if
+    /// they must).
+    Fit,
+    /// Every column, unbounded width (`--wide`).
+    Wide,
+    /// Every column, as a Markdown table (`--export-markdown`).
+    Markdown,
 }
 
-/// An aligned text table with a title and optional notes under it.
+/// The width the default layout fits in.
+pub const FIT_COLUMNS: usize = 100;
+
+/// No borders, a dashed line under the header.
+const PLAIN: comfy_table::TableStyle = comfy_table::TableStyle::new()
+    .header_separator(comfy_table::LineStyle::none().fill('-').junction('-'));
+
+/// A table with a title and notes under it; some columns shown only in the wide layouts.
 pub struct Table {
     title: String,
     headers: Vec<String>,
-    align: Vec<Align>,
+    wide_only: Vec<bool>,
     rows: Vec<Vec<String>>,
     notes: Vec<String>,
 }
@@ -193,15 +206,21 @@ pub struct Table {
 impl Table {
     /// A table whose first column is left-aligned and the others right-aligned.
     pub fn new(title: impl Into<String>, headers: &[&str]) -> Table {
-        let align = (0..headers.len())
-            .map(|i| if i == 0 { Align::Left } else { Align::Right })
-            .collect();
         Table {
             title: title.into(),
             headers: headers.iter().map(|h| h.to_string()).collect(),
-            align,
+            wide_only: vec![false; headers.len()],
             rows: Vec::new(),
             notes: Vec::new(),
+        }
+    }
+
+    /// Marks the columns at `indexes` as details: left out of the [`Layout::Fit`] layout.
+    pub fn wide_only(&mut self, indexes: impl IntoIterator<Item = usize>) {
+        for i in indexes {
+            if let Some(w) = self.wide_only.get_mut(i) {
+                *w = true;
+            }
         }
     }
 
@@ -215,49 +234,87 @@ impl Table {
         self.notes.push(note.into());
     }
 
-    /// Renders the table.
-    pub fn render(&self) -> String {
-        let cols = self.headers.len();
-        let mut width: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
+    /// Renders the table (ends with a newline).
+    pub fn render(&self, layout: Layout) -> String {
+        use comfy_table::{CellAlignment, ContentArrangement, presets};
+
+        let keep: Vec<usize> = (0..self.headers.len())
+            .filter(|&i| layout != Layout::Fit || !self.wide_only[i])
+            .collect();
+        let pick = |cells: &[String]| -> Vec<String> {
+            keep.iter()
+                .map(|&i| cells.get(i).cloned().unwrap_or_default())
+                .collect()
+        };
+        let mut t = comfy_table::Table::new();
+        t.set_header(pick(&self.headers));
         for row in &self.rows {
-            for (i, cell) in row.iter().enumerate().take(cols) {
-                width[i] = width[i].max(cell.chars().count());
+            t.add_row(pick(row));
+        }
+        match layout {
+            Layout::Fit => {
+                t.load_style(PLAIN)
+                    .set_content_arrangement(ContentArrangement::Dynamic)
+                    .set_width(FIT_COLUMNS as u16);
+            }
+            Layout::Wide => {
+                t.load_style(PLAIN)
+                    .set_content_arrangement(ContentArrangement::Disabled);
+            }
+            Layout::Markdown => {
+                t.load_style(presets::ASCII_MARKDOWN)
+                    .set_content_arrangement(ContentArrangement::Disabled);
             }
         }
-        let line = |cells: &[String], out: &mut String| {
-            let mut s = String::new();
-            for (i, (&w, &align)) in width.iter().zip(&self.align).enumerate() {
-                let cell = cells.get(i).map_or("", String::as_str);
-                let pad = w.saturating_sub(cell.chars().count());
-                if i > 0 {
-                    s.push_str("  ");
-                }
-                match align {
-                    Align::Left => {
-                        s.push_str(cell);
-                        s.extend(std::iter::repeat_n(' ', pad));
-                    }
-                    Align::Right => {
-                        s.extend(std::iter::repeat_n(' ', pad));
-                        s.push_str(cell);
-                    }
-                }
+        for (i, column) in t.column_iter_mut().enumerate() {
+            if i > 0 {
+                column.set_cell_alignment(CellAlignment::Right);
             }
-            let _ = writeln!(out, "  {}", s.trim_end());
-        };
+        }
         let mut out = String::new();
-        let _ = writeln!(out, "{}", self.title);
-        line(&self.headers, &mut out);
-        let total: usize = width.iter().sum::<usize>() + 2 * cols.saturating_sub(1);
-        let _ = writeln!(out, "  {}", "-".repeat(total));
-        for row in &self.rows {
-            line(row, &mut out);
+        let width = match layout {
+            Layout::Fit => FIT_COLUMNS,
+            _ => usize::MAX,
+        };
+        if layout == Layout::Markdown {
+            let _ = writeln!(out, "### {}\n", self.title);
+        } else {
+            out.push_str(&wrap(&self.title, width, ""));
+        }
+        for line in t.lines() {
+            let _ = writeln!(out, "{}", line.trim_end());
         }
         for note in &self.notes {
-            let _ = writeln!(out, "  {note}");
+            if layout == Layout::Markdown {
+                let _ = writeln!(out, "\n{note}");
+            } else {
+                out.push_str(&wrap(note, width, "  "));
+            }
         }
         out
     }
+}
+
+/// `text` broken at spaces into lines of at most `width` characters (a longer word stays whole),
+/// each after `indent`, each ending with a newline.
+pub fn wrap(text: &str, width: usize, indent: &str) -> String {
+    let mut out = String::new();
+    let mut line = String::from(indent);
+    for word in text.split(' ').filter(|w| !w.is_empty()) {
+        let len = line.chars().count();
+        if len > indent.len() && len + 1 + word.chars().count() > width {
+            out.push_str(&line);
+            out.push('\n');
+            line = String::from(indent);
+        }
+        if line.len() > indent.len() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    out.push_str(&line);
+    out.push('\n');
+    out
 }
 
 #[cfg(test)]
@@ -282,6 +339,43 @@ mod tests {
         assert_eq!(parse_size("1.5GiB"), Ok(3 << 29));
         assert_eq!(parse_size("4096"), Ok(4096));
         assert!(parse_size("lots").is_err());
+    }
+
+    #[test]
+    fn the_fit_layout_stays_within_100_columns_and_wide_shows_the_rest() {
+        let mut t = Table::new("title ".repeat(30), &["name", "a", "b", "detail"]);
+        t.wide_only([3]);
+        t.row(vec![
+            "a long contender name".into(),
+            "1.0x".into(),
+            "x".repeat(120),
+            "only wide".into(),
+        ]);
+        t.note("note ".repeat(40));
+        let fit = t.render(Layout::Fit);
+        assert!(
+            fit.lines().all(|l| l.chars().count() <= FIT_COLUMNS),
+            "{fit}"
+        );
+        assert!(
+            !fit.contains("only wide") && !fit.contains("detail"),
+            "{fit}"
+        );
+        let wide = t.render(Layout::Wide);
+        assert!(
+            wide.contains("only wide") && wide.contains("detail"),
+            "{wide}"
+        );
+        let md = t.render(Layout::Markdown);
+        assert!(md.starts_with("### title"), "{md}");
+        assert!(md.contains("| name"), "{md}");
+    }
+
+    #[test]
+    fn wrap_breaks_at_spaces() {
+        assert_eq!(wrap("aa bb cc", 5, ""), "aa bb\ncc\n");
+        assert_eq!(wrap("aa bb", 4, "  "), "  aa\n  bb\n");
+        assert_eq!(wrap("toolongword x", 4, ""), "toolongword\nx\n");
     }
 
     #[test]

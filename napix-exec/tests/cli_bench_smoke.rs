@@ -1,6 +1,7 @@
 //! Smoke test of `napix-exec bench`: runs the real binary with tiny counts and `--json`, and checks
 //! the document's shape: every section, every contender, positive medians. No timing assertions.
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -38,8 +39,8 @@ fn check_contenders(section: &Value, what: &str) {
         positive(&c["median_ns"], &format!("{what}: {name} median_ns"));
         positive(&c["p99_ns"], &format!("{what}: {name} p99_ns"));
         positive(
-            &c["throughput_per_s"],
-            &format!("{what}: {name} throughput"),
+            &c["per_second_at_median"],
+            &format!("{what}: {name} per second"),
         );
         positive(
             &c["ratio_to_floor"],
@@ -59,7 +60,12 @@ fn check_contenders(section: &Value, what: &str) {
 
 #[test]
 fn bench_quick_json_has_every_section_and_contender() {
-    let plot = std::env::temp_dir().join(format!("napix-bench-smoke-{}.svg", std::process::id()));
+    let dir =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-smoke-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a test directory");
+    let plot = dir.join("plot.svg");
+    let export = dir.join("bench.json");
+    let markdown = dir.join("bench.md");
     let start = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_napix-exec"))
         .args([
@@ -79,13 +85,19 @@ fn bench_quick_json_has_every_section_and_contender() {
             "1,2",
             "--tracked",
             "0,4",
-            "--window-ms",
-            "50",
-            "--grace-ms",
-            "100",
+            "--window",
+            "50ms",
+            "--grace",
+            "0.1",
+            "--budget",
+            "200ms",
             "--json",
-            "--plot",
+            "--export-json",
         ])
+        .arg(&export)
+        .arg("--export-markdown")
+        .arg(&markdown)
+        .arg("--plot")
         .arg(&plot)
         .stdin(Stdio::null())
         .output()
@@ -154,9 +166,145 @@ fn bench_quick_json_has_every_section_and_contender() {
     assert_eq!(four["ended_by_sigkill"], 2, "{four}");
     positive(&four["stop_ms"], "stop_ms");
 
-    assert!(!doc["targets"].as_array().expect("targets").is_empty());
+    // The tool reports ratios; it does not grade the library against its own goals.
+    assert!(doc.get("targets").is_none());
+    assert!(!stderr.contains("issue"), "{stderr}");
+
+    let exported: Value = serde_json::from_slice(&std::fs::read(&export).expect("JSON exported"))
+        .expect("the exported JSON parses");
+    assert_eq!(exported["latency"], doc["latency"], "the same document");
+    let md = std::fs::read_to_string(&markdown).expect("Markdown exported");
+    assert!(md.contains("### spawn+wait latency"), "{md}");
+    assert!(md.contains("| contender"), "{md}");
+    // Every column, even those the terminal leaves out by default.
+    assert!(md.contains("loop cpu/spawn"), "{md}");
 
     let svg = std::fs::read_to_string(&plot).expect("plot written");
-    let _ = std::fs::remove_file(&plot);
     assert!(svg.contains("<svg"), "not an SVG");
+    assert!(svg.contains("ratio to the floor"), "no ratio panel");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `napix-exec bench ARGS` with a bound on its time.
+fn bench(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_napix-exec"))
+        .arg("bench")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run napix-exec bench")
+}
+
+#[test]
+fn every_input_is_checked_before_measuring_and_usage_errors_exit_2() {
+    let dir =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-usage-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a test directory");
+    let not_executable = dir.join("data.txt");
+    std::fs::write(&not_executable, "not a program").expect("write a file");
+    let not_executable = not_executable.to_str().expect("UTF-8 temp path");
+    let cases: &[(&[&str], &str)] = &[
+        (&["--plot", "/nonexistent-napix/dir/p.svg"], "--plot"),
+        (
+            &["--export-json", "/nonexistent-napix/x.json"],
+            "--export-json",
+        ),
+        (
+            &["--export-markdown", "/nonexistent-napix/x.md"],
+            "--export-markdown",
+        ),
+        (&["--program", "/nonexistent-napix/prog"], "--program"),
+        (&["--program", "no-such-program-napix-bench"], "--program"),
+        (&["--program", not_executable], "not an executable"),
+        (&["--iterations", "0"], "--iterations"),
+        (&["--repeat", "0"], "--repeat"),
+        (&["--rss", "0"], "--rss"),
+        (&["--rss", "10M,0"], "--rss"),
+        (&["--threads", "0"], "--threads"),
+        (&["--batch", "0"], "--batch"),
+        (&["--window", "0"], "--window"),
+        (&["--grace", "soon"], "--grace"),
+        (&["--budget-ms", "100"], "--budget-ms"),
+        (&["--contenders", "bogus"], "--contenders"),
+        (
+            &["--only", "latency", "--plot", "/tmp/napix-unused.svg"],
+            "--plot",
+        ),
+    ];
+    for (args, named) in cases {
+        let start = Instant::now();
+        let out = bench(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(named), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}: measured something");
+        // Refused before any measurement (the machine probe alone takes 250 ms).
+        assert!(start.elapsed() < Duration::from_secs(5), "{args:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Small settings: one section, two contenders, few samples.
+const SMALL: [&str; 12] = [
+    "--quick",
+    "--only",
+    "rss",
+    "--rss",
+    "1M",
+    "--contenders",
+    "raw-vfork,exec-vfork",
+    "--iterations",
+    "4",
+    "--warmup",
+    "1",
+    "--no-bin-true",
+];
+
+#[test]
+fn a_failed_plot_loses_no_measured_data() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("bench-plotfail-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a test directory");
+    let export = dir.join("bench.json");
+    // Writable when checked, but every write fails (ENOSPC).
+    let mut args = SMALL.to_vec();
+    args.extend(["--json", "--plot", "/dev/full", "--export-json"]);
+    args.push(export.to_str().expect("UTF-8 temp path"));
+    let out = bench(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--plot /dev/full"), "{stderr}");
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("the JSON on stdout");
+    assert_eq!(doc["rss_sweep"].as_array().map(Vec::len), Some(1));
+    let exported: Value =
+        serde_json::from_slice(&std::fs::read(&export).expect("the exported JSON"))
+            .expect("the exported JSON parses");
+    assert_eq!(exported["rss_sweep"], doc["rss_sweep"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn tables_fit_100_columns_unless_wide() {
+    let mut args = SMALL.to_vec();
+    args[2] = "rss,threads,tracked";
+    args.extend(["--threads", "1", "--tracked", "0", "--window", "50ms"]);
+    let out = bench(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let longest = stdout.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+    assert!(longest <= 100, "a line of {longest} characters:\n{stdout}");
+    assert!(!stdout.contains("loop cpu/spawn"), "{stdout}");
+    args.push("--wide");
+    let out = bench(&args);
+    let wide = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(wide.contains("loop cpu/spawn"), "{wide}");
 }
