@@ -19,7 +19,7 @@ use rustix::process::{Pid, WaitId, WaitIdOptions, waitid};
 use crate::error::{SpawnError, SpawnStage};
 use crate::proc_state::exit_status_from;
 use crate::request::PreparedCommand;
-use crate::sys::spawn::{ChildStdio, SpawnBackend, Spawner};
+use crate::sys::spawn::{ChildFd, ChildStdio, SpawnBackend, Spawner};
 
 thread_local! {
     static SPAWNER: RefCell<Spawner> = RefCell::new(Spawner::new());
@@ -62,9 +62,8 @@ impl Prepared {
                 ),
             };
             let stdio = ChildStdio {
-                stdin: null.as_fd(),
-                stdout: null.as_fd(),
-                stderr: null.as_fd(),
+                fds: [ChildFd::Fd(null.as_fd()); 3],
+                null: null.as_fd(),
             };
             let spawned = SPAWNER
                 .with_borrow_mut(|s| {

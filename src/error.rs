@@ -4,6 +4,8 @@ use std::ffi::OsString;
 use std::fmt;
 use std::io;
 
+use crate::resource::Resource;
+
 /// The stage of a spawn that failed with a system error.
 ///
 /// Kept in [`SpawnError::System`] and [`SpawnError::ResourceExhausted`] so that a report says which
@@ -23,6 +25,22 @@ pub enum SpawnStage {
     Register,
     /// Creating the eventfd that tells a child's exit when there is no pidfd.
     ExitFd,
+    /// Checking and preparing a [`Command`](crate::Command)'s options on the caller's thread.
+    Prepare,
+    /// Installing the child's stdin, stdout or stderr (`dup2` in the child).
+    Stdio,
+    /// Installing an extra descriptor at its number (`dup2` in the child).
+    Fd,
+    /// `chdir` in the child.
+    Chdir,
+    /// `setrlimit` in the child.
+    Setrlimit,
+    /// `setgroups` in the child.
+    Setgroups,
+    /// `setgid` in the child.
+    Setgid,
+    /// `setuid` in the child.
+    Setuid,
 }
 
 impl fmt::Display for SpawnStage {
@@ -34,11 +52,66 @@ impl fmt::Display for SpawnStage {
             SpawnStage::Pidfd => "opening a pidfd",
             SpawnStage::Register => "registering the child",
             SpawnStage::ExitFd => "creating the exit eventfd",
+            SpawnStage::Prepare => "preparing the command",
+            SpawnStage::Stdio => "installing stdio in the child",
+            SpawnStage::Fd => "installing a descriptor in the child",
+            SpawnStage::Chdir => "chdir in the child",
+            SpawnStage::Setrlimit => "setrlimit in the child",
+            SpawnStage::Setgroups => "setgroups in the child",
+            SpawnStage::Setgid => "setgid in the child",
+            SpawnStage::Setuid => "setuid in the child",
         })
     }
 }
 
-/// Why [`Executor::create_process`](crate::Executor::create_process) returned no process.
+/// An option of a [`Command`](crate::Command), as named in a [`SpawnError`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CommandOption {
+    /// An environment variable ([`Command::env`](crate::Command::env)), by key.
+    Env(OsString),
+    /// [`Command::current_dir`](crate::Command::current_dir).
+    CurrentDir,
+    /// [`Command::stdin`](crate::Command::stdin).
+    Stdin,
+    /// [`Command::stdout`](crate::Command::stdout).
+    Stdout,
+    /// [`Command::stderr`](crate::Command::stderr).
+    Stderr,
+    /// [`Command::fd`](crate::Command::fd), by the number asked for in the child.
+    Fd(i32),
+    /// [`Command::umask`](crate::Command::umask).
+    Umask,
+    /// [`Command::rlimit`](crate::Command::rlimit), by resource.
+    Rlimit(Resource),
+    /// [`Command::uid`](crate::Command::uid).
+    Uid,
+    /// [`Command::gid`](crate::Command::gid).
+    Gid,
+    /// [`Command::groups`](crate::Command::groups).
+    Groups,
+}
+
+impl fmt::Display for CommandOption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CommandOption::Env(key) => write!(f, "env {:?}", key.display().to_string()),
+            CommandOption::CurrentDir => f.write_str("current_dir"),
+            CommandOption::Stdin => f.write_str("stdin"),
+            CommandOption::Stdout => f.write_str("stdout"),
+            CommandOption::Stderr => f.write_str("stderr"),
+            CommandOption::Fd(n) => write!(f, "fd {n}"),
+            CommandOption::Umask => f.write_str("umask"),
+            CommandOption::Rlimit(r) => write!(f, "rlimit {r}"),
+            CommandOption::Uid => f.write_str("uid"),
+            CommandOption::Gid => f.write_str("gid"),
+            CommandOption::Groups => f.write_str("groups"),
+        }
+    }
+}
+
+/// Why [`Executor::create_process`](crate::Executor::create_process) or
+/// [`Executor::spawn`](crate::Executor::spawn) returned no process.
 ///
 /// Every variant that concerns a program names it, and converting into [`io::Error`] keeps the
 /// matching [`io::ErrorKind`] (`NotFound`, `PermissionDenied`, `InvalidInput`, ...) with this error
@@ -136,6 +209,45 @@ pub enum SpawnError {
         /// The errno.
         errno: i32,
     },
+    /// An option of the [`Command`](crate::Command) is malformed (found before spawning):
+    /// an env key that is empty or holds `=` or NUL, a value with NUL, an extra fd number
+    /// below 3 or given twice, an rlimit whose soft limit exceeds the hard one, a [`Stdio`]
+    /// kind the stream cannot take. Kind `InvalidInput`.
+    ///
+    /// [`Stdio`]: crate::Stdio
+    InvalidOption {
+        /// The program as given.
+        program: OsString,
+        /// Which option.
+        option: CommandOption,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// Applying an option failed with a system error, on the caller's thread before spawning
+    /// ([`SpawnStage::Prepare`]: a missing working directory, a closed descriptor) or in the
+    /// child (`Chdir`, `Setrlimit`, `Setgroups`, `Setgid`, `Setuid`, `Stdio`, `Fd`). The kind
+    /// is the errno's (`NotFound`, `PermissionDenied`, ...).
+    OptionFailed {
+        /// The program as given.
+        program: OsString,
+        /// Which option.
+        option: CommandOption,
+        /// Where it failed.
+        stage: SpawnStage,
+        /// The errno.
+        errno: i32,
+    },
+    /// The executor's spawn backend cannot apply this option (glibc's `posix_spawn` has no
+    /// step for rlimits, credentials or the umask). Kind `Unsupported`. Another backend
+    /// ([`SpawnBackend::Vfork`](crate::SpawnBackend::Vfork), the default) can.
+    UnsupportedOption {
+        /// The program as given.
+        program: OsString,
+        /// The backend's [`name`](crate::SpawnBackend::name).
+        backend: &'static str,
+        /// Which option.
+        option: CommandOption,
+    },
 }
 
 impl SpawnError {
@@ -181,7 +293,10 @@ impl SpawnError {
             | SpawnError::ArgumentListTooLong { program }
             | SpawnError::ResourceExhausted { program, .. }
             | SpawnError::Unsupported { program, .. }
-            | SpawnError::System { program, .. } => Some(program),
+            | SpawnError::System { program, .. }
+            | SpawnError::InvalidOption { program, .. }
+            | SpawnError::OptionFailed { program, .. }
+            | SpawnError::UnsupportedOption { program, .. } => Some(program),
         }
     }
 
@@ -193,10 +308,13 @@ impl SpawnError {
             | SpawnError::EmptyCommand
             | SpawnError::NulByte { .. }
             | SpawnError::Unsupported { .. }
-            | SpawnError::NotServed { .. } => None,
+            | SpawnError::NotServed { .. }
+            | SpawnError::InvalidOption { .. }
+            | SpawnError::UnsupportedOption { .. } => None,
             SpawnError::Unavailable { errno }
             | SpawnError::ResourceExhausted { errno, .. }
-            | SpawnError::System { errno, .. } => Some(*errno),
+            | SpawnError::System { errno, .. }
+            | SpawnError::OptionFailed { errno, .. } => Some(*errno),
             SpawnError::NotFound { .. } => Some(libc::ENOENT),
             SpawnError::PermissionDenied { .. } => Some(libc::EACCES),
             SpawnError::ExecFormat { .. } => Some(libc::ENOEXEC),
@@ -209,7 +327,10 @@ impl SpawnError {
         match self {
             SpawnError::Stopped | SpawnError::ForkedChild { .. } => io::ErrorKind::Other,
             SpawnError::NotServed { .. } => io::ErrorKind::TimedOut,
-            SpawnError::EmptyCommand | SpawnError::NulByte { .. } => io::ErrorKind::InvalidInput,
+            SpawnError::EmptyCommand
+            | SpawnError::NulByte { .. }
+            | SpawnError::InvalidOption { .. } => io::ErrorKind::InvalidInput,
+            SpawnError::UnsupportedOption { .. } => io::ErrorKind::Unsupported,
             SpawnError::NotFound { .. } => io::ErrorKind::NotFound,
             SpawnError::PermissionDenied { .. } => io::ErrorKind::PermissionDenied,
             SpawnError::ArgumentListTooLong { .. } => io::ErrorKind::ArgumentListTooLong,
@@ -217,7 +338,8 @@ impl SpawnError {
             SpawnError::Unsupported { .. } => io::ErrorKind::Unsupported,
             SpawnError::Unavailable { errno }
             | SpawnError::ResourceExhausted { errno, .. }
-            | SpawnError::System { errno, .. } => io::Error::from_raw_os_error(*errno).kind(),
+            | SpawnError::System { errno, .. }
+            | SpawnError::OptionFailed { errno, .. } => io::Error::from_raw_os_error(*errno).kind(),
         }
     }
 }
@@ -291,6 +413,31 @@ impl fmt::Display for SpawnError {
                 stage,
                 errno,
             } => write!(f, "{}: {stage}: {}", program.display(), os(*errno)),
+            SpawnError::InvalidOption {
+                program,
+                option,
+                reason,
+            } => write!(f, "{}: {option}: {reason}", program.display()),
+            SpawnError::OptionFailed {
+                program,
+                option,
+                stage,
+                errno,
+            } => write!(
+                f,
+                "{}: {option}: {stage}: {}",
+                program.display(),
+                os(*errno)
+            ),
+            SpawnError::UnsupportedOption {
+                program,
+                backend,
+                option,
+            } => write!(
+                f,
+                "{}: {option} is not supported by the {backend} spawn backend",
+                program.display()
+            ),
         }
     }
 }

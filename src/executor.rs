@@ -7,11 +7,12 @@ use std::sync::{Arc, OnceLock};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
+use crate::command::Command;
 use crate::error::SpawnError;
 use crate::handle::ExecHandle;
 use crate::proc_state::Spawned;
 use crate::queue::{Message, ReplySlot, SpawnRequest};
-use crate::request::PreparedCommand;
+use crate::request::{PreparedCommand, StdioPlan};
 use crate::run_modes::LoopThread;
 use crate::shared::{ChildWatch, Config, Shared};
 use crate::spawn_future::SpawnFuture;
@@ -313,7 +314,8 @@ impl Executor {
     }
 
     /// Starts `command` (`command[0]` the program, looked up in `PATH` when it has no slash) and
-    /// returns its handle once the executor thread has spawned it.
+    /// returns its handle once the executor thread has spawned it: the seed's shortcut for
+    /// [`spawn`](Self::spawn) of a [`Command`] with these arguments.
     ///
     /// stdin is `/dev/null`; with `discard_output` stdout and stderr are too, otherwise they are
     /// pipes whose read ends [`ExecHandle::take_stdout`]/[`take_stderr`](ExecHandle::take_stderr)
@@ -332,11 +334,71 @@ impl Executor {
         command: &[S],
         discard_output: bool,
     ) -> Result<ExecHandle, SpawnError> {
+        let Some((program, args)) = command.split_first() else {
+            return Err(SpawnError::EmptyCommand);
+        };
+        let mut cmd = Command::new(program);
+        cmd.args(args);
+        let output = if discard_output {
+            StdioPlan::Null
+        } else {
+            StdioPlan::Piped
+        };
+        self.spawn_with(&cmd, [StdioPlan::Null, output.clone(), output])
+    }
+
+    /// Starts `command` and returns its handle once the executor thread has spawned it.
+    ///
+    /// Every option is checked and prepared on the calling thread (C strings, environment,
+    /// `PATH` search, descriptors); the executor thread only spawns. Streams the command leaves
+    /// unset: stdin `/dev/null`, stdout and stderr inherited. The child gets fds 0, 1, 2 and the
+    /// command's extra descriptors only, an empty signal mask and default dispositions.
+    ///
+    /// ```
+    /// use napix_executor::{Command, Executor, Stdio};
+    /// # let ex = std::sync::Arc::new(Executor::new()?);
+    /// # let runner = { let ex = ex.clone(); std::thread::spawn(move || ex.run()) };
+    /// let mut cmd = Command::new("sh");
+    /// cmd.args(["-c", "test \"$(cat)\" = hi && exit 7"])
+    ///     .stdin(Stdio::from_bytes("hi"));
+    /// assert_eq!(ex.spawn(&cmd)?.wait().code(), Some(7));
+    /// assert_eq!(ex.spawn(&cmd)?.wait().code(), Some(7)); // built once, spawned again
+    /// # ex.stop(); runner.join().expect("run thread")?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// Everything [`create_process`](Self::create_process) reports, and for the options:
+    /// [`SpawnError::InvalidOption`] (malformed, found before spawning),
+    /// [`SpawnError::OptionFailed`] (a system error on this thread, e.g. a missing working
+    /// directory, or in the child, e.g. `setuid` without the right), and
+    /// [`SpawnError::UnsupportedOption`] when the executor's backend cannot apply an option.
+    pub fn spawn(&self, command: &Command) -> Result<ExecHandle, SpawnError> {
+        self.spawn_with(
+            command,
+            [StdioPlan::Null, StdioPlan::Inherit, StdioPlan::Inherit],
+        )
+    }
+
+    /// [`spawn`](Self::spawn) with `defaults` for the streams `command` leaves unset.
+    pub(crate) fn spawn_with(
+        &self,
+        command: &Command,
+        defaults: [StdioPlan; 3],
+    ) -> Result<ExecHandle, SpawnError> {
         let shared = self.shared()?;
         if shared.is_stopped() {
             return Err(SpawnError::Stopped);
         }
-        let command = PreparedCommand::new(command)?;
+        let command = PreparedCommand::from_command(command, defaults)?;
+        let backend = shared.config().backend;
+        if let Some(option) = crate::sys::spawn::unsupported_option(backend, &command.setup) {
+            return Err(SpawnError::UnsupportedOption {
+                program: command.program,
+                backend: backend.name(),
+                option,
+            });
+        }
         // A caller that may give up leaves its slot with the queued request: it cannot reuse it.
         let reply = match self.request_timeout {
             None => ReplySlot::reusable(&SPAWN_REPLY),
@@ -344,7 +406,6 @@ impl Executor {
         };
         let request = Message::Spawn(Box::new(SpawnRequest {
             command,
-            discard_output,
             owner: thread::current().id(),
             reply: reply.clone(),
         }));
@@ -393,11 +454,13 @@ impl Executor {
             if shared.is_stopped() {
                 return Err(SpawnError::Stopped);
             }
-            let command = PreparedCommand::new(command)?;
+            let mut command = PreparedCommand::new(command)?;
+            if !discard_output {
+                command.stdio = [StdioPlan::Null, StdioPlan::Piped, StdioPlan::Piped];
+            }
             let reply = ReplySlot::for_task();
             let request = Message::Spawn(Box::new(SpawnRequest {
                 command,
-                discard_output,
                 owner: thread::current().id(),
                 reply: reply.clone(),
             }));

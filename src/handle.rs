@@ -6,7 +6,7 @@
 //! was recycled.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::process::ExitStatus;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -35,6 +35,7 @@ use crate::shared::Shared;
 pub struct ExecHandle {
     state: Arc<ProcState>,
     executor: Weak<Shared>,
+    stdin: Mutex<Option<ChildStdin>>,
     stdout: Mutex<Option<ChildStdout>>,
     stderr: Mutex<Option<ChildStderr>>,
     /// Without a pidfd: the eventfd `AsFd` gives, written when the child is reaped.
@@ -77,6 +78,7 @@ impl ExecHandle {
         Ok(ExecHandle {
             state: spawned.state,
             executor,
+            stdin: Mutex::new(spawned.stdin.map(|fd| ChildStdin(File::from(fd)))),
             stdout: Mutex::new(spawned.stdout.map(|fd| ChildStdout(File::from(fd)))),
             stderr: Mutex::new(spawned.stderr.map(|fd| ChildStderr(File::from(fd)))),
             exit_fd,
@@ -261,7 +263,17 @@ impl ExecHandle {
         self.state.status_lost()
     }
 
-    /// The read end of the child's stdout pipe; `Some` once, and only without `discard_output`.
+    /// The write end of the child's stdin pipe; `Some` once, and only for
+    /// [`Stdio::piped`](crate::Stdio::piped) stdin. Drop it to give the child end of file.
+    pub fn take_stdin(&self) -> Option<ChildStdin> {
+        self.stdin
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    /// The read end of the child's stdout pipe; `Some` once, and only for a piped stdout
+    /// (`create_process` without `discard_output`, or [`Stdio::piped`](crate::Stdio::piped)).
     pub fn take_stdout(&self) -> Option<ChildStdout> {
         self.stdout
             .lock()
@@ -269,7 +281,7 @@ impl ExecHandle {
             .take()
     }
 
-    /// The read end of the child's stderr pipe; `Some` once, and only without `discard_output`.
+    /// The read end of the child's stderr pipe; `Some` once, and only for a piped stderr.
     pub fn take_stderr(&self) -> Option<ChildStderr> {
         self.stderr
             .lock()
@@ -338,6 +350,39 @@ macro_rules! pipe_reader {
             }
         }
     };
+}
+
+/// The write end of a child's stdin pipe, from [`ExecHandle::take_stdin`]. Writing after the
+/// child closed its end fails with `BrokenPipe` (a Rust program ignores SIGPIPE).
+#[derive(Debug)]
+pub struct ChildStdin(File);
+
+impl Write for ChildStdin {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl AsFd for ChildStdin {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+impl AsRawFd for ChildStdin {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+impl From<ChildStdin> for OwnedFd {
+    fn from(p: ChildStdin) -> OwnedFd {
+        p.0.into()
+    }
 }
 
 pipe_reader!(ChildStdout, "stdout");

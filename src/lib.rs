@@ -182,6 +182,8 @@
 
 // Only with the `bench-internals` cargo feature (not covered by semver): for napix-exec's
 // benchmarks and this crate's own tests, like `Executor::round_trip`.
+mod child_stdio;
+mod command;
 #[cfg(feature = "bench-internals")]
 pub mod direct;
 mod error;
@@ -196,6 +198,7 @@ mod queue;
 mod reactor;
 mod reap;
 mod request;
+mod resource;
 mod run_modes;
 mod rusage;
 mod shared;
@@ -203,19 +206,23 @@ mod sigchld;
 mod spawn;
 mod spawn_future;
 mod spin;
+mod stdio;
 mod sys;
 mod table;
 #[cfg(test)]
 mod test_support;
 mod waker_list;
 
-pub use error::{SpawnError, SpawnStage};
+pub use command::{Command, CommandArgs, CommandEnvs};
+pub use error::{CommandOption, SpawnError, SpawnStage};
 pub use executor::{DEFAULT_KILL_GRACE, Executor, ExecutorBuilder, executor};
 pub use exit_future::ExitFuture;
-pub use handle::{ChildStderr, ChildStdout, ExecHandle};
+pub use handle::{ChildStderr, ChildStdin, ChildStdout, ExecHandle};
+pub use resource::Resource;
 pub use rusage::ResourceUsage;
 pub use shared::ChildWatch;
 pub use spawn_future::SpawnFuture;
+pub use stdio::Stdio;
 pub use sys::spawn::SpawnBackend;
 pub use sys::{block_sigchld, raise_fd_limit};
 pub use table::ProcessInfo;

@@ -69,6 +69,7 @@ pub(crate) struct ProcState {
 /// is built from them on the caller's side.
 pub(crate) struct Spawned {
     pub(crate) state: Arc<ProcState>,
+    pub(crate) stdin: Option<OwnedFd>,
     pub(crate) stdout: Option<OwnedFd>,
     pub(crate) stderr: Option<OwnedFd>,
     /// Without a pidfd: an eventfd to write when the child is reaped (the handle's `AsFd`).

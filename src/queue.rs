@@ -41,7 +41,6 @@ pub(crate) enum Message {
 /// A spawn request, fully prepared by the caller.
 pub(crate) struct SpawnRequest {
     pub(crate) command: PreparedCommand,
-    pub(crate) discard_output: bool,
     pub(crate) owner: thread::ThreadId,
     pub(crate) reply: Arc<ReplySlot<Result<Spawned, SpawnError>>>,
 }
@@ -378,7 +377,6 @@ mod tests {
         let reply = ReplySlot::for_current_thread();
         let request = SpawnRequest {
             command: PreparedCommand::new(&["/bin/true"]).expect("command"),
-            discard_output: true,
             owner: thread::current().id(),
             reply: reply.clone(),
         };

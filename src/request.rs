@@ -1,30 +1,50 @@
-//! The command made ready to spawn: validated, `PATH` resolved, converted to C strings.
+//! The command made ready to spawn: validated, `PATH` resolved, converted to C strings, every
+//! option turned into what the child needs.
 //!
 //! All of this runs on the caller's thread, before the request reaches the executor thread, so the
 //! executor thread spends its time spawning, and the spawn backends never allocate after a fork.
+//! The child's environment is in [`env`], its descriptors in [`fds`].
+
+mod env;
+mod fds;
 
 use std::ffi::{CString, OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
-use crate::error::SpawnError;
+pub(crate) use self::fds::StdioPlan;
+use crate::command::Command;
+use crate::error::{CommandOption, SpawnError, SpawnStage};
+use crate::sys::CStringArray;
+use crate::sys::spawn::{ChildSetup, SpawnFailure};
 
 /// The search path when the environment has no `PATH` (what glibc's `execvp` uses).
 const DEFAULT_PATH: &str = "/bin:/usr/bin";
 
-/// A validated command: the resolved program path and the argument vector as C strings.
+/// The most supplementary groups the kernel takes (`NGROUPS_MAX`).
+const MAX_GROUPS: usize = 65536;
+
+/// A validated command: the resolved program path, the argument vector and environment as C
+/// strings, the child's stdio plans and its setup steps.
 #[derive(Debug, Clone)]
 pub(crate) struct PreparedCommand {
     /// The program as the caller gave it (for error messages).
     pub(crate) program: OsString,
     /// The file to execute: `program` itself if it has a slash, else the first match in `PATH`.
     pub(crate) path: CString,
-    /// `argv[0..]`, with `argv[0]` the program as given.
+    /// `argv[0..]`, with `argv[0]` the program as given (or the command's `arg0`).
     pub(crate) argv: Vec<CString>,
+    /// The child's environment; `None` for the parent's, read at spawn time.
+    pub(crate) envp: Option<CStringArray>,
+    /// stdin, stdout, stderr.
+    pub(crate) stdio: [StdioPlan; 3],
+    /// What the child does between clone and execve besides stdio.
+    pub(crate) setup: ChildSetup,
 }
 
 impl PreparedCommand {
-    /// Validates `command` and resolves its program.
+    /// Validates `command` (`command[0]` the program) and resolves its program; stdio all
+    /// `/dev/null`, no other option.
     ///
     /// Errors: [`SpawnError::EmptyCommand`], [`SpawnError::NulByte`], and for a program without a
     /// slash that no `PATH` directory holds as an executable file, [`SpawnError::NotFound`] (or
@@ -34,30 +54,229 @@ impl PreparedCommand {
             return Err(SpawnError::EmptyCommand);
         };
         let program = first.as_ref().to_os_string();
-        let mut argv = Vec::with_capacity(command.len());
-        for (index, arg) in command.iter().enumerate() {
-            match CString::new(arg.as_ref().as_bytes()) {
-                Ok(c) => argv.push(c),
-                Err(_) => return Err(SpawnError::NulByte { program, index }),
-            }
-        }
-        let path = if program.as_bytes().contains(&b'/') {
-            argv[0].clone()
-        } else if program.is_empty() {
-            return Err(SpawnError::NotFound { program });
-        } else {
-            let found = search_path(&program, std::env::var_os("PATH").as_deref())?;
-            // A PATH entry with a NUL cannot come from the environment (C strings), but an
-            // OsString from var_os could in theory; treat it as not found rather than panic.
-            CString::new(found.into_os_string().into_vec()).map_err(|_| SpawnError::NotFound {
-                program: program.clone(),
-            })?
-        };
+        let argv = c_strings(&program, command.iter().map(|a| a.as_ref()))?;
+        let path = resolve(&program, std::env::var_os("PATH").as_deref())?;
         Ok(PreparedCommand {
             program,
             path,
             argv,
+            envp: None,
+            stdio: [StdioPlan::Null, StdioPlan::Null, StdioPlan::Null],
+            setup: ChildSetup::default(),
         })
+    }
+
+    /// Checks every option of `cmd` and prepares it; a stream `cmd` leaves unset gets the plan
+    /// in `defaults`.
+    ///
+    /// Checked in this order, the first problem is the error: program and arguments (NUL bytes),
+    /// environment ([`env`]), the program's `PATH` search, the working directory, extra
+    /// descriptor numbers, stdio kinds and descriptors, extra descriptors' sources, umask,
+    /// rlimits, groups.
+    pub(crate) fn from_command(
+        cmd: &Command,
+        defaults: [StdioPlan; 3],
+    ) -> Result<PreparedCommand, SpawnError> {
+        let program = cmd.program.clone();
+        let argv0 = cmd.arg0.as_deref().unwrap_or(&program);
+        let argv = c_strings(
+            &program,
+            std::iter::once(argv0).chain(cmd.args.iter().map(OsString::as_os_str)),
+        )?;
+        let env = env::prepare(&program, &cmd.env, cmd.env_clear)?;
+        let mut path = resolve(&program, env.search_path.as_deref())?;
+        let mut setup = ChildSetup::default();
+        if let Some(dir) = &cmd.cwd {
+            setup.cwd = Some(check_dir(&program, dir)?);
+            if !program.as_bytes().contains(&b'/') && !path.as_bytes().starts_with(b"/") {
+                // Found in a relative PATH entry: relative to our directory, not the child's.
+                path = absolute(&program, path)?;
+            }
+        }
+        setup.fds = fds::extra_fds(&program, &cmd.fds)?;
+        let floor = setup.fd_floor();
+        let given = [cmd.stdin.as_ref(), cmd.stdout.as_ref(), cmd.stderr.as_ref()];
+        let stdio = fds::stdio_plans(&program, given, defaults, floor)?;
+        fds::lift_extra_fds(&program, &mut setup.fds, floor)?;
+        if let Some(mask) = cmd.umask {
+            if mask & !0o777 != 0 {
+                return Err(invalid(&program, CommandOption::Umask, "bits beyond 0o777"));
+            }
+            setup.umask = Some(mask);
+        }
+        for &(resource, soft, hard) in &cmd.rlimits {
+            if soft > hard {
+                return Err(invalid(
+                    &program,
+                    CommandOption::Rlimit(resource),
+                    "the soft limit exceeds the hard limit",
+                ));
+            }
+            let limit = libc::rlimit64 {
+                rlim_cur: soft,
+                rlim_max: hard,
+            };
+            setup.rlimits.push((resource, limit));
+        }
+        if let Some(groups) = &cmd.groups {
+            if groups.len() > MAX_GROUPS {
+                return Err(invalid(
+                    &program,
+                    CommandOption::Groups,
+                    "more supplementary groups than the kernel takes (65536)",
+                ));
+            }
+            setup.groups = Some(groups.clone());
+        } else if cmd.uid.is_some() && rustix::process::geteuid().is_root() {
+            // As std: root dropping to another user should not keep root's groups.
+            setup.groups = Some(Vec::new());
+        }
+        setup.gid = cmd.gid;
+        setup.uid = cmd.uid;
+        Ok(PreparedCommand {
+            program,
+            path,
+            argv,
+            envp: env.envp,
+            stdio,
+            setup,
+        })
+    }
+
+    /// The error for a spawn that failed: for a step in the child (its stage, on item `index`
+    /// of that step) the option's, for the exec and spawn stages the program's.
+    pub(crate) fn child_error(&self, failure: SpawnFailure) -> SpawnError {
+        if failure.unsupported.is_some() {
+            return failure.into_error(&self.program);
+        }
+        let SpawnFailure {
+            stage,
+            errno,
+            index,
+            ..
+        } = failure;
+        let option = match stage {
+            SpawnStage::Stdio => match index {
+                0 => CommandOption::Stdin,
+                1 => CommandOption::Stdout,
+                _ => CommandOption::Stderr,
+            },
+            SpawnStage::Fd => match self.setup.fds.get(index) {
+                Some(fd) => CommandOption::Fd(fd.target),
+                None => return SpawnError::from_errno(&self.program, stage, errno),
+            },
+            SpawnStage::Setrlimit => match self.setup.rlimits.get(index) {
+                Some((resource, _)) => CommandOption::Rlimit(*resource),
+                None => return SpawnError::from_errno(&self.program, stage, errno),
+            },
+            SpawnStage::Chdir => CommandOption::CurrentDir,
+            SpawnStage::Setgroups => CommandOption::Groups,
+            SpawnStage::Setgid => CommandOption::Gid,
+            SpawnStage::Setuid => CommandOption::Uid,
+            _ => return SpawnError::from_errno(&self.program, stage, errno),
+        };
+        SpawnError::OptionFailed {
+            program: self.program.clone(),
+            option,
+            stage,
+            errno,
+        }
+    }
+}
+
+fn invalid(program: &OsStr, option: CommandOption, reason: &'static str) -> SpawnError {
+    SpawnError::InvalidOption {
+        program: program.to_os_string(),
+        option,
+        reason,
+    }
+}
+
+/// The arguments as C strings; [`SpawnError::NulByte`] names the first with a NUL (0 = the
+/// program, or `arg0`).
+fn c_strings<'a>(
+    program: &OsStr,
+    args: impl Iterator<Item = &'a OsStr>,
+) -> Result<Vec<CString>, SpawnError> {
+    let mut argv = Vec::with_capacity(args.size_hint().0);
+    for (index, arg) in args.enumerate() {
+        match CString::new(arg.as_bytes()) {
+            Ok(c) => argv.push(c),
+            Err(_) => {
+                return Err(SpawnError::NulByte {
+                    program: program.to_os_string(),
+                    index,
+                });
+            }
+        }
+    }
+    Ok(argv)
+}
+
+/// The file to execute: `program` itself when it has a slash, else its match in `path_var`.
+fn resolve(program: &OsStr, path_var: Option<&OsStr>) -> Result<CString, SpawnError> {
+    let nul = || SpawnError::NulByte {
+        program: program.to_os_string(),
+        index: 0,
+    };
+    if program.as_bytes().contains(&b'/') {
+        return CString::new(program.as_bytes()).map_err(|_| nul());
+    }
+    if program.is_empty() {
+        return Err(SpawnError::NotFound {
+            program: program.to_os_string(),
+        });
+    }
+    if program.as_bytes().contains(&0) {
+        return Err(nul());
+    }
+    let found = search_path(program, path_var)?;
+    // A PATH entry with a NUL cannot come from the environment (C strings), but an OsString
+    // could in theory; treat it as not found rather than panic.
+    CString::new(found.into_os_string().into_vec()).map_err(|_| SpawnError::NotFound {
+        program: program.to_os_string(),
+    })
+}
+
+/// `path` (relative) made absolute against our working directory.
+fn absolute(program: &OsStr, path: CString) -> Result<CString, SpawnError> {
+    let here = std::env::current_dir().map_err(|e| SpawnError::OptionFailed {
+        program: program.to_os_string(),
+        option: CommandOption::CurrentDir,
+        stage: SpawnStage::Prepare,
+        errno: e.raw_os_error().unwrap_or(libc::ENOENT),
+    })?;
+    let joined = here.join(OsStr::from_bytes(path.as_bytes()));
+    CString::new(joined.into_os_string().into_vec()).map_err(|_| SpawnError::NotFound {
+        program: program.to_os_string(),
+    })
+}
+
+/// Checks that `dir` is a directory now (the child's `chdir` may still fail, e.g. for a user
+/// without the right to enter it) and returns it as a C string.
+fn check_dir(program: &OsStr, dir: &Path) -> Result<CString, SpawnError> {
+    let c_dir = CString::new(dir.as_os_str().as_bytes()).map_err(|_| {
+        invalid(
+            program,
+            CommandOption::CurrentDir,
+            "the path contains a NUL byte",
+        )
+    })?;
+    let failed = |errno: i32| SpawnError::OptionFailed {
+        program: program.to_os_string(),
+        option: CommandOption::CurrentDir,
+        stage: SpawnStage::Prepare,
+        errno,
+    };
+    match rustix::fs::stat(&c_dir) {
+        Ok(st)
+            if rustix::fs::FileType::from_raw_mode(st.st_mode)
+                == rustix::fs::FileType::Directory =>
+        {
+            Ok(c_dir)
+        }
+        Ok(_) => Err(failed(libc::ENOTDIR)),
+        Err(e) => Err(failed(e.raw_os_error())),
     }
 }
 

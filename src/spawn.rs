@@ -10,13 +10,14 @@ use rustix::io::Errno;
 use rustix::process::{Pid, WaitId, WaitIdOptions, waitid};
 use tracing::{debug, warn};
 
+use crate::child_stdio::StdioParts;
 use crate::error::{SpawnError, SpawnStage};
 use crate::exit_future::ExitFd;
 use crate::proc_state::{ProcState, Spawned, lost_status};
 use crate::queue::SpawnRequest;
 use crate::reap::{Reaper, Wait};
 use crate::shared::{ChildWatch, Shared};
-use crate::sys::spawn::{ChildStdio, Spawner};
+use crate::sys::spawn::Spawner;
 use crate::table::{Entry, ProcessInfo};
 
 /// Spawns what `request` asks for and tracks it. A child that runs but cannot be tracked is
@@ -32,19 +33,11 @@ pub(crate) fn spawn<W: Wait>(
     let fail = |stage: SpawnStage, errno: Errno| {
         SpawnError::from_errno(program, stage, errno.raw_os_error())
     };
-    let pipes = if request.discard_output {
-        None
-    } else {
-        let out = crate::sys::pipe().map_err(|e| fail(SpawnStage::Pipe, e))?;
-        let err = crate::sys::pipe().map_err(|e| fail(SpawnStage::Pipe, e))?;
-        Some((out, err))
-    };
     let null = shared.dev_null();
-    let stdio = ChildStdio {
-        stdin: null,
-        stdout: pipes.as_ref().map_or(null, |((_, w), _)| w.as_fd()),
-        stderr: pipes.as_ref().map_or(null, |(_, (_, w))| w.as_fd()),
-    };
+    let plans = &request.command.stdio;
+    let parts = StdioParts::new(plans, null, request.command.setup.fd_floor())
+        .map_err(|e| fail(SpawnStage::Pipe, e))?;
+    let stdio = parts.child_stdio(plans, null);
     let watch_pidfd = config.watch == ChildWatch::Pidfd;
     let exit_fd = if watch_pidfd {
         None
@@ -54,20 +47,17 @@ pub(crate) fn spawn<W: Wait>(
     let started = Instant::now();
     let spawned = spawner
         .spawn(config.backend, &request.command, &stdio, watch_pidfd)
-        .map_err(|f| f.into_error(program))?;
+        .map_err(|f| request.command.child_error(f))?;
     let spawn_time = started.elapsed();
     // The child has its copies; ours must go or the reader never sees EOF.
-    let (stdout, stderr) = match pipes {
-        Some(((out_r, _), (err_r, _))) => (Some(out_r), Some(err_r)),
-        None => (None, None),
-    };
+    let [stdin, stdout, stderr] = parts.parent;
     let pid = spawned.pid;
     let pidfd = match spawned.pidfd {
         Some(fd) => Some(fd),
         None if !watch_pidfd => None,
         None => match open_pidfd(pid) {
             Opened::Tracked(fd) => Some(fd),
-            Opened::Gone => return Ok(lost_at_spawn(shared, pid, stdout, stderr)),
+            Opened::Gone => return Ok(lost_at_spawn(shared, pid, stdin, stdout, stderr)),
             Opened::Failed(e) => {
                 // Running but untrackable (out of fds): it is our unreaped child, so its pid is
                 // still safe to signal. Kill it, reap it later without blocking, report.
@@ -83,7 +73,7 @@ pub(crate) fn spawn<W: Wait>(
         Some(_) => None,
         None => match crate::sys::procfs::start_time(pid) {
             Ok(Some(t)) => Some(t),
-            Ok(None) => return Ok(lost_at_spawn(shared, pid, stdout, stderr)),
+            Ok(None) => return Ok(lost_at_spawn(shared, pid, stdin, stdout, stderr)),
             Err(e) => {
                 debug!(error = %e, "no /proc/<pid>/stat: the child is named by its pid alone");
                 None
@@ -126,6 +116,7 @@ pub(crate) fn spawn<W: Wait>(
     });
     Ok(Spawned {
         state,
+        stdin,
         stdout,
         stderr,
         exit_fd,
@@ -175,6 +166,7 @@ fn open_pidfd(pid: Pid) -> Opened {
 fn lost_at_spawn(
     shared: &Shared,
     pid: rustix::process::Pid,
+    stdin: Option<std::os::fd::OwnedFd>,
     stdout: Option<std::os::fd::OwnedFd>,
     stderr: Option<std::os::fd::OwnedFd>,
 ) -> Spawned {
@@ -186,6 +178,7 @@ fn lost_at_spawn(
     state.set_status(lost_status(), true);
     Spawned {
         state: Arc::new(state),
+        stdin,
         stdout,
         stderr,
         // The handle makes the readiness eventfd (written at once: the status is set).

@@ -404,3 +404,6 @@ pub(crate) fn sigchld_disposition() -> SigchldDisposition {
         SigchldDisposition::Handled
     }
 }
+
+mod cstring_array;
+pub(crate) use cstring_array::CStringArray;

@@ -259,6 +259,32 @@ pub fn spawn_ok<S: AsRef<OsStr>>(
     }
 }
 
+/// `Executor::spawn` from a helper thread, bounded by [`SPAWN_LIMIT`].
+pub fn spawn_command(
+    exec: &Arc<Executor>,
+    command: &Arc<napix_executor::Command>,
+) -> Result<ExecHandle, SpawnError> {
+    let exec = Arc::clone(exec);
+    let command = Arc::clone(command);
+    let what = format!("spawn({command:?})");
+    bounded(SPAWN_LIMIT, &what, move || exec.spawn(&command))
+}
+
+/// Spawns `command` (stdout piped by the caller), reads stdout to its end and waits: the
+/// output (lossy UTF-8) and the status.
+pub fn run_command(
+    exec: &Arc<Executor>,
+    command: napix_executor::Command,
+) -> Result<(String, ExitStatus), SpawnError> {
+    let handle = spawn_command(exec, &Arc::new(command))?;
+    let out = match handle.take_stdout() {
+        Some(pipe) => read_all(pipe, Duration::from_secs(10)),
+        None => Vec::new(),
+    };
+    let status = wait_for(&handle, Duration::from_secs(10));
+    Ok((String::from_utf8_lossy(&out).into_owned(), status))
+}
+
 /// `wait_timeout` that panics when the process has not exited in `limit`.
 pub fn wait_for(handle: &ExecHandle, limit: Duration) -> ExitStatus {
     match handle.wait_timeout(limit) {

@@ -20,6 +20,8 @@ use std::ffi::CStr;
 use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicI32, Ordering};
 
+use super::setup::{ChildFailure, ChildSetup, Step};
+
 /// How the child tells the parent that execve failed.
 pub(super) enum ExecErrorReport<'a> {
     /// Write the errno (4 bytes, native endian) to this close-on-exec pipe (fork).
@@ -33,8 +35,12 @@ pub(super) struct ChildPlan<'a> {
     pub(super) path: &'a CStr,
     pub(super) argv: *const *const libc::c_char,
     pub(super) envp: *const *const libc::c_char,
-    /// Descriptors to install as 0, 1, 2; all are above 2 so `dup2` always clears CLOEXEC.
+    /// Descriptors to install as 0, 1, 2, in that order: -1 leaves the number alone; 1 (for
+    /// stderr) is the child's stdout once installed; any other is above 2 and above every
+    /// extra descriptor's number, so `dup2` always clears CLOEXEC and reads it intact.
     pub(super) stdio: [i32; 3],
+    /// The command's other steps, applied in the order `setup.rs` documents.
+    pub(super) setup: &'a ChildSetup,
     pub(super) report: ExecErrorReport<'a>,
     /// Signals whose disposition is not SIG_DFL in the parent (bit `n - 1` for signal `n`): the
     /// only ones the child must reset. All ones when unknown.
@@ -117,14 +123,15 @@ fn exit_now() -> ! {
 }
 
 /// The errno the last failed `syscall(2)` left in this thread's slot.
-fn last_errno() -> i32 {
+pub(super) fn last_errno() -> i32 {
     // SAFETY: __errno_location returns the address of the calling thread's errno, valid for the
     // thread's lifetime; reading it is a plain load (see the module docs for the CLONE_VM case).
     unsafe { *libc::__errno_location() }
 }
 
-/// Installs stdio, closes every other descriptor, resets signals and execs. Returns the errno of
-/// the first step that failed.
+/// Installs stdio and extra descriptors, closes every other descriptor, applies the command's
+/// process steps, resets signals and execs. Returns what failed first: a [`ChildFailure`]
+/// packed (a plain errno for execve), or an errno with [`UNSHARE_FAILED`].
 ///
 /// # Safety
 /// As [`exec_child`].
@@ -148,7 +155,11 @@ unsafe fn prepare_and_exec(plan: &ChildPlan<'_>) -> i32 {
         }
     }
     for (target, &fd) in plan.stdio.iter().enumerate() {
-        // SAFETY: the parent keeps `fd` open until the child has exec'd or exited.
+        if fd < 0 {
+            continue;
+        }
+        // SAFETY: the parent keeps `fd` open until the child has exec'd or exited (or it is
+        // our own fd 1, installed just before).
         let fd = unsafe { BorrowedFd::borrow_raw(fd) };
         let r = match target {
             0 => rustix::stdio::dup2_stdin(fd),
@@ -156,14 +167,23 @@ unsafe fn prepare_and_exec(plan: &ChildPlan<'_>) -> i32 {
             _ => rustix::stdio::dup2_stderr(fd),
         };
         if let Err(e) = r {
-            return e.raw_os_error();
+            return ChildFailure::new(Step::Stdio, target, e.raw_os_error()).pack();
         }
     }
+    if let Err(failure) = plan.setup.install_fds() {
+        return failure.pack();
+    }
     match plan.shared_fd_table {
-        // Only 0..=top exist in the private table.
+        // Only 0..=top exist in the private table (and no extra descriptor: those need the
+        // full table).
         Some(top) if top >= 3 => close_range(3, top),
         Some(_) => {}
-        None => close_from_3(&plan.report),
+        None => close_others(&plan.report, plan.setup),
+    }
+    if plan.setup.has_process_steps()
+        && let Err(failure) = plan.setup.apply()
+    {
+        return failure.pack();
     }
     reset_signals(plan.non_default_signals);
     // SAFETY: the plan's path is a C string and argv/envp are NUL-terminated arrays of C strings,
@@ -172,9 +192,18 @@ unsafe fn prepare_and_exec(plan: &ChildPlan<'_>) -> i32 {
     last_errno()
 }
 
-/// Closes every descriptor from 3 up, except the exec-error pipe (close-on-exec: it closes itself
-/// at a successful exec, and must stay open until then).
-fn close_from_3(report: &ExecErrorReport<'_>) {
+/// Closes every descriptor from 3 up, except the extra descriptors just installed and the
+/// exec-error pipe (close-on-exec: it closes itself at a successful exec, and must stay open
+/// until then; the parent put it above every extra descriptor's number).
+fn close_others(report: &ExecErrorReport<'_>, setup: &ChildSetup) {
+    let mut first = 3u32;
+    for fd in &setup.fds {
+        let target = fd.target as u32;
+        if target > first {
+            close_range(first, target - 1);
+        }
+        first = first.max(target + 1);
+    }
     let keep = match report {
         ExecErrorReport::Pipe(fd) => {
             use std::os::fd::AsRawFd;
@@ -182,16 +211,13 @@ fn close_from_3(report: &ExecErrorReport<'_>) {
         }
         ExecErrorReport::Shared(_) => 0,
     };
-    let ranges: [(u32, u32); 2] = if keep >= 3 {
-        [(3, keep - 1), (keep + 1, u32::MAX)]
-    } else {
-        [(3, u32::MAX), (1, 0)]
-    };
-    for (first, last) in ranges {
-        if first <= last {
-            close_range(first, last);
+    if keep >= first {
+        if keep > first {
+            close_range(first, keep - 1);
         }
+        first = keep + 1;
     }
+    close_range(first, u32::MAX);
 }
 
 /// Closes descriptors `first..=last`.

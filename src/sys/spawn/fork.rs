@@ -5,7 +5,7 @@
 //! the exec succeeded (the pipe closed on exec), exactly four bytes are the child's errno, and
 //! anything else is reported as an error after the child is killed and reaped.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 
 use rustix::io::Errno;
 use rustix::process::Pid;
@@ -109,13 +109,19 @@ pub(super) fn spawn(
     stdio: &ChildStdio<'_>,
     _blocked: &BlockAllSignals,
 ) -> Result<Spawned, SpawnFailure> {
-    let (err_read, err_write) =
-        crate::sys::pipe().map_err(|e| SpawnFailure::new(SpawnStage::Pipe, e.raw_os_error()))?;
+    let pipe_failed = |e: rustix::io::Errno| SpawnFailure::new(SpawnStage::Pipe, e.raw_os_error());
+    let (err_read, mut err_write) = crate::sys::pipe().map_err(pipe_failed)?;
+    let floor = exec.setup.fd_floor();
+    if err_write.as_raw_fd() <= floor {
+        // An extra descriptor installed on its number must not overwrite the report pipe.
+        err_write = rustix::io::fcntl_dupfd_cloexec(&err_write, floor + 1).map_err(pipe_failed)?;
+    }
     let plan = ChildPlan {
         path: exec.path,
         argv: exec.argv,
         envp: exec.envp,
         stdio: stdio.raw(),
+        setup: exec.setup,
         non_default_signals: exec.non_default_signals,
         shared_fd_table: None,
         report: ExecErrorReport::Pipe(err_write.as_fd()),
@@ -133,9 +139,9 @@ pub(super) fn spawn(
     drop(err_write);
     match read_exec_report(&err_read) {
         ExecReport::Succeeded => Ok(Spawned { pid, pidfd: None }),
-        ExecReport::Failed(errno) => {
+        ExecReport::Failed(packed) => {
             reap_failed_child(pid);
-            Err(SpawnFailure::new(SpawnStage::Exec, errno))
+            Err(SpawnFailure::from_child(packed))
         }
         ExecReport::Unknown(errno) => {
             // Ours and unreaped, so the pid still names it.

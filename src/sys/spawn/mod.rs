@@ -20,7 +20,10 @@ mod posix_spawn;
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 #[path = "posix_spawn_unsupported.rs"]
 mod posix_spawn;
+mod setup;
 mod vfork;
+
+pub(crate) use setup::{ChildSetup, ExtraFd};
 
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
@@ -67,20 +70,45 @@ impl SpawnBackend {
     }
 }
 
-/// The three descriptors the child gets as 0, 1 and 2. All are above fd 2 in the parent.
+/// What the child gets as one of 0, 1 and 2.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ChildFd<'a> {
+    /// The parent's descriptor of that number, untouched.
+    Inherit,
+    /// This descriptor, above 2 and above every extra descriptor's number in the parent.
+    Fd(BorrowedFd<'a>),
+    /// stderr only: the child's fd 1 as it is once stdout is installed (`2>&1`).
+    Stdout,
+}
+
+/// The three descriptors the child gets as 0, 1 and 2.
 pub(crate) struct ChildStdio<'a> {
-    pub(crate) stdin: BorrowedFd<'a>,
-    pub(crate) stdout: BorrowedFd<'a>,
-    pub(crate) stderr: BorrowedFd<'a>,
+    pub(crate) fds: [ChildFd<'a>; 3],
+    /// The executor's `/dev/null`, which the Vfork backend's slots rest on between spawns.
+    pub(crate) null: BorrowedFd<'a>,
 }
 
 impl ChildStdio<'_> {
+    /// What the child code reads: a descriptor to `dup2` onto 0, 1, 2 in that order, or -1 to
+    /// leave that number alone.
     fn raw(&self) -> [i32; 3] {
-        [
-            self.stdin.as_raw_fd(),
-            self.stdout.as_raw_fd(),
-            self.stderr.as_raw_fd(),
-        ]
+        self.fds.map(|fd| match fd {
+            ChildFd::Inherit => -1,
+            ChildFd::Fd(fd) => fd.as_raw_fd(),
+            ChildFd::Stdout => 1,
+        })
+    }
+}
+
+/// The first option of `setup` that `backend` cannot apply on this system, if any. Checked on
+/// the caller's thread, before the request is queued.
+pub(crate) fn unsupported_option(
+    backend: SpawnBackend,
+    setup: &ChildSetup,
+) -> Option<crate::error::CommandOption> {
+    match backend {
+        SpawnBackend::PosixSpawn => posix_spawn::unsupported_option(setup),
+        SpawnBackend::Fork | SpawnBackend::Vfork => None,
     }
 }
 
@@ -91,6 +119,8 @@ pub(super) struct Exec<'a> {
     pub(super) envp: *const *const libc::c_char,
     /// Signals the child must reset (bit `n - 1` for signal `n`).
     pub(super) non_default_signals: u64,
+    /// The command's steps besides stdio.
+    pub(super) setup: &'a ChildSetup,
 }
 
 /// A child that was started: its pid and, from the Vfork backend, its pidfd.
@@ -108,6 +138,8 @@ pub(crate) struct SpawnFailure {
     /// `errno` then say `Spawn` and ENOSYS, so that code reading only those still gets
     /// [`io::ErrorKind::Unsupported`](std::io::ErrorKind::Unsupported).
     pub(crate) unsupported: Option<(SpawnBackend, &'static str)>,
+    /// Which item of the stage failed (the stdio stream, the extra fd, the rlimit); 0 otherwise.
+    pub(crate) index: usize,
 }
 
 impl SpawnFailure {
@@ -116,6 +148,7 @@ impl SpawnFailure {
             stage,
             errno,
             unsupported: None,
+            index: 0,
         }
     }
 
@@ -125,6 +158,18 @@ impl SpawnFailure {
             stage: SpawnStage::Spawn,
             errno: libc::ENOSYS,
             unsupported: Some((backend, reason)),
+            index: 0,
+        }
+    }
+
+    /// What a child reported (see [`setup::ChildFailure`]).
+    fn from_child(packed: i32) -> SpawnFailure {
+        let f = setup::ChildFailure::unpack(packed);
+        SpawnFailure {
+            stage: f.step.stage(),
+            errno: f.errno,
+            unsupported: None,
+            index: f.index,
         }
     }
 
@@ -175,14 +220,17 @@ impl Spawner {
         self.argv.extend(command.argv.iter().map(|a| a.as_ptr()));
         self.argv.push(std::ptr::null());
         let argv = self.argv.as_ptr();
-        let envp = super::environ();
+        let envp = match &command.envp {
+            Some(envp) => envp.as_ptr(),
+            None => super::environ(),
+        };
         match backend {
             SpawnBackend::PosixSpawn => {
                 let attrs = match &mut self.posix {
                     Some(a) => a,
                     slot @ None => slot.insert(posix_spawn::Attributes::new().map_err(spawn_err)?),
                 };
-                posix_spawn::spawn(attrs, &command.path, argv, envp, stdio)
+                posix_spawn::spawn(attrs, &command.path, argv, envp, stdio, &command.setup)
             }
             SpawnBackend::Fork => {
                 // Block first, then sample: see SignalDispositions::non_default.
@@ -192,6 +240,7 @@ impl Spawner {
                     argv,
                     envp,
                     non_default_signals: self.dispositions.non_default(&blocked),
+                    setup: &command.setup,
                 };
                 fork::spawn(&exec, stdio, &blocked)
             }
@@ -202,7 +251,7 @@ impl Spawner {
                 };
                 if self.vfork_slots.is_none() {
                     // Without slots (out of fds) the clone copies the whole table: slower, fine.
-                    self.vfork_slots = vfork::StdioSlots::new(stdio.stdin).ok();
+                    self.vfork_slots = vfork::StdioSlots::new(stdio.null).ok();
                 }
                 let blocked = BlockAllSignals::new();
                 let exec = Exec {
@@ -210,8 +259,14 @@ impl Spawner {
                     argv,
                     envp,
                     non_default_signals: self.dispositions.non_default(&blocked),
+                    setup: &command.setup,
                 };
-                let slots = self.vfork_slots.as_mut();
+                // Extra descriptors sit anywhere in the table: the child needs a full copy.
+                let slots = if command.setup.fds.is_empty() {
+                    self.vfork_slots.as_mut()
+                } else {
+                    None
+                };
                 vfork::spawn(stack, slots, &exec, stdio, clone_pidfd, &blocked)
             }
         }

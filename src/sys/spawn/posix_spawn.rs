@@ -11,11 +11,13 @@
 
 use std::ffi::CStr;
 use std::mem::MaybeUninit;
+use std::os::fd::AsRawFd;
 use std::sync::OnceLock;
 
 use rustix::process::Pid;
 
-use super::{ChildStdio, SpawnFailure, Spawned};
+use super::{ChildSetup, ChildStdio, SpawnFailure, Spawned};
+use crate::error::CommandOption;
 use crate::error::SpawnStage;
 
 /// Spawn attributes that never change: empty signal mask, every signal to SIG_DFL.
@@ -123,8 +125,11 @@ struct FileActions {
 }
 
 impl FileActions {
+    /// In order: stdio onto 0-2, extra descriptors onto their numbers, every other descriptor
+    /// from 3 up closed, then the working directory.
     fn new(
         stdio: &ChildStdio<'_>,
+        setup: &ChildSetup,
         closefrom: AddCloseFrom,
     ) -> Result<FileActions, rustix::io::Errno> {
         let mut actions = MaybeUninit::<libc::posix_spawn_file_actions_t>::uninit();
@@ -134,16 +139,43 @@ impl FileActions {
             // SAFETY: initialised by the successful init above; Drop destroys it from now on.
             actions: unsafe { actions.assume_init() },
         };
-        for (target, fd) in stdio.raw().into_iter().enumerate() {
-            // SAFETY: the actions object is initialised; the fds are above 2, so each dup2
-            // lands on a different number and clears CLOEXEC.
+        let stdio = stdio
+            .raw()
+            .into_iter()
+            .enumerate()
+            .filter(|(_, fd)| *fd >= 0);
+        let extras = setup
+            .fds
+            .iter()
+            .map(|f| (f.target as usize, f.source.as_raw_fd()));
+        for (target, fd) in stdio.chain(extras) {
+            // SAFETY: the actions object is initialised; each source is above 2 and above every
+            // extra number (or is the child's fd 1, for a merged stderr), so each dup2 lands on
+            // another number, clears CLOEXEC and reads a source not yet overwritten.
             check(unsafe {
                 libc::posix_spawn_file_actions_adddup2(&mut me.actions, fd, target as i32)
             })?;
         }
+        let floor = setup.fd_floor();
         // SAFETY: as above; `closefrom` is glibc's addclosefrom_np (implemented with close_range
         // in the child).
-        check(unsafe { closefrom(&mut me.actions, 3) })?;
+        check(unsafe { closefrom(&mut me.actions, floor + 1) })?;
+        let mut targets = setup.fds.iter().map(|f| f.target).peekable();
+        for fd in 3..=floor {
+            if targets.next_if_eq(&fd).is_some() {
+                continue;
+            }
+            // SAFETY: as above. glibc ignores EBADF for a descriptor that is not open.
+            check(unsafe { libc::posix_spawn_file_actions_addclose(&mut me.actions, fd) })?;
+        }
+        if let Some(dir) = &setup.cwd {
+            let Some(addchdir) = addchdir() else {
+                return Err(rustix::io::Errno::NOSYS);
+            };
+            // SAFETY: as above; `addchdir` is glibc's posix_spawn_file_actions_addchdir_np,
+            // which copies the path.
+            check(unsafe { addchdir(&mut me.actions, dir.as_ptr()) })?;
+        }
         Ok(me)
     }
 }
@@ -153,6 +185,37 @@ impl Drop for FileActions {
         // SAFETY: the actions object was initialised in new().
         unsafe { libc::posix_spawn_file_actions_destroy(&mut self.actions) };
     }
+}
+
+/// `posix_spawn_file_actions_addchdir_np(actions, path)`.
+type AddChdir =
+    unsafe extern "C" fn(*mut libc::posix_spawn_file_actions_t, *const libc::c_char) -> libc::c_int;
+
+/// glibc's `posix_spawn_file_actions_addchdir_np` (2.29+), looked up once at run time so that
+/// linking this crate does not raise the glibc a binary needs.
+fn addchdir() -> Option<AddChdir> {
+    static FOUND: OnceLock<Option<AddChdir>> = OnceLock::new();
+    *FOUND.get_or_init(|| {
+        // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name only looks the name up.
+        let ptr = unsafe {
+            libc::dlsym(
+                libc::RTLD_DEFAULT,
+                c"posix_spawn_file_actions_addchdir_np".as_ptr(),
+            )
+        };
+        // SAFETY: a non-null address for this name is glibc's function, whose C signature is
+        // `int (posix_spawn_file_actions_t *, const char *)`.
+        (!ptr.is_null()).then(|| unsafe { std::mem::transmute::<*mut libc::c_void, AddChdir>(ptr) })
+    })
+}
+
+/// The first option of `setup` this backend cannot apply here: glibc's `posix_spawn` has no
+/// step for the umask, rlimits or credentials, and the working directory needs glibc 2.29.
+pub(super) fn unsupported_option(setup: &ChildSetup) -> Option<CommandOption> {
+    if let Some(option) = setup.first_without_posix_spawn_step() {
+        return Some(option);
+    }
+    (setup.cwd.is_some() && addchdir().is_none()).then_some(CommandOption::CurrentDir)
 }
 
 fn check(rc: i32) -> Result<(), rustix::io::Errno> {
@@ -169,6 +232,7 @@ pub(super) fn spawn(
     argv: *const *const libc::c_char,
     envp: *const *const libc::c_char,
     stdio: &ChildStdio<'_>,
+    setup: &ChildSetup,
 ) -> Result<Spawned, SpawnFailure> {
     let Some(closefrom) = addclosefrom() else {
         return Err(SpawnFailure::unsupported(
@@ -176,7 +240,7 @@ pub(super) fn spawn(
             NO_CLOSEFROM,
         ));
     };
-    let actions = FileActions::new(stdio, closefrom)
+    let actions = FileActions::new(stdio, setup, closefrom)
         .map_err(|e| SpawnFailure::new(SpawnStage::Spawn, e.raw_os_error()))?;
     let mut pid: libc::pid_t = 0;
     // SAFETY: path is a C string, argv/envp are NUL-terminated arrays of C strings kept alive by

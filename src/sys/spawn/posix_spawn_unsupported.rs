@@ -7,7 +7,7 @@
 
 use std::ffi::CStr;
 
-use super::{ChildStdio, SpawnBackend, SpawnFailure, Spawned};
+use super::{ChildSetup, ChildStdio, SpawnBackend, SpawnFailure, Spawned};
 
 /// Nothing to prepare: [`spawn`] always declines.
 pub(super) struct Attributes;
@@ -24,9 +24,15 @@ pub(super) fn spawn(
     _argv: *const *const libc::c_char,
     _envp: *const *const libc::c_char,
     _stdio: &ChildStdio<'_>,
+    _setup: &ChildSetup,
 ) -> Result<Spawned, SpawnFailure> {
     Err(SpawnFailure::unsupported(
         SpawnBackend::PosixSpawn,
         "it needs Linux with glibc; use the Vfork or Fork backend",
     ))
+}
+
+/// Nothing to decline option by option: every spawn declines as a whole.
+pub(super) fn unsupported_option(_setup: &ChildSetup) -> Option<crate::error::CommandOption> {
+    None
 }

@@ -12,7 +12,7 @@ use rustix::mm::{MapFlags, MprotectFlags, ProtFlags};
 use rustix::process::Pid;
 
 use super::child::{ChildPlan, ExecErrorReport, UNSHARE_FAILED, exec_child};
-use super::{ChildStdio, Exec, SpawnFailure, Spawned};
+use super::{ChildFd, ChildStdio, Exec, SpawnFailure, Spawned};
 use crate::error::SpawnStage;
 use crate::sys::BlockAllSignals;
 
@@ -93,15 +93,21 @@ impl StdioSlots {
     }
 
     /// Makes each slot refer to the matching source (close-on-exec in the parent; the child's
-    /// dup2 onto 0-2 clears that).
-    fn load(&mut self, sources: [BorrowedFd<'_>; 3]) -> Result<(), rustix::io::Errno> {
-        for (i, source) in sources.into_iter().enumerate() {
+    /// dup2 onto 0-2 clears that) and returns what the child installs: a slot, or the
+    /// untouched -1 / 1 of an inherited or merged stream (0-2 are in the child's copy).
+    fn load(&mut self, stdio: &ChildStdio<'_>) -> Result<[i32; 3], rustix::io::Errno> {
+        let mut raw = stdio.raw();
+        for (i, fd) in stdio.fds.iter().enumerate() {
+            let ChildFd::Fd(source) = fd else {
+                continue;
+            };
             if self.mirrors[i] != source.as_raw_fd() {
                 rustix::io::dup3(source, &mut self.slots[i], rustix::io::DupFlags::CLOEXEC)?;
                 self.mirrors[i] = source.as_raw_fd();
             }
+            raw[i] = self.slots[i].as_raw_fd();
         }
-        Ok(())
+        Ok(raw)
     }
 
     /// Points every slot back at `rest` (stdin's /dev/null), so that no slot keeps a pipe's write
@@ -114,14 +120,6 @@ impl StdioSlots {
                 self.mirrors[i] = rest.as_raw_fd();
             }
         }
-    }
-
-    fn raw(&self) -> [i32; 3] {
-        [
-            self.slots[0].as_raw_fd(),
-            self.slots[1].as_raw_fd(),
-            self.slots[2].as_raw_fd(),
-        ]
     }
 }
 
@@ -147,11 +145,11 @@ pub(super) fn spawn(
     let Some(slots) = share else {
         return clone_and_exec(stack, exec, stdio.raw(), None, clone_pidfd);
     };
-    slots
-        .load([stdio.stdin, stdio.stdout, stdio.stderr])
+    let raw = slots
+        .load(stdio)
         .map_err(|e| SpawnFailure::new(SpawnStage::Spawn, e.raw_os_error()))?;
-    let result = clone_and_exec(stack, exec, slots.raw(), Some(slots.top), clone_pidfd);
-    slots.release(stdio.stdin);
+    let result = clone_and_exec(stack, exec, raw, Some(slots.top), clone_pidfd);
+    slots.release(stdio.null);
     match result {
         Err(SpawnFailure { errno, .. }) if errno & UNSHARE_FAILED != 0 => {
             let cause = errno & !UNSHARE_FAILED;
@@ -183,6 +181,7 @@ fn clone_and_exec(
         argv: exec.argv,
         envp: exec.envp,
         stdio,
+        setup: exec.setup,
         non_default_signals: exec.non_default_signals,
         shared_fd_table,
         report: ExecErrorReport::Shared(&exec_errno),
@@ -225,12 +224,11 @@ fn clone_and_exec(
     let errno = exec_errno.load(Ordering::Acquire);
     if errno != 0 {
         super::reap_failed_child(pid);
-        let stage = if errno & UNSHARE_FAILED != 0 {
-            SpawnStage::Spawn
-        } else {
-            SpawnStage::Exec
-        };
-        return Err(SpawnFailure::new(stage, errno));
+        if errno & UNSHARE_FAILED != 0 {
+            // The caller retries without CLONE_FILES; the marker stays in the errno for it.
+            return Err(SpawnFailure::new(SpawnStage::Spawn, errno));
+        }
+        return Err(SpawnFailure::from_child(errno));
     }
     let Some(pidfd) = pidfd else {
         return Ok(Spawned { pid, pidfd: None });

@@ -1,0 +1,166 @@
+//! The child's environment: the command's changes checked and merged with the parent's
+//! environment into an `envp`, and the `PATH` the program is searched in.
+
+use std::collections::BTreeMap;
+use std::ffi::{CString, OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+
+use crate::error::{CommandOption, SpawnError};
+use crate::sys::CStringArray;
+
+/// What the child's environment is: `envp` (`None`: the parent's own, read at spawn time, as an
+/// option-less spawn always did) and the `PATH` to search the program in.
+pub(crate) struct ChildEnv {
+    pub(crate) envp: Option<CStringArray>,
+    /// The child's `PATH` when the command changes the environment (`None`: it has none, so the
+    /// default search path applies); the parent's otherwise.
+    pub(crate) search_path: Option<OsString>,
+}
+
+/// Checks every key and value of `changes` and builds the child's environment.
+pub(crate) fn prepare(
+    program: &OsStr,
+    changes: &BTreeMap<OsString, Option<OsString>>,
+    clear: bool,
+) -> Result<ChildEnv, SpawnError> {
+    for (key, value) in changes {
+        check_key(program, key)?;
+        if value.as_ref().is_some_and(|v| v.as_bytes().contains(&0)) {
+            return Err(invalid(program, key, "the value contains a NUL byte"));
+        }
+    }
+    if changes.is_empty() && !clear {
+        return Ok(ChildEnv {
+            envp: None,
+            search_path: std::env::var_os("PATH"),
+        });
+    }
+    let mut items = Vec::new();
+    if !clear {
+        for (key, value) in std::env::vars_os() {
+            if !changes.contains_key(&key) {
+                items.push(entry(&key, &value));
+            }
+        }
+    }
+    for (key, value) in changes {
+        if let Some(value) = value {
+            items.push(entry(key, value));
+        }
+    }
+    let search_path = match changes.get(OsStr::new("PATH")) {
+        Some(set_or_removed) => set_or_removed.clone(),
+        None if clear => None,
+        None => std::env::var_os("PATH"),
+    };
+    Ok(ChildEnv {
+        envp: Some(CStringArray::new(items.into_iter().flatten().collect())),
+        search_path,
+    })
+}
+
+fn check_key(program: &OsStr, key: &OsStr) -> Result<(), SpawnError> {
+    let bytes = key.as_bytes();
+    let reason = if bytes.is_empty() {
+        "the key is empty"
+    } else if bytes.contains(&b'=') {
+        "the key contains '='"
+    } else if bytes.contains(&0) {
+        "the key contains a NUL byte"
+    } else {
+        return Ok(());
+    };
+    Err(invalid(program, key, reason))
+}
+
+fn invalid(program: &OsStr, key: &OsStr, reason: &'static str) -> SpawnError {
+    SpawnError::InvalidOption {
+        program: program.to_os_string(),
+        option: CommandOption::Env(key.to_os_string()),
+        reason,
+    }
+}
+
+/// `KEY=VALUE`; `None` for a parent variable that cannot be one (it came from C strings, so
+/// this does not happen; such a variable is left out rather than panic).
+fn entry(key: &OsStr, value: &OsStr) -> Option<CString> {
+    let mut bytes = Vec::with_capacity(key.len() + value.len() + 1);
+    bytes.extend_from_slice(key.as_bytes());
+    bytes.push(b'=');
+    bytes.extend_from_slice(value.as_bytes());
+    CString::new(bytes).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn changes(pairs: &[(&str, Option<&str>)]) -> BTreeMap<OsString, Option<OsString>> {
+        pairs
+            .iter()
+            .map(|(k, v)| (OsString::from(k), v.map(OsString::from)))
+            .collect()
+    }
+
+    fn strings(env: &ChildEnv) -> Vec<String> {
+        env.envp
+            .as_ref()
+            .expect("an envp")
+            .iter()
+            .map(|s| s.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn no_change_keeps_the_parents_environment() {
+        let env = prepare(OsStr::new("p"), &BTreeMap::new(), false).expect("valid");
+        assert!(env.envp.is_none());
+        assert_eq!(env.search_path, std::env::var_os("PATH"));
+    }
+
+    #[test]
+    fn clear_then_set_gives_exactly_the_set_ones_and_their_path() {
+        let c = changes(&[("B", Some("2")), ("A", Some("1")), ("PATH", Some("/x"))]);
+        let env = prepare(OsStr::new("p"), &c, true).expect("valid");
+        assert_eq!(strings(&env), ["A=1", "B=2", "PATH=/x"]);
+        assert_eq!(env.search_path.as_deref(), Some(OsStr::new("/x")));
+        let env = prepare(OsStr::new("p"), &BTreeMap::new(), true).expect("valid");
+        assert!(strings(&env).is_empty());
+        assert_eq!(env.search_path, None, "a cleared PATH means the default");
+    }
+
+    #[test]
+    fn removal_and_override_of_inherited_variables() {
+        // The test process has PATH; remove it and override HOME-like names.
+        let c = changes(&[("PATH", None), ("NAPIX_ENV_TEST", Some("v"))]);
+        let env = prepare(OsStr::new("p"), &c, false).expect("valid");
+        let s = strings(&env);
+        assert!(!s.iter().any(|e| e.starts_with("PATH=")));
+        assert_eq!(s.iter().filter(|e| *e == "NAPIX_ENV_TEST=v").count(), 1);
+        assert_eq!(env.search_path, None);
+    }
+
+    #[test]
+    fn bad_keys_and_values_are_named() {
+        for (key, value, reason) in [
+            ("", Some("v"), "the key is empty"),
+            ("A=B", Some("v"), "the key contains '='"),
+            ("A\0B", None, "the key contains a NUL byte"),
+            ("OK", Some("a\0b"), "the value contains a NUL byte"),
+        ] {
+            let c = changes(&[(key, value)]);
+            let err = prepare(OsStr::new("prog"), &c, false)
+                .err()
+                .expect("rejected");
+            assert_eq!(
+                err,
+                SpawnError::InvalidOption {
+                    program: "prog".into(),
+                    option: CommandOption::Env(key.into()),
+                    reason,
+                }
+            );
+            assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! [`ChildSetup`]: a command's child-side steps, prepared on the caller's thread, and how the
+//! Fork and Vfork children apply them.
+//!
+//! Everything the child needs is made ready before the clone (numbers, C strings, descriptors,
+//! sorted), so applying it is a straight line of raw system calls: no allocation, no lock, no
+//! libc wrapper that keeps state (glibc's `setuid` would signal every thread of the parent).
+//!
+//! # The order, in every backend that applies a step
+//!
+//! 1. stdio onto 0, 1, 2 (`child.rs`), then each extra descriptor onto its number
+//!    ([`ChildSetup::install_fds`]), then every other descriptor closed (`child.rs`);
+//! 2. [`ChildSetup::apply`]: `umask`; each `setrlimit` (before dropping privilege, which may be
+//!    needed to raise a hard limit); `setgroups`, `setgid`, `setuid`, in that order (each needs
+//!    the privilege the next one drops); `chdir` (as the new user, as std does, so a directory
+//!    the new user may not enter is an error); new steps go at the end of `apply`, after the
+//!    credentials (a parent-death signal must be set after them: a credential change clears it);
+//! 3. signals reset, then `execve` (`child.rs`).
+//!
+//! A failed step ends the child before `execve`; the parent learns the step, which item of it
+//! (the extra fd, the rlimit) and the errno through the exec-error channel ([`ChildFailure`]).
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
+
+use super::child::last_errno;
+use crate::error::{CommandOption, SpawnStage};
+use crate::resource::Resource;
+
+/// The child-side steps of one command, in the form the child reads. Empty by default: an
+/// option-less spawn checks one flag and skips them all.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ChildSetup {
+    /// Extra descriptors, sorted by `target`; each source is above every target and above 2.
+    pub(crate) fds: Vec<ExtraFd>,
+    pub(crate) umask: Option<u32>,
+    pub(crate) rlimits: Vec<(Resource, libc::rlimit64)>,
+    pub(crate) groups: Option<Vec<libc::gid_t>>,
+    pub(crate) gid: Option<libc::gid_t>,
+    pub(crate) uid: Option<libc::uid_t>,
+    pub(crate) cwd: Option<CString>,
+}
+
+/// One descriptor passed to the child at a chosen number.
+#[derive(Debug, Clone)]
+pub(crate) struct ExtraFd {
+    pub(crate) target: i32,
+    pub(crate) source: Arc<OwnedFd>,
+}
+
+impl ChildSetup {
+    /// True when there is no process step (umask, rlimits, credentials, cwd) to apply.
+    pub(crate) fn has_process_steps(&self) -> bool {
+        self.umask.is_some()
+            || !self.rlimits.is_empty()
+            || self.groups.is_some()
+            || self.gid.is_some()
+            || self.uid.is_some()
+            || self.cwd.is_some()
+    }
+
+    /// The highest extra descriptor number asked for (2 when there is none): every descriptor
+    /// the child reads from must be above it, or an extra could overwrite it first.
+    pub(crate) fn fd_floor(&self) -> i32 {
+        self.fds.last().map_or(2, |f| f.target.max(2))
+    }
+
+    /// The first option here that glibc's `posix_spawn` has no step for.
+    pub(crate) fn first_without_posix_spawn_step(&self) -> Option<CommandOption> {
+        if self.umask.is_some() {
+            Some(CommandOption::Umask)
+        } else if let Some((resource, _)) = self.rlimits.first() {
+            Some(CommandOption::Rlimit(*resource))
+        } else if self.groups.is_some() {
+            Some(CommandOption::Groups)
+        } else if self.gid.is_some() {
+            Some(CommandOption::Gid)
+        } else if self.uid.is_some() {
+            Some(CommandOption::Uid)
+        } else {
+            None
+        }
+    }
+
+    /// Step 1b: installs each extra descriptor at its number (`dup3`, which clears
+    /// close-on-exec on the copy; the sources are all above every target, so none is
+    /// overwritten before it is read).
+    pub(super) fn install_fds(&self) -> Result<(), ChildFailure> {
+        for (index, fd) in self.fds.iter().enumerate() {
+            let source = fd.source.as_raw_fd();
+            // SAFETY: dup3 takes integers; the parent keeps `source` open until the child has
+            // exec'd or exited.
+            let ret = unsafe { libc::syscall(libc::SYS_dup3, source, fd.target, 0) };
+            if ret < 0 {
+                return Err(ChildFailure::new(Step::Fd, index, last_errno()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Step 2: umask, rlimits, credentials, working directory, in that order.
+    pub(super) fn apply(&self) -> Result<(), ChildFailure> {
+        if let Some(mask) = self.umask {
+            // SAFETY: umask takes an integer and cannot fail.
+            unsafe { libc::syscall(libc::SYS_umask, mask as libc::c_long) };
+        }
+        for (index, (resource, limit)) in self.rlimits.iter().enumerate() {
+            // SAFETY: prlimit64 on ourselves (pid 0) reads `limit`, which lives in the parent's
+            // memory for the whole call, and writes nothing (old limit pointer NULL).
+            let ret = unsafe {
+                libc::syscall(
+                    libc::SYS_prlimit64,
+                    0 as libc::c_long,
+                    resource.as_raw() as libc::c_long,
+                    limit as *const libc::rlimit64,
+                    std::ptr::null_mut::<libc::rlimit64>(),
+                )
+            };
+            if ret < 0 {
+                return Err(ChildFailure::new(Step::Setrlimit, index, last_errno()));
+            }
+        }
+        if let Some(groups) = &self.groups {
+            // SAFETY: setgroups reads `groups.len()` ids from a buffer the parent keeps alive.
+            let ret = unsafe { libc::syscall(SYS_SETGROUPS, groups.len(), groups.as_ptr()) };
+            if ret < 0 {
+                return Err(ChildFailure::new(Step::Setgroups, 0, last_errno()));
+            }
+        }
+        if let Some(gid) = self.gid {
+            // SAFETY: setgid takes an integer; as a raw syscall it changes this process only.
+            if unsafe { libc::syscall(SYS_SETGID, gid) } < 0 {
+                return Err(ChildFailure::new(Step::Setgid, 0, last_errno()));
+            }
+        }
+        if let Some(uid) = self.uid {
+            // SAFETY: as setgid.
+            if unsafe { libc::syscall(SYS_SETUID, uid) } < 0 {
+                return Err(ChildFailure::new(Step::Setuid, 0, last_errno()));
+            }
+        }
+        if let Some(dir) = &self.cwd {
+            // SAFETY: chdir reads a C string the parent keeps alive.
+            if unsafe { libc::syscall(libc::SYS_chdir, dir.as_ptr()) } < 0 {
+                return Err(ChildFailure::new(Step::Chdir, 0, last_errno()));
+            }
+        }
+        Ok(())
+    }
+}
+
+// The 32-bit-id calls on the architectures whose plain ones take 16-bit ids.
+#[cfg(not(any(target_arch = "x86", target_arch = "arm")))]
+use libc::{SYS_setgid as SYS_SETGID, SYS_setgroups as SYS_SETGROUPS, SYS_setuid as SYS_SETUID};
+#[cfg(any(target_arch = "x86", target_arch = "arm"))]
+use libc::{
+    SYS_setgid32 as SYS_SETGID, SYS_setgroups32 as SYS_SETGROUPS, SYS_setuid32 as SYS_SETUID,
+};
+
+/// A step of the child's setup, as carried in a [`ChildFailure`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Step {
+    Exec = 0,
+    Stdio = 1,
+    Fd = 2,
+    Chdir = 3,
+    Setrlimit = 4,
+    Setgroups = 5,
+    Setgid = 6,
+    Setuid = 7,
+}
+
+impl Step {
+    const ALL: [Step; 8] = [
+        Step::Exec,
+        Step::Stdio,
+        Step::Fd,
+        Step::Chdir,
+        Step::Setrlimit,
+        Step::Setgroups,
+        Step::Setgid,
+        Step::Setuid,
+    ];
+
+    pub(crate) fn stage(self) -> SpawnStage {
+        match self {
+            Step::Exec => SpawnStage::Exec,
+            Step::Stdio => SpawnStage::Stdio,
+            Step::Fd => SpawnStage::Fd,
+            Step::Chdir => SpawnStage::Chdir,
+            Step::Setrlimit => SpawnStage::Setrlimit,
+            Step::Setgroups => SpawnStage::Setgroups,
+            Step::Setgid => SpawnStage::Setgid,
+            Step::Setuid => SpawnStage::Setuid,
+        }
+    }
+}
+
+/// Which step of the child failed, on which item, with which errno; packed into the one `i32`
+/// the exec-error channel carries (four bytes on the Fork pipe, an atomic for Vfork).
+///
+/// Layout: bits 0-11 errno (Linux errnos are below 4096), bits 12-22 the item's index (the
+/// extra fd or rlimit; saturated), bits 23-28 the [`Step`]; bit 30 stays free for the Vfork
+/// backend's unshare marker. A packed value is never 0, since the errno is not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ChildFailure {
+    pub(crate) step: Step,
+    pub(crate) index: usize,
+    pub(crate) errno: i32,
+}
+
+const ERRNO_BITS: u32 = 12;
+const INDEX_BITS: u32 = 11;
+const STEP_SHIFT: u32 = ERRNO_BITS + INDEX_BITS;
+
+impl ChildFailure {
+    pub(crate) fn new(step: Step, index: usize, errno: i32) -> ChildFailure {
+        ChildFailure { step, index, errno }
+    }
+
+    /// The packed form (see the type's docs).
+    pub(crate) fn pack(self) -> i32 {
+        let errno = (self.errno.clamp(1, (1 << ERRNO_BITS) - 1)) as u32;
+        let index = self.index.min((1 << INDEX_BITS) - 1) as u32;
+        (errno | index << ERRNO_BITS | (self.step as u32) << STEP_SHIFT) as i32
+    }
+
+    /// Reads a packed value; a step number it does not know reads as `Exec`.
+    pub(crate) fn unpack(packed: i32) -> ChildFailure {
+        let packed = packed as u32;
+        let errno = (packed & ((1 << ERRNO_BITS) - 1)) as i32;
+        let index = ((packed >> ERRNO_BITS) & ((1 << INDEX_BITS) - 1)) as usize;
+        let step = Step::ALL
+            .get(((packed >> STEP_SHIFT) & 0x3f) as usize)
+            .copied()
+            .unwrap_or(Step::Exec);
+        ChildFailure { step, index, errno }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_survive_packing() {
+        for step in Step::ALL {
+            for (index, errno) in [(0, libc::EPERM), (5, libc::EBADF), (2047, 4095)] {
+                let f = ChildFailure::new(step, index, errno);
+                let packed = f.pack();
+                assert_ne!(packed, 0);
+                assert_eq!(packed & (1 << 30), 0, "bit 30 is the unshare marker's");
+                assert_eq!(ChildFailure::unpack(packed), f);
+            }
+        }
+        // A plain errno (what an exec failure always was) reads as Exec.
+        assert_eq!(
+            ChildFailure::unpack(libc::ENOENT),
+            ChildFailure::new(Step::Exec, 0, libc::ENOENT)
+        );
+        // An index past the field saturates instead of spilling into the step.
+        let big = ChildFailure::new(Step::Fd, 1 << 20, libc::EBADF).pack();
+        assert_eq!(ChildFailure::unpack(big).step, Step::Fd);
+    }
+}
