@@ -334,6 +334,8 @@ impl Executor {
         command: &[S],
         discard_output: bool,
     ) -> Result<ExecHandle, SpawnError> {
+        // Stopped (or forked) first: that answer does not depend on the command.
+        let shared = self.ready()?;
         let Some((program, args)) = command.split_first() else {
             return Err(SpawnError::EmptyCommand);
         };
@@ -344,7 +346,7 @@ impl Executor {
         } else {
             StdioPlan::Piped
         };
-        self.spawn_with(&cmd, [StdioPlan::Null, output.clone(), output])
+        self.spawn_on(shared, &cmd, [StdioPlan::Null, output.clone(), output])
     }
 
     /// Starts `command` and returns its handle once the executor thread has spawned it.
@@ -386,10 +388,24 @@ impl Executor {
         command: &Command,
         defaults: [StdioPlan; 3],
     ) -> Result<ExecHandle, SpawnError> {
+        self.spawn_on(self.ready()?, command, defaults)
+    }
+
+    /// The shared state, if this executor takes requests: not stopped, not a forked copy.
+    fn ready(&self) -> Result<&Arc<Shared>, SpawnError> {
         let shared = self.shared()?;
         if shared.is_stopped() {
             return Err(SpawnError::Stopped);
         }
+        Ok(shared)
+    }
+
+    fn spawn_on(
+        &self,
+        shared: &Arc<Shared>,
+        command: &Command,
+        defaults: [StdioPlan; 3],
+    ) -> Result<ExecHandle, SpawnError> {
         let command = PreparedCommand::from_command(command, defaults)?;
         let backend = shared.config().backend;
         if let Some(option) = crate::sys::spawn::unsupported_option(backend, &command.setup) {
