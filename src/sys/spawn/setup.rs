@@ -67,16 +67,16 @@ impl ChildSetup {
 
     /// The first option here that glibc's `posix_spawn` has no step for.
     pub(crate) fn first_without_posix_spawn_step(&self) -> Option<CommandOption> {
-        if self.umask.is_some() {
-            Some(CommandOption::Umask)
-        } else if let Some((resource, _)) = self.rlimits.first() {
-            Some(CommandOption::Rlimit(*resource))
-        } else if self.groups.is_some() {
-            Some(CommandOption::Groups)
+        if self.uid.is_some() {
+            Some(CommandOption::Uid)
         } else if self.gid.is_some() {
             Some(CommandOption::Gid)
-        } else if self.uid.is_some() {
-            Some(CommandOption::Uid)
+        } else if self.groups.is_some() {
+            Some(CommandOption::Groups)
+        } else if let Some((resource, _)) = self.rlimits.first() {
+            Some(CommandOption::Rlimit(*resource))
+        } else if self.umask.is_some() {
+            Some(CommandOption::Umask)
         } else {
             None
         }
