@@ -58,6 +58,54 @@
 //! Dropping either future is harmless: a dropped wait leaves the child running and reaped; a
 //! dropped spawn withdraws the request (a child spawned for it meanwhile is killed and reaped).
 //!
+//! # Spawning a [`Command`]
+//!
+//! [`Executor::spawn`] takes a [`Command`] built with std's names; `create_process` is the
+//! shortcut for a bare argument vector. Every option is checked and prepared on the calling
+//! thread (C strings, `envp`, `PATH` search, descriptors, a sealed memfd for stdin bytes); the
+//! child applies it with raw system calls between clone and execve, in the order
+//! `sys/spawn/setup.rs` documents. A bad option is a typed error before anything is spawned
+//! ([`SpawnError::InvalidOption`], [`SpawnError::OptionFailed`] at stage
+//! [`SpawnStage::Prepare`]); a step that fails in the child names the option, the stage and the
+//! errno ([`SpawnError::OptionFailed`], e.g. stage [`SpawnStage::Setuid`] with `EPERM`).
+//!
+//! ```
+//! use napix_executor::{Command, Executor, Stdio};
+//! let ex = Executor::start()?;
+//! let mut cmd = Command::new("sh");
+//! cmd.args(["-c", "echo \"$GREETING from $(pwd)\" >&2; wc -c"])
+//!     .env("GREETING", "hi")
+//!     .env_remove("HOME")
+//!     .current_dir("/tmp")
+//!     .stdin(Stdio::from_bytes(vec![b'x'; 100_000])) // no writer thread, no deadlock
+//!     .stdout(Stdio::piped())
+//!     .stderr(Stdio::merge_stdout());
+//! let child = ex.spawn(&cmd)?;
+//! let mut out = String::new();
+//! std::io::Read::read_to_string(&mut child.take_stdout().expect("piped"), &mut out)?;
+//! assert_eq!(out, "hi from /tmp\n100000\n");
+//! assert!(child.wait().success());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## Command options against `std::process::Command`
+//!
+//! | option | std | here | Vfork, Fork | PosixSpawn |
+//! |---|---|---|---|---|
+//! | program, `PATH` search | `new` | `new` (the child's `PATH` when the command sets one, as std) | yes | yes |
+//! | arguments | `arg`, `args`, `CommandExt::arg0` | `arg`, `args`, `arg0` | yes | yes |
+//! | environment | `env`, `envs`, `env_remove`, `env_clear` | the same; a bad key or value is an error (std only refuses NUL) | yes | yes |
+//! | working directory | `current_dir` | `current_dir`; a missing directory fails before spawning | yes | glibc 2.29+ (`addchdir_np`, looked up at run time), else `UnsupportedOption` |
+//! | stdin | `stdin(Stdio)`, default inherit | `stdin(Stdio)`, default `/dev/null`; also [`Stdio::from_bytes`] (sealed memfd) | yes | yes |
+//! | stdout, stderr | `stdout`/`stderr(Stdio)`, default inherit | the same, default inherit (`create_process`: null or pipes); [`Stdio::merge_stdout`] for `2>&1` | yes | yes |
+//! | `Stdio` kinds | `null`, `inherit`, `piped`, `From<OwnedFd>`, `From<File>`, `From<ChildStdout>` | the same, and `From<ChildStdin>`/`From<ChildStderr>` | yes | yes |
+//! | parent's pipe ends | `Child::stdin/stdout/stderr` fields | [`ExecHandle::take_stdin`], `take_stdout`, `take_stderr` | yes | yes |
+//! | extra descriptors | (none; `pre_exec` + `dup2`) | [`Command::fd`]`(n, fd)`, `n >= 3`, each once; every other descriptor closed | yes | yes |
+//! | umask | (`pre_exec`) | [`Command::umask`] | yes | `UnsupportedOption` |
+//! | resource limits | (`pre_exec`) | [`Command::rlimit`]`(`[`Resource`]`, soft, hard)` | yes | `UnsupportedOption` |
+//! | user, group, groups | `CommandExt::uid`, `gid`, `groups` (unstable) | `uid`, `gid`, `groups` (setgroups, setgid, setuid in that order; root dropping to a uid without `groups` drops its groups, as std) | yes | `UnsupportedOption` |
+//! | build once, spawn many | `spawn(&mut self)` | `spawn(&Command)`; stdin bytes get a fresh memfd per spawn | | |
+//!
 //! # How a request flows
 //!
 //! 1. The caller's thread validates the command, searches `PATH` and builds the C strings
@@ -79,9 +127,11 @@
 //!
 //! # Guarantees
 //!
-//! - The child gets fds 0, 1, 2 only (stdin `/dev/null`; stdout/stderr `/dev/null` or pipes), an
-//!   empty signal mask and the default disposition for every signal (a Rust parent ignores
-//!   SIGPIPE; the child does not).
+//! - The child gets fds 0, 1, 2 and the command's extra descriptors only (by default stdin
+//!   `/dev/null`; from `create_process` stdout/stderr `/dev/null` or pipes), an empty signal mask
+//!   and the default disposition for every signal (a Rust parent ignores SIGPIPE; the child does
+//!   not). Descriptors handed to a [`Command`] may themselves sit on 0, 1 or 2 (a host that
+//!   closed its stdio): they are moved above every number the child installs first.
 //! - Exec failures are errors from `create_process`, never a child exiting 127.
 //! - A signal after the reap fails with `ESRCH` and never reaches a process that recycled the
 //!   pid. With pidfds ([`ChildWatch::Pidfd`]) every signal goes through the child's pidfd. Without
@@ -145,11 +195,13 @@
 //! | file | owns |
 //! |---|---|
 //! | `executor.rs` | the public face: builder, `create_process`, `run`, `stop`; wraps answers into handles |
-//! | `request.rs` | validating a command, the `PATH` search, the C strings |
+//! | `command.rs`, `stdio.rs` | [`Command`], [`Stdio`]: what the caller asks for, plain data |
+//! | `request.rs` (+ `request/env.rs`, `request/fds.rs`) | checking and preparing a command on the caller's thread: C strings, `PATH` search, `envp`, descriptors, stdin memfd, child setup |
 //! | `queue.rs` | where a request enters: the message queue, its doorbell, reply slots, the stop protocol (closing the queue) |
 //! | `reactor.rs` | the loop: what each readiness event means |
 //! | `spawn.rs` | where a child is spawned: pipes, backend, pidfd, registration, table insert |
-//! | `sys/spawn/` | one file per backend; `child.rs` is the code between fork and exec |
+//! | `child_stdio.rs` | the child's stdio on the executor thread: pipes, `/dev/null`, merged stderr |
+//! | `sys/spawn/` | one file per backend; `child.rs` is the code between fork and exec, `setup.rs` the command's steps there (cwd, umask, rlimits, credentials, extra fds) and their order |
 //! | `table.rs` | the children spawned and not yet reaped |
 //! | `reap.rs` | where a child is reaped: `waitid`, stalled children, orphans |
 //! | `sigchld.rs` | signal mode: what tells the loop of exits (signalfd, handler), and when it looks by itself |
