@@ -62,6 +62,9 @@ pub struct Command {
     pub(crate) uid: Option<u32>,
     pub(crate) gid: Option<u32>,
     pub(crate) groups: Option<Vec<u32>>,
+    /// Process group, session, kill scope, parent-death signal, deadline, grace, cgroup
+    /// (`command_lifetime.rs`).
+    pub(crate) lifetime: crate::lifetime::LifetimeOptions,
 }
 
 impl Command {
@@ -86,6 +89,7 @@ impl Command {
             uid: None,
             gid: None,
             groups: None,
+            lifetime: Default::default(),
         }
     }
 

@@ -41,6 +41,14 @@ pub enum SpawnStage {
     Setgid,
     /// `setuid` in the child.
     Setuid,
+    /// `setsid` in the child.
+    Setsid,
+    /// `setpgid` in the child.
+    Setpgid,
+    /// `prctl(PR_SET_PDEATHSIG)` in the child.
+    ParentDeathSignal,
+    /// Starting the child in its cgroup (`clone3` with `CLONE_INTO_CGROUP`).
+    Cgroup,
 }
 
 impl fmt::Display for SpawnStage {
@@ -60,6 +68,10 @@ impl fmt::Display for SpawnStage {
             SpawnStage::Setgroups => "setgroups in the child",
             SpawnStage::Setgid => "setgid in the child",
             SpawnStage::Setuid => "setuid in the child",
+            SpawnStage::Setsid => "setsid in the child",
+            SpawnStage::Setpgid => "setpgid in the child",
+            SpawnStage::ParentDeathSignal => "prctl(PR_SET_PDEATHSIG) in the child",
+            SpawnStage::Cgroup => "starting the child in its cgroup (clone3)",
         })
     }
 }
@@ -90,6 +102,17 @@ pub enum CommandOption {
     Gid,
     /// [`Command::groups`](crate::Command::groups).
     Groups,
+    /// [`Command::process_group`](crate::Command::process_group).
+    ProcessGroup,
+    /// [`Command::setsid`](crate::Command::setsid).
+    Setsid,
+    /// [`Command::kill_scope`](crate::Command::kill_scope).
+    KillScope,
+    /// [`Command::parent_death_signal`](crate::Command::parent_death_signal).
+    ParentDeathSignal,
+    /// [`Command::cgroup`](crate::Command::cgroup) or
+    /// [`Command::cgroup_per_child`](crate::Command::cgroup_per_child), by directory.
+    Cgroup(std::path::PathBuf),
 }
 
 impl fmt::Display for CommandOption {
@@ -106,6 +129,11 @@ impl fmt::Display for CommandOption {
             CommandOption::Uid => f.write_str("uid"),
             CommandOption::Gid => f.write_str("gid"),
             CommandOption::Groups => f.write_str("groups"),
+            CommandOption::ProcessGroup => f.write_str("process_group"),
+            CommandOption::Setsid => f.write_str("setsid"),
+            CommandOption::KillScope => f.write_str("kill_scope"),
+            CommandOption::ParentDeathSignal => f.write_str("parent_death_signal"),
+            CommandOption::Cgroup(dir) => write!(f, "cgroup {}", dir.display()),
         }
     }
 }

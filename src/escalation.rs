@@ -148,6 +148,11 @@ impl Escalations {
         Start::Started
     }
 
+    /// Whether child `serial` is under escalation (SIGTERM sent, SIGKILL pending).
+    pub(crate) fn under_way(&self, serial: u64) -> bool {
+        self.kills.contains_key(&serial)
+    }
+
     /// Child `serial` must be killed (with escalation) once `at` passes, unless it exits first.
     pub(crate) fn set_timeout(&mut self, serial: u64, at: Instant) {
         self.timeouts.insert(serial, at);

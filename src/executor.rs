@@ -407,13 +407,25 @@ impl Executor {
         defaults: [StdioPlan; 3],
     ) -> Result<ExecHandle, SpawnError> {
         let command = PreparedCommand::from_command(command, defaults)?;
+        // A cgroup made for this child goes again if the child never comes.
+        let made_cgroup = command
+            .lifetime
+            .owns_cgroup
+            .then(|| command.lifetime.cgroup.clone())
+            .flatten();
+        let drop_cgroup = |e: SpawnError| {
+            if let Some(path) = &made_cgroup {
+                crate::cgroup::discard(path);
+            }
+            e
+        };
         let backend = shared.config().backend;
         if let Some(option) = crate::sys::spawn::unsupported_option(backend, &command.setup) {
-            return Err(SpawnError::UnsupportedOption {
+            return Err(drop_cgroup(SpawnError::UnsupportedOption {
                 program: command.program,
                 backend: backend.name(),
                 option,
-            });
+            }));
         }
         // A caller that may give up leaves its slot with the queued request: it cannot reuse it.
         let reply = match self.request_timeout {
@@ -426,7 +438,7 @@ impl Executor {
             reply: reply.clone(),
         }));
         if shared.queue().push(request).is_err() {
-            return Err(SpawnError::Stopped);
+            return Err(drop_cgroup(SpawnError::Stopped));
         }
         let start = Instant::now();
         let deadline = self.request_timeout.and_then(|t| start.checked_add(t));
@@ -434,7 +446,7 @@ impl Executor {
             .wait_until(shared.spin(), deadline, &mut || warn_if_not_served(shared))
             .or_else(|| reply.abandon());
         match answer {
-            Some(spawned) => ExecHandle::new(spawned?, Arc::downgrade(shared)),
+            Some(spawned) => ExecHandle::new(spawned.map_err(drop_cgroup)?, Arc::downgrade(shared)),
             None => Err(SpawnError::NotServed {
                 waited: start.elapsed(),
             }),

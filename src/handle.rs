@@ -148,6 +148,10 @@ impl ExecHandle {
     /// Kills with escalation: SIGTERM (and SIGCONT, so a stopped process acts on it) now, SIGKILL
     /// when the executor's kill grace (default 3 s) runs out; returns the final status once reaped.
     /// Returns at once if the process already exited. Any number of threads may call it at once.
+    ///
+    /// The signals reach the command's kill scope ([`KillScope`](crate::KillScope)): the process
+    /// alone by default, its process group, or its cgroup. The grace is the command's own when it
+    /// set one.
     pub fn kill(&self) -> ExitStatus {
         if let Some(status) = self.state.status() {
             return status;
@@ -212,7 +216,9 @@ impl ExecHandle {
         self.send_signal(libc::SIGTERM)
     }
 
-    /// Sends `signal` (any number the kernel accepts; 0 probes) through the process's pidfd.
+    /// Sends `signal` (any number the kernel accepts; 0 probes) through the process's pidfd, or
+    /// to its whole kill scope ([`KillScope`](crate::KillScope)): its process group while it is
+    /// unreaped, or every process of its cgroup.
     ///
     /// Errors, checked in this order:
     /// - `EINVAL` for a number that is not a signal (outside `0..=SIGRTMAX`), always: whatever

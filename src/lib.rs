@@ -151,6 +151,36 @@
 //! | [`SpawnBackend::Vfork`] (default) | `CLONE_PIDFD` (5.2) in pidfd mode |
 //! | [`SpawnBackend::PosixSpawn`] | glibc 2.34+ (`posix_spawn_file_actions_addclosefrom_np`) |
 //! | closing fds in the Fork/Vfork child | `close_range` (5.9), else a loop of `close` |
+//! | [`Command::cgroup`], [`Command::cgroup_per_child`] (Fork, Vfork on x86-64) | cgroup v2; `clone3` with `CLONE_INTO_CGROUP` (5.7) |
+//! | [`KillScope::Cgroup`] | `cgroup.kill` (5.14) |
+//! | [`Command::parent_death_signal`] (Fork, Vfork) | `PR_SET_PDEATHSIG` (any) |
+//!
+//! # Lifetime: the whole tree, deadlines, parent death, usage
+//!
+//! | [`Command`] option | what happens | backends |
+//! |---|---|---|
+//! | `process_group(pgid)` (std's) | `setpgid(0, pgid)` in the child | all (PosixSpawn: `POSIX_SPAWN_SETPGROUP`) |
+//! | `setsid()` | `setsid()` in the child | all (PosixSpawn: `POSIX_SPAWN_SETSID`) |
+//! | `kill_scope(KillScope::Group)` | kills reach the child's group; implies `process_group(0)` | all |
+//! | `kill_scope(KillScope::Cgroup)` | kills reach the child's cgroup (`cgroup.kill` for SIGKILL) | Fork, Vfork |
+//! | `cgroup(dir)`, `cgroup_per_child(parent)` | the child starts in the cgroup (`clone3`) | Fork, Vfork (x86-64) |
+//! | `parent_death_signal(sig)` | `PR_SET_PDEATHSIG`, then exit if the parent already died | Fork, Vfork |
+//! | `timeout(d)` | the kill escalation starts by itself after `d` | all |
+//! | `kill_grace(d)` | this child's SIGTERM-to-SIGKILL time | all |
+//!
+//! A backend without a step answers [`SpawnError::UnsupportedOption`]. A process group is
+//! signalled only while its leader is unreaped (its zombie pins the group id); when a leader
+//! exits while a kill of it is under way (`kill`, `start_kill`, a deadline, `stop`), the loop
+//! looks with `waitid(WEXITED | WNOWAIT)`, SIGKILLs what is left of the scope, then reaps. That
+//! look happens wherever the loop reaps: a pidfd turning readable, SIGCHLD or signal mode's own
+//! looks, the timer's retries, an escalation finding the child gone. Without a kill under way the
+//! rest of a group is left alone. [`ExecHandle::rusage`] gives what a child used, from the
+//! reaping `waitid` (`wait4` in signal mode).
+//!
+//! Some kernels kill every child cloned with `CLONE_INTO_CGROUP` into a cgroup
+//! that was once emptied through `cgroup.kill`: such a spawn fails with an `ECANCELED`
+//! [`SpawnError::OptionFailed`] naming the cgroup. [`Command::cgroup_per_child`] never reuses a
+//! cgroup and so never meets it.
 //!
 //! # Caveats
 //!
@@ -159,8 +189,12 @@
 //! - An executor belongs to the process that built it: in a child forked without exec,
 //!   `create_process` and `run` fail at once with [`SpawnError::ForkedChild`]; the child builds
 //!   its own with [`Executor::new`] (see [`Executor`], "After `fork()`").
-//! - Killing targets the child only, not the processes it started (a shell's `sleep` survives
-//!   the shell's SIGKILL).
+//! - By default killing targets the child only, not the processes it started (a shell's `sleep`
+//!   survives the shell's SIGKILL); a command's [`KillScope`] widens that to its process group
+//!   (race-free: only while the child is unreaped) or its cgroup v2.
+//! - A parent-death signal follows the *thread* that spawned the child, which is the thread in
+//!   [`Executor::run`]: it fires when that thread ends (Go's `Pdeathsig` bites programs that
+//!   spawn from short-lived threads; here the spawning thread is the executor's).
 //! - If the host sets SIGCHLD to SIG_IGN the kernel reaps children itself: statuses are then lost,
 //!   reported as exit code 255 with [`ExecHandle::status_lost`] true. In pidfd mode the executor
 //!   still learns of each exit at once; in signal mode it looks at every child every 10 ms while
@@ -210,7 +244,9 @@
 //! | `run_modes.rs` | where the loop runs: the calling thread, an owned thread, beside a closure |
 //! | `exit_future.rs`, `spawn_future.rs` | [`ExitFuture`], [`SpawnFuture`]: the same waits for async code |
 //!
-//! and beside them `lifetime.rs` (a child's deadline and kill grace), `rusage.rs`
+//! and beside them `lifetime.rs` (a child's deadline, kill grace and [`KillScope`]),
+//! `kill_scope.rs` (signalling a cgroup's members), `cgroup.rs` (finding cgroup v2, checking,
+//! killing and removing cgroups), `rusage.rs`
 //! ([`ResourceUsage`]), `shared.rs` (the state one executor's threads share), `proc_state.rs` (one
 //! child's state: status, waiters, signalling), `poller.rs` (epoll, timerfd and doorbell behind one
 //! type), `spin.rs` (bounded polling before sleeping), `waker_list.rs` (the tasks waiting for one
@@ -234,8 +270,10 @@
 
 // Only with the `bench-internals` cargo feature (not covered by semver): for napix-exec's
 // benchmarks and this crate's own tests, like `Executor::round_trip`.
+mod cgroup;
 mod child_stdio;
 mod command;
+mod command_lifetime;
 #[cfg(feature = "bench-internals")]
 pub mod direct;
 mod error;
@@ -243,6 +281,7 @@ mod escalation;
 mod executor;
 mod exit_future;
 mod handle;
+mod kill_scope;
 mod lifetime;
 mod poller;
 mod proc_state;
@@ -265,11 +304,13 @@ mod table;
 mod test_support;
 mod waker_list;
 
+pub use cgroup::cgroup2_mount;
 pub use command::{Command, CommandArgs, CommandEnvs};
 pub use error::{CommandOption, SpawnError, SpawnStage};
 pub use executor::{DEFAULT_KILL_GRACE, Executor, ExecutorBuilder, executor};
 pub use exit_future::ExitFuture;
 pub use handle::{ChildStderr, ChildStdin, ChildStdout, ExecHandle};
+pub use lifetime::KillScope;
 pub use resource::Resource;
 pub use rusage::ResourceUsage;
 pub use shared::ChildWatch;

@@ -18,7 +18,7 @@ use rustix::io::Errno;
 use rustix::process::{Pid, WaitId, WaitIdOptions, waitid};
 use tracing::info;
 
-use crate::lifetime::Lifetime;
+use crate::lifetime::{KillScope, Lifetime};
 use crate::rusage::ResourceUsage;
 use crate::spin::SpinPolicy;
 use crate::waker_list::{WakerList, wake_all};
@@ -59,10 +59,13 @@ pub(crate) struct ProcState {
     rusage: OnceLock<ResourceUsage>,
     /// Set when its deadline passed and started the kill escalation.
     timed_out: AtomicBool,
-    /// Its deadline and kill grace; set before the state is shared.
+    /// Its deadline, kill grace and kill scope; set before the state is shared.
     pub(crate) lifetime: Lifetime,
     /// The tasks awaiting the status ([`poll_exit`](Self::poll_exit)), woken by `set_status`.
     wakers: Mutex<WakerList>,
+    /// True once reaped. Held by the reaper across its reaping `waitid`, and by whoever signals
+    /// the child's process group: the group id is safe to name only while the leader is unreaped.
+    reap_gate: Mutex<bool>,
 }
 
 /// A spawned child's parts, as the executor thread answers a spawn request; the public handle
@@ -98,6 +101,7 @@ impl ProcState {
             timed_out: AtomicBool::new(false),
             lifetime: Lifetime::default(),
             wakers: Mutex::new(WakerList::default()),
+            reap_gate: Mutex::new(false),
         }
     }
 
@@ -206,11 +210,54 @@ impl ProcState {
 
     /// Sends `signal` to the child. Through the pidfd when there is one (any thread may call it);
     /// without one only the executor thread may call it, while the child is in its table.
+    ///
+    /// Acts on the child's kill scope: the process, its process group (only while the child is
+    /// unreaped: its zombie pins the group id; `ESRCH` after), or its cgroup.
     pub(crate) fn signal(&self, signal: i32) -> io::Result<()> {
+        match self.lifetime.scope {
+            KillScope::Process => self.signal_process(signal),
+            KillScope::Group => {
+                let reaped = self.reap_gate();
+                self.signal_group(*reaped, signal)
+            }
+            KillScope::Cgroup => match &self.lifetime.cgroup {
+                Some(path) => crate::kill_scope::signal_cgroup(path, signal),
+                None => self.signal_process(signal),
+            },
+        }
+    }
+
+    /// Sends `signal` to the child process alone.
+    pub(crate) fn signal_process(&self, signal: i32) -> io::Result<()> {
         match &self.pidfd {
             Some(fd) => crate::sys::pidfd_send_signal(fd.as_fd(), signal),
             None => crate::sys::kill_unreaped(self.os_pid, signal),
         }
+    }
+
+    /// The group the child leads, while `reaped` (read under the reap gate) is false.
+    fn signal_group(&self, reaped: bool, signal: i32) -> io::Result<()> {
+        if reaped || !self.same_process() {
+            return Err(io::Error::from_raw_os_error(libc::ESRCH));
+        }
+        crate::sys::kill_group(self.os_pid, signal)
+    }
+
+    /// The reap gate: hold it across the reaping `waitid` and set it when the child is gone.
+    pub(crate) fn reap_gate(&self) -> MutexGuard<'_, bool> {
+        self.reap_gate
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether the child has exited and is not yet reaped (a zombie): looks with
+    /// `waitid(WEXITED | WNOHANG | WNOWAIT)`, which leaves the zombie in place.
+    pub(crate) fn exited_unreaped(&self) -> bool {
+        if !self.same_process() {
+            return false;
+        }
+        let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
+        matches!(waitid(self.wait_id(), options), Ok(Some(_)))
     }
 
     /// Whether the child may be signalled: always through a pidfd; by pid only while the child is
@@ -288,13 +335,17 @@ impl ProcState {
             self.set_status(lost_status(), true);
             return;
         }
-        if self.still_ours() {
+        if self.still_ours() || self.exited_unreaped() {
+            // Its whole scope: the group's id is still pinned by the unreaped child.
             let _ = self.signal(libc::SIGKILL);
         }
+        let mut reaped = self.reap_gate();
         let (status, lost) = match reap_blocking(self.wait_id()) {
             Some(s) => (exit_status_from(&s), false),
             None => (lost_status(), true),
         };
+        *reaped = true;
+        drop(reaped);
         info!(pid = self.pid, "executor gone: child killed and reaped");
         self.set_status(status, lost);
     }
@@ -355,6 +406,42 @@ mod tests {
         assert!(
             stranger.stays_alive(Duration::from_millis(300)),
             "SIGKILL reached a process that is not ours"
+        );
+    }
+
+    #[test]
+    fn a_group_is_signalled_only_while_its_leader_is_unreaped() {
+        use std::os::unix::process::CommandExt;
+        // A group leader of ours that no executor tracks: the reap gate alone decides.
+        let mut leader = std::process::Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .expect("sleep");
+        let pid = Pid::from_raw(leader.id() as i32).expect("positive");
+        let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
+            .expect("pidfd_open");
+        let spin = Arc::new(SpinPolicy::new(Duration::ZERO));
+        let mut state = ProcState::new(1, pid, Some(pidfd), spin);
+        state.lifetime.scope = KillScope::Group;
+        *state.reap_gate() = true;
+        assert_eq!(
+            state.signal(libc::SIGTERM).map_err(|e| e.raw_os_error()),
+            Err(Some(libc::ESRCH)),
+            "a reaped leader's group id may name a stranger"
+        );
+        assert!(
+            matches!(leader.try_wait(), Ok(None)),
+            "the group was signalled"
+        );
+        *state.reap_gate() = false;
+        state
+            .signal(libc::SIGTERM)
+            .expect("an unreaped leader's group");
+        let status = leader.wait().expect("reap");
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(libc::SIGTERM)
         );
     }
 }

@@ -16,6 +16,7 @@ use std::time::Instant;
 use rustix::io::Errno;
 use tracing::{debug, info, warn};
 
+use crate::cgroup::Leftovers;
 use crate::error::SpawnError;
 use crate::escalation::{Escalations, Start};
 use crate::poller::{Event, Events};
@@ -31,6 +32,8 @@ struct Reactor<'a> {
     spawner: Spawner,
     escalations: Escalations,
     reaper: Reaper,
+    /// Cgroups made for reaped children, still to remove.
+    cgroups: Leftovers,
     stop_seen: bool,
     /// What the timer is armed to.
     armed: Option<Instant>,
@@ -54,11 +57,14 @@ pub(crate) fn run(shared: &Shared) -> io::Result<()> {
         spawner: Spawner::new(),
         escalations: Escalations::new(shared.config().kill_grace),
         reaper: Reaper::new(SysWait, sigchld),
+        cgroups: Leftovers::default(),
         stop_seen: false,
         armed: None,
         events: Events::with_capacity(256),
     };
     let result = reactor.run_loop();
+    // One last try: a cgroup still busy now is logged and left.
+    reactor.cgroups.retry();
     if result.is_err() {
         // The poll set is broken: nothing can be reaped through it any more.
         shared.abandon();
@@ -210,6 +216,7 @@ impl Reactor<'_> {
         self.shared.poller().clear_timer();
         self.armed = None;
         let now = Instant::now();
+        self.cgroups.retry();
         let table = self.shared;
         let gone = self.escalations.fire(now, |serial| {
             table.table().get(serial).map(|e| e.state.clone())
@@ -285,7 +292,23 @@ impl Reactor<'_> {
         self.try_reap(&state);
     }
 
+    /// Looks at a child that may have exited and reaps it. Every path that reaps a tracked child
+    /// comes here: its pidfd turned readable, SIGCHLD (or the signal-mode look at every child),
+    /// the timer's retry of a stalled child, and an escalation that found the child gone.
+    ///
+    /// A child whose kill reaches beyond it (group or cgroup scope) and whose kill is under way
+    /// (kill, start_kill, a deadline, stop) has what is left of its scope SIGKILLed first, if it
+    /// has exited: after the reap its group id may name a stranger.
     fn try_reap(&mut self, state: &Arc<ProcState>) {
+        if state.lifetime.reaches_beyond_child()
+            && (self.escalations.under_way(state.serial) || self.stop_seen)
+            && self.reaper.kill_rest_if_exited(state)
+        {
+            debug!(
+                pid = state.pid,
+                "leader exited during a kill: rest of its scope killed"
+            );
+        }
         match self.reaper.try_reap(state) {
             Reaped::Exited(exit) => {
                 if let Some(usage) = exit.rusage {
@@ -322,6 +345,15 @@ impl Reactor<'_> {
             self.rearm(Instant::now());
         }
         debug!(pid = state.pid, status = %status, "exited");
+        if state.lifetime.owns_cgroup
+            && let Some(path) = &state.lifetime.cgroup
+        {
+            // What is left in it is killed: the cgroup goes with the child.
+            self.cgroups.remove(path.clone());
+            if !self.cgroups.is_empty() {
+                self.rearm(Instant::now());
+            }
+        }
         state.set_status(status, lost);
     }
 
@@ -334,6 +366,12 @@ impl Reactor<'_> {
         ) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
+        };
+        let next = if self.cgroups.is_empty() {
+            next
+        } else {
+            let retry = now + crate::reap::RETRY_REAP;
+            Some(next.map_or(retry, |n| n.min(retry)))
         };
         if next == self.armed {
             return;

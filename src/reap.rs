@@ -42,6 +42,8 @@ pub(crate) trait Wait {
     /// `waitid(WEXITED | WNOHANG)` on a tracked child (`wait4` by pid without a pidfd): its
     /// status and resource usage, `None` while it runs.
     fn try_wait(&self, child: &ProcState) -> Result<Option<Exit>, Errno>;
+    /// Whether the child has exited and waits to be reaped (`WNOWAIT`: it stays a zombie).
+    fn exited_unreaped(&self, child: &ProcState) -> bool;
     /// The same by bare pid, for orphans.
     fn try_wait_pid(&self, pid: Pid) -> Result<Option<ExitStatus>, Errno>;
     /// SIGCHLD's action now (signal mode: is our handler still installed?).
@@ -71,6 +73,9 @@ impl Wait for SysWait {
             status: ExitStatus::from_raw(r.raw_status),
             rusage: Some(ResourceUsage::from_raw(&r.rusage)),
         }))
+    }
+    fn exited_unreaped(&self, child: &ProcState) -> bool {
+        child.exited_unreaped()
     }
     fn try_wait_pid(&self, pid: Pid) -> Result<Option<ExitStatus>, Errno> {
         try_wait_id(WaitId::Pid(pid))
@@ -126,6 +131,15 @@ impl<W: Wait> Reaper<W> {
 
     /// Looks at `child` once and reaps it if it has exited.
     pub(crate) fn try_reap(&mut self, child: &Arc<ProcState>) -> Reaped {
+        // Held across the wait: a group signal sent meanwhile names a group whose leader is
+        // still unreaped.
+        let mut reaped = child.reap_gate();
+        let result = self.try_reap_locked(child);
+        *reaped = matches!(result, Reaped::Exited(_) | Reaped::Lost(_));
+        result
+    }
+
+    fn try_reap_locked(&mut self, child: &Arc<ProcState>) -> Reaped {
         loop {
             return match self.wait.try_wait(child) {
                 Ok(Some(status)) => Reaped::Exited(status),
@@ -140,6 +154,17 @@ impl<W: Wait> Reaper<W> {
                 Err(e) => Reaped::Lost(e),
             };
         }
+    }
+
+    /// Before the reap of a child whose kill reaches beyond it (a group or cgroup scope) and is
+    /// under way: if the child has exited (a zombie, looked at with `WNOWAIT`), SIGKILL what is
+    /// left of its scope now, while the zombie still pins its group id. Returns whether it did.
+    pub(crate) fn kill_rest_if_exited(&self, child: &ProcState) -> bool {
+        if !self.wait.exited_unreaped(child) {
+            return false;
+        }
+        let _ = child.signal(libc::SIGKILL);
+        true
     }
 
     /// Takes the stalled children for another look (those still stalled come back through
@@ -243,6 +268,9 @@ mod tests {
                 status,
                 rusage: None,
             }))
+        }
+        fn exited_unreaped(&self, _child: &ProcState) -> bool {
+            false
         }
         fn try_wait_pid(&self, pid: Pid) -> Result<Option<ExitStatus>, Errno> {
             self.calls.set(self.calls.get() + 1);

@@ -7,6 +7,7 @@
 
 mod env;
 mod fds;
+mod lifetime;
 
 use std::ffi::{CString, OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 pub(crate) use self::fds::StdioPlan;
 use crate::command::Command;
 use crate::error::{CommandOption, SpawnError, SpawnStage};
+use crate::lifetime::Lifetime;
 use crate::sys::CStringArray;
 use crate::sys::spawn::{ChildSetup, SpawnFailure};
 
@@ -40,6 +42,8 @@ pub(crate) struct PreparedCommand {
     pub(crate) stdio: [StdioPlan; 3],
     /// What the child does between clone and execve besides stdio.
     pub(crate) setup: ChildSetup,
+    /// What the executor keeps for the child: deadline, kill grace, kill scope, cgroup.
+    pub(crate) lifetime: Lifetime,
 }
 
 impl PreparedCommand {
@@ -63,6 +67,7 @@ impl PreparedCommand {
             envp: None,
             stdio: [StdioPlan::Null, StdioPlan::Null, StdioPlan::Null],
             setup: ChildSetup::default(),
+            lifetime: Lifetime::default(),
         })
     }
 
@@ -133,6 +138,9 @@ impl PreparedCommand {
         }
         setup.gid = cmd.gid;
         setup.uid = cmd.uid;
+        let lifetime = lifetime::prepare(&program, &cmd.lifetime)?;
+        setup.lifetime = lifetime.steps;
+        setup.cgroup = lifetime.cgroup;
         Ok(PreparedCommand {
             program,
             path,
@@ -140,6 +148,7 @@ impl PreparedCommand {
             envp: env.envp,
             stdio,
             setup,
+            lifetime: lifetime.lifetime,
         })
     }
 
@@ -173,6 +182,13 @@ impl PreparedCommand {
             SpawnStage::Setgroups => CommandOption::Groups,
             SpawnStage::Setgid => CommandOption::Gid,
             SpawnStage::Setuid => CommandOption::Uid,
+            SpawnStage::Setsid => CommandOption::Setsid,
+            SpawnStage::Setpgid => CommandOption::ProcessGroup,
+            SpawnStage::ParentDeathSignal => CommandOption::ParentDeathSignal,
+            SpawnStage::Cgroup => match &self.setup.cgroup {
+                Some(place) => CommandOption::Cgroup(place.path.clone()),
+                None => return SpawnError::from_errno(&self.program, stage, errno),
+            },
             _ => return SpawnError::from_errno(&self.program, stage, errno),
         };
         SpawnError::OptionFailed {

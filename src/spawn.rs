@@ -89,9 +89,10 @@ pub(crate) fn spawn<W: Wait>(
         return Err(fail(SpawnStage::Register, e));
     }
     let raw_pid = pid.as_raw_nonzero().get() as u32;
-    let state = Arc::new(
-        ProcState::new(serial, pid, pidfd, shared.spin().clone()).with_start_time(start_time),
-    );
+    let mut state =
+        ProcState::new(serial, pid, pidfd, shared.spin().clone()).with_start_time(start_time);
+    state.lifetime = request.command.lifetime.clone();
+    let state = Arc::new(state);
     debug!(
         pid = raw_pid,
         program = %program.display(),

@@ -12,6 +12,7 @@
 //! fork/vfork and execve lives in `spawn/child.rs` and makes raw syscalls only.
 #![allow(unsafe_code)]
 
+pub(crate) mod clone3;
 pub(crate) mod procfs;
 pub(crate) mod sigchld;
 pub(crate) mod spawn;
@@ -257,6 +258,19 @@ pub(crate) fn pidfd_supported() -> bool {
 pub(crate) fn kill_unreaped(pid: rustix::process::Pid, signal: i32) -> io::Result<()> {
     // SAFETY: kill takes two integers.
     let rc = unsafe { libc::kill(pid.as_raw_nonzero().get(), signal) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// `kill(-pgid, signal)` for the process group led by a child that is ours and not yet reaped
+/// (the caller holds the child's reap gate): the leader's zombie pins the group id, so it cannot
+/// name another group.
+pub(crate) fn kill_group(leader: rustix::process::Pid, signal: i32) -> io::Result<()> {
+    // SAFETY: kill takes two integers.
+    let rc = unsafe { libc::kill(-leader.as_raw_nonzero().get(), signal) };
     if rc == 0 {
         Ok(())
     } else {

@@ -116,9 +116,14 @@ pub(super) fn exit_after(body: impl FnOnce()) -> ! {
 
 /// `exit_group(127)` as a raw syscall: no atexit handlers, no stdio flush, no locks.
 fn exit_now() -> ! {
+    exit_now_with(EXEC_FAILED_STATUS as i32)
+}
+
+/// `exit_group(status)` as a raw syscall.
+pub(super) fn exit_now_with(status: i32) -> ! {
     loop {
         // SAFETY: exit_group takes an integer and does not return.
-        unsafe { libc::syscall(libc::SYS_exit_group, EXEC_FAILED_STATUS) };
+        unsafe { libc::syscall(libc::SYS_exit_group, status as libc::c_long) };
     }
 }
 

@@ -126,18 +126,54 @@ pub(super) fn spawn(
         shared_fd_table: None,
         report: ExecErrorReport::Pipe(err_write.as_fd()),
     };
+    // Into a cgroup, the child first writes one byte here: a child that never ran was killed as
+    // it entered the cgroup (see vfork::BORN_KILLED).
+    let started = match exec.setup.cgroup {
+        Some(_) => Some(crate::sys::pipe().map_err(pipe_failed)?),
+        None => None,
+    };
     // SAFETY: the child runs only exec_child (raw syscalls, no allocation, no locks), which never
     // returns; everything it reads was prepared above, in the address space it gets a copy of.
-    let pid = match unsafe { raw_fork() } {
-        // SAFETY: we are the fresh child; the plan's pointers are valid in our copy.
-        Ok(None) => unsafe { exec_child(&plan) },
-        Ok(Some(pid)) => pid,
-        Err(e) => {
-            return Err(SpawnFailure::new(SpawnStage::Spawn, e.raw_os_error()));
+    let forked = match &exec.setup.cgroup {
+        Some(cgroup) => {
+            let args = crate::sys::clone3::CloneArgs::new(
+                0,
+                std::os::fd::AsRawFd::as_raw_fd(&*cgroup.dir),
+                None,
+            );
+            // SAFETY: as raw_fork: the fork shape of clone3, the child keeps to raw syscalls.
+            unsafe { crate::sys::clone3::clone3_fork(&args) }.map_err(super::vfork::cgroup_failure)
         }
+        // SAFETY: see below.
+        None => unsafe { raw_fork() }
+            .map_err(|e| SpawnFailure::new(SpawnStage::Spawn, e.raw_os_error())),
+    };
+    let pid = match forked {
+        Ok(None) => {
+            if let Some((_, w)) = &started {
+                let _ = rustix::io::write(w, &[1]);
+            }
+            // SAFETY: we are the fresh child; the plan's pointers are valid in our copy.
+            unsafe { exec_child(&plan) }
+        }
+        Ok(Some(pid)) => pid,
+        Err(failure) => return Err(failure),
     };
     drop(err_write);
-    match read_exec_report(&err_read) {
+    let report = read_exec_report(&err_read);
+    if let Some((r, w)) = started {
+        drop(w);
+        let mut byte = [0u8; 1];
+        // The report's end came at the exec or the exit, after the child's byte if it ran.
+        if report == ExecReport::Succeeded && !matches!(rustix::io::read(&r, &mut byte), Ok(1)) {
+            reap_failed_child(pid);
+            return Err(SpawnFailure::new(
+                SpawnStage::Cgroup,
+                super::vfork::BORN_KILLED,
+            ));
+        }
+    }
+    match report {
         ExecReport::Succeeded => Ok(Spawned { pid, pidfd: None }),
         ExecReport::Failed(packed) => {
             reap_failed_child(pid);

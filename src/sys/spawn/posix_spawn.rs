@@ -20,10 +20,16 @@ use super::{ChildSetup, ChildStdio, SpawnFailure, Spawned};
 use crate::error::CommandOption;
 use crate::error::SpawnStage;
 
-/// Spawn attributes that never change: empty signal mask, every signal to SIG_DFL.
+/// Spawn attributes: empty signal mask, every signal to SIG_DFL, and per spawn a new session
+/// or process group.
 pub(super) struct Attributes {
     attr: libc::posix_spawnattr_t,
+    /// The session and group flags the attributes carry now (to skip setting them again).
+    lifetime: (bool, Option<i32>),
 }
+
+/// The flags every spawn has.
+const BASE_FLAGS: libc::c_int = libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF;
 
 impl Attributes {
     pub(super) fn new() -> Result<Attributes, rustix::io::Errno> {
@@ -34,6 +40,7 @@ impl Attributes {
         let mut me = Attributes {
             // SAFETY: initialised by the successful init above; Drop destroys it from now on.
             attr: unsafe { attr.assume_init() },
+            lifetime: (false, None),
         };
         let all = every_signal();
         // SAFETY: sigset_t is plain data that sigemptyset initialises. The setters copy the sets
@@ -43,13 +50,46 @@ impl Attributes {
             libc::sigemptyset(&mut empty);
             check(libc::posix_spawnattr_setsigmask(&mut me.attr, &empty))?;
             check(libc::posix_spawnattr_setsigdefault(&mut me.attr, &all))?;
-            let flags = libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF;
             check(libc::posix_spawnattr_setflags(
                 &mut me.attr,
-                flags as libc::c_short,
+                BASE_FLAGS as libc::c_short,
             ))?;
         }
         Ok(me)
+    }
+
+    /// `setsid` (`POSIX_SPAWN_SETSID`, glibc 2.26) and `setpgid(0, pgid)`
+    /// (`POSIX_SPAWN_SETPGROUP`) for the next spawn, as the command's lifetime steps ask.
+    pub(super) fn set_lifetime(
+        &mut self,
+        setsid: bool,
+        process_group: Option<i32>,
+    ) -> Result<(), rustix::io::Errno> {
+        // setsid already makes the child lead a new group (see lifetime_steps.rs).
+        let process_group = process_group.filter(|&g| !(setsid && g == 0));
+        if self.lifetime == (setsid, process_group) {
+            return Ok(());
+        }
+        let mut flags = BASE_FLAGS;
+        if setsid {
+            flags |= libc::POSIX_SPAWN_SETSID as libc::c_int;
+        }
+        if process_group.is_some() {
+            flags |= libc::POSIX_SPAWN_SETPGROUP;
+        }
+        // SAFETY: the attribute object is initialised; the setters store integers in it.
+        unsafe {
+            check(libc::posix_spawnattr_setpgroup(
+                &mut self.attr,
+                process_group.unwrap_or(0),
+            ))?;
+            check(libc::posix_spawnattr_setflags(
+                &mut self.attr,
+                flags as libc::c_short,
+            ))?;
+        }
+        self.lifetime = (setsid, process_group);
+        Ok(())
     }
 }
 
@@ -214,6 +254,13 @@ fn addchdir() -> Option<AddChdir> {
 pub(super) fn unsupported_option(setup: &ChildSetup) -> Option<CommandOption> {
     if let Some(option) = setup.first_without_posix_spawn_step() {
         return Some(option);
+    }
+    // No attribute for either (glibc 2.39's posix_spawnattr_setcgroup_np is not looked for).
+    if setup.lifetime.parent_death.is_some() {
+        return Some(CommandOption::ParentDeathSignal);
+    }
+    if let Some(place) = &setup.cgroup {
+        return Some(CommandOption::Cgroup(place.path.clone()));
     }
     (setup.cwd.is_some() && addchdir().is_none()).then_some(CommandOption::CurrentDir)
 }

@@ -12,8 +12,10 @@
 //! 2. [`ChildSetup::apply`]: `umask`; each `setrlimit` (before dropping privilege, which may be
 //!    needed to raise a hard limit); `setgroups`, `setgid`, `setuid`, in that order (each needs
 //!    the privilege the next one drops); `chdir` (as the new user, as std does, so a directory
-//!    the new user may not enter is an error); new steps go at the end of `apply`, after the
-//!    credentials (a parent-death signal must be set after them: a credential change clears it);
+//!    the new user may not enter is an error); then the lifetime steps (`lifetime_steps.rs`:
+//!    `setsid`, `setpgid`, the parent-death signal and the check that the parent still lives),
+//!    after the credentials because a credential change clears a parent-death signal; new steps
+//!    go at the end of `apply`;
 //! 3. signals reset, then `execve` (`child.rs`).
 //!
 //! A failed step ends the child before `execve`; the parent learns the step, which item of it
@@ -24,6 +26,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 
 use super::child::last_errno;
+use super::lifetime_steps::{LifetimeStep, LifetimeSteps};
 use crate::error::{CommandOption, SpawnStage};
 use crate::resource::Resource;
 
@@ -39,6 +42,19 @@ pub(crate) struct ChildSetup {
     pub(crate) gid: Option<libc::gid_t>,
     pub(crate) uid: Option<libc::uid_t>,
     pub(crate) cwd: Option<CString>,
+    /// A new session or process group, the parent-death signal (after the credentials).
+    pub(crate) lifetime: LifetimeSteps,
+    /// The cgroup v2 the child starts in (`clone3(CLONE_INTO_CGROUP)`: a clone argument, not
+    /// a step).
+    pub(crate) cgroup: Option<CgroupPlace>,
+}
+
+/// A cgroup v2 directory a child is cloned into.
+#[derive(Debug, Clone)]
+pub(crate) struct CgroupPlace {
+    pub(crate) path: std::path::PathBuf,
+    /// `O_PATH | O_DIRECTORY`, what `clone3` takes.
+    pub(crate) dir: Arc<OwnedFd>,
 }
 
 /// One descriptor passed to the child at a chosen number.
@@ -57,6 +73,7 @@ impl ChildSetup {
             || self.gid.is_some()
             || self.uid.is_some()
             || self.cwd.is_some()
+            || self.lifetime.any()
     }
 
     /// The highest extra descriptor number asked for (2 when there is none): every descriptor
@@ -145,7 +162,14 @@ impl ChildSetup {
                 return Err(ChildFailure::new(Step::Chdir, 0, last_errno()));
             }
         }
-        Ok(())
+        self.lifetime.apply().map_err(|(step, errno)| {
+            let step = match step {
+                LifetimeStep::Setsid => Step::Setsid,
+                LifetimeStep::Setpgid => Step::Setpgid,
+                LifetimeStep::ParentDeathSignal => Step::ParentDeathSignal,
+            };
+            ChildFailure::new(step, 0, errno)
+        })
     }
 }
 
@@ -169,10 +193,13 @@ pub(crate) enum Step {
     Setgroups = 5,
     Setgid = 6,
     Setuid = 7,
+    Setsid = 8,
+    Setpgid = 9,
+    ParentDeathSignal = 10,
 }
 
 impl Step {
-    const ALL: [Step; 8] = [
+    const ALL: [Step; 11] = [
         Step::Exec,
         Step::Stdio,
         Step::Fd,
@@ -181,6 +208,9 @@ impl Step {
         Step::Setgroups,
         Step::Setgid,
         Step::Setuid,
+        Step::Setsid,
+        Step::Setpgid,
+        Step::ParentDeathSignal,
     ];
 
     pub(crate) fn stage(self) -> SpawnStage {
@@ -193,6 +223,9 @@ impl Step {
             Step::Setgroups => SpawnStage::Setgroups,
             Step::Setgid => SpawnStage::Setgid,
             Step::Setuid => SpawnStage::Setuid,
+            Step::Setsid => SpawnStage::Setsid,
+            Step::Setpgid => SpawnStage::Setpgid,
+            Step::ParentDeathSignal => SpawnStage::ParentDeathSignal,
         }
     }
 }

@@ -61,6 +61,27 @@ impl Drop for ChildStack {
     }
 }
 
+/// The errno of a spawn whose child the kernel killed as it entered its cgroup, before it ran an
+/// instruction. Linux kernels with the `CLONE_INTO_CGROUP` kill-sequence bug do that to every
+/// child cloned into a cgroup that was once emptied through `cgroup.kill`.
+pub(super) const BORN_KILLED: i32 = libc::ECANCELED;
+
+/// A plan and the flag its child sets first thing: a child cloned into a cgroup that never set it
+/// never ran.
+struct MarkedPlan<'a> {
+    started: AtomicBool,
+    plan: &'a ChildPlan<'a>,
+}
+
+extern "C" fn marked_child_entry(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the &MarkedPlan passed to clone3 below; the parent is suspended
+    // (CLONE_VFORK) so it outlives this use.
+    let marked = unsafe { &*(arg as *const MarkedPlan<'_>) };
+    marked.started.store(true, Ordering::Release);
+    // SAFETY: as child_entry.
+    unsafe { exec_child(marked.plan) }
+}
+
 extern "C" fn child_entry(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `arg` is the &ChildPlan passed to clone below; the parent is suspended (CLONE_VFORK)
     // so the plan outlives this use.
@@ -194,18 +215,55 @@ fn clone_and_exec(
     if shared_fd_table.is_some() {
         flags |= libc::CLONE_FILES;
     }
-    // SAFETY: the stack is our own mapping, unused by anyone else; child_entry only runs
-    // exec_child (raw syscalls, never returns); `plan` and `pidfd` live on our stack until the
-    // clone returns, which CLONE_VFORK delays until the child exec'd or exited. The caller blocked
-    // every signal on this thread, so the child starts with all of them blocked.
-    let ret = unsafe {
-        libc::clone(
-            child_entry,
-            stack.top(),
-            flags,
-            &plan as *const ChildPlan<'_> as *mut libc::c_void,
-            &mut pidfd as *mut libc::c_int,
-        )
+    let ret = if let Some(cgroup) = &exec.setup.cgroup {
+        // The same clone through clone3, started inside the cgroup.
+        let mut args = crate::sys::clone3::CloneArgs::new(
+            flags & !libc::SIGCHLD,
+            cgroup.dir.as_raw_fd(),
+            clone_pidfd.then_some(&mut pidfd),
+        );
+        let marked = MarkedPlan {
+            started: AtomicBool::new(false),
+            plan: &plan,
+        };
+        // SAFETY: as for clone below: our own stack, an entry that only makes raw system calls
+        // and never returns, a plan that outlives the call (CLONE_VFORK).
+        let pid = match unsafe {
+            crate::sys::clone3::clone3_vfork(
+                &mut args,
+                stack.base,
+                stack.len,
+                marked_child_entry,
+                &marked as *const MarkedPlan<'_> as *mut libc::c_void,
+            )
+        } {
+            Ok(pid) => pid,
+            Err(e) => return Err(cgroup_failure(e)),
+        };
+        if !marked.started.load(Ordering::Acquire) {
+            if clone_pidfd {
+                // SAFETY: the kernel stored a new pidfd that nothing else owns.
+                drop(unsafe { crate::sys::own_fd(pidfd) });
+            }
+            super::reap_failed_child(pid);
+            return Err(SpawnFailure::new(SpawnStage::Cgroup, BORN_KILLED));
+        }
+        pid.as_raw_nonzero().get()
+    } else {
+        // SAFETY: the stack is our own mapping, unused by anyone else; child_entry only runs
+        // exec_child (raw syscalls, never returns); `plan` and `pidfd` live on our stack until
+        // the clone returns, which CLONE_VFORK delays until the child exec'd or exited. The
+        // caller blocked every signal on this thread, so the child starts with all of them
+        // blocked.
+        unsafe {
+            libc::clone(
+                child_entry,
+                stack.top(),
+                flags,
+                &plan as *const ChildPlan<'_> as *mut libc::c_void,
+                &mut pidfd as *mut libc::c_int,
+            )
+        }
     };
     if ret < 0 {
         return Err(SpawnFailure::new(
@@ -249,4 +307,16 @@ fn clone_and_exec(
             ))
         }
     }
+}
+
+/// A failed `clone3` into a cgroup: out of processes or memory is the spawn's, anything else
+/// (the cgroup refuses the child: `EBUSY` with controllers in its subtree, `EACCES`, `EOPNOTSUPP`)
+/// the cgroup option's.
+pub(super) fn cgroup_failure(e: rustix::io::Errno) -> SpawnFailure {
+    let errno = e.raw_os_error();
+    let stage = match errno {
+        libc::EAGAIN | libc::ENOMEM => SpawnStage::Spawn,
+        _ => SpawnStage::Cgroup,
+    };
+    SpawnFailure::new(stage, errno)
 }
