@@ -341,6 +341,61 @@ fn stdin_on_a_terminal_says_it_reads_commands() {
 }
 
 #[test]
+fn the_progress_bar_is_cleared_before_a_message() {
+    let token = sleep_token(6);
+    let file = commands_file("pty-bar", &format!("sleep {token}\n").repeat(2));
+    let file = file.to_str().expect("UTF-8 temp path").to_owned();
+    // Under `script` the runner's stderr is a terminal, so it draws its progress bar.
+    let mut script = Command::new("script")
+        .args([
+            "-qec",
+            &format!("{BIN} run -j 2 --grace 0.2 {file}"),
+            "/dev/null",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run `script` (util-linux) to give napix-exec a terminal");
+    let output = script.stdout.take().expect("stdout piped");
+    let reader = thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = std::io::BufReader::new(output).read_to_end(&mut bytes);
+        bytes
+    });
+    wait_for_processes(&token, 2);
+    // Let the bar be drawn (it ticks every 200 ms), then interrupt the runner itself.
+    thread::sleep(Duration::from_millis(600));
+    let runner = processes_with(&file)
+        .into_iter()
+        .find(|&pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.starts_with(BIN.as_bytes()))
+        })
+        .expect("the runner's pid");
+    let pid = rustix::process::Pid::from_raw(runner as i32).expect("a pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).expect("SIGINT");
+    let deadline = Instant::now() + LIMIT;
+    while script.try_wait().expect("wait for script").is_none() {
+        assert!(Instant::now() < deadline, "the runner did not end");
+        thread::sleep(Duration::from_millis(20));
+    }
+    let text = String::from_utf8_lossy(&reader.join().expect("the reader")).into_owned();
+    assert!(text.contains("running"), "no progress bar drawn: {text:?}");
+    for message in ["napix-exec: SIGINT: stopping", "2 commands: "] {
+        let at = text
+            .find(message)
+            .unwrap_or_else(|| panic!("no {message:?} in {text:?}"));
+        let before = text[..at].trim_end_matches('\r');
+        assert!(
+            before.ends_with("\x1b[2K") || before.ends_with('\n'),
+            "{message:?} printed over the bar: {:?}",
+            &text[at.saturating_sub(120)..at]
+        );
+    }
+}
+
+#[test]
 fn durations_take_bare_seconds_and_the_usual_units() {
     let token = sleep_token(3);
     let r = run(
