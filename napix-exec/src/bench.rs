@@ -511,7 +511,7 @@ fn run(args: BenchArgs, checked: Checked) -> Res<()> {
          machine: {} cores ({}), Linux {}, transparent hugepages {}, {:.2} cores busy before start\n\
          method: spawn+wait, stdio /dev/null; contenders interleaved in batches of {} after {} \
          warm-up spawns; up to {} samples per contender per repeat ({} ms budget for slow ones); \
-         {} repeats; default backend {}{}\n",
+         {} repeat{}; default backend {}{}\n",
         env!("CARGO_PKG_VERSION"),
         machine.cores,
         machine.cpu,
@@ -523,12 +523,14 @@ fn run(args: BenchArgs, checked: Checked) -> Res<()> {
         cfg.plan.iterations,
         cfg.plan.budget.as_millis(),
         cfg.repeat,
+        if cfg.repeat == 1 { "" } else { "s" },
         backend_name(default),
         cfg.tuning.spin.map_or(String::new(), |d| format!(
             "; executors built with spin {}",
             humantime::format_duration(d)
         )),
     ));
+    ui.print("");
 
     let mut report = Report {
         tool: "napix-exec bench",

@@ -249,7 +249,7 @@ impl LatencySection {
                 "vs std",
             ],
         );
-        t.wide_only([2, 4]);
+        t.wide_only([4]);
         for c in &self.contenders {
             let (lo, hi) = min_max(&c.repeat_medians_ns);
             t.row(vec![
@@ -282,17 +282,17 @@ impl LatencySection {
 pub fn sweep_table(points: &[LatencySection], plan: &Plan) -> Table {
     let mut headers: Vec<String> = vec!["contender".into()];
     for p in points {
-        headers.push(format!("+{} median", fmt_bytes(p.extra_memory_bytes)));
+        headers.push(format!("+{}", fmt_bytes(p.extra_memory_bytes)));
         headers.push("p99".into());
     }
     if points.len() > 1 {
         headers.push("last/first".into());
-        headers.push("vs floor (last)".into());
+        headers.push("vs floor".into());
     }
     let hdr: Vec<&str> = headers.iter().map(String::as_str).collect();
     let mut t = Table::new(
-        "parent-memory sweep: spawn+wait of the tiny program with the parent's memory allocated \
-         and touched",
+        "parent-memory sweep: median spawn+wait of the tiny program with +N of parent memory \
+         allocated and touched",
         &hdr,
     );
     t.wide_only((0..points.len()).map(|i| 2 + 2 * i));
@@ -328,7 +328,8 @@ pub fn sweep_table(points: &[LatencySection], plan: &Plan) -> Table {
         .map(|p| fmt_bytes(p.parent_rss_bytes))
         .collect();
     t.note(format!(
-        "parent RSS while measuring: {}; slow contenders stop after {} ms per repeat (at least {} \
+        "last/first: the largest size's median over the smallest's; vs floor: at the largest \
+         size; parent RSS while measuring: {}; slow contenders stop after {} ms per repeat (at least {} \
          samples)",
         rss.join(", "),
         plan.budget.as_millis(),
@@ -475,7 +476,7 @@ pub fn tracked_table(rows: &[TrackedRow], grace_ms: u128) -> Table {
             "floor median",
             "vs N=0",
             "exec vs floor",
-            "stop() -> run() back",
+            "stop() time",
             "TERM/KILL/other",
             "setup",
             "control: exec",
@@ -511,7 +512,8 @@ pub fn tracked_table(rows: &[TrackedRow], grace_ms: u128) -> Table {
         ]);
     }
     t.note(
-        "control = the same spawn+wait with N extra descriptors open (as the N pidfds are) and no \
+        "stop() time: from stop() to run() returning with every sleeper reaped; \
+         control = the same spawn+wait with N extra descriptors open (as the N pidfds are) and no \
          children: a vfork-style clone without CLONE_FILES copies the whole descriptor table",
     );
     t
@@ -558,9 +560,24 @@ pub fn plot(path: &Path, points: &[LatencySection]) -> Res<()> {
         .flat_map(|p| p.contenders.iter().map(|c| c.summary.median_ns / 1e3))
         .collect();
     let (y_lo, y_hi) = min_max(&ys);
+    // The ratio panel shows the contenders that stay within FAST_RATIO of the floor at every
+    // size: fork's hundredfold at 1 GiB would squeeze the others into one line again.
+    const FAST_RATIO: f64 = 3.0;
+    let fast = |name: &str| {
+        points.iter().all(|p| {
+            p.find(|c| c.name == name)
+                .and_then(|c| c.ratio_to_floor)
+                .is_some_and(|r| r <= FAST_RATIO)
+        })
+    };
     let ratios: Vec<f64> = points
         .iter()
-        .flat_map(|p| p.contenders.iter().filter_map(|c| c.ratio_to_floor))
+        .flat_map(|p| {
+            p.contenders
+                .iter()
+                .filter(|c| fast(&c.name))
+                .filter_map(|c| c.ratio_to_floor)
+        })
         .collect();
     let (r_lo, r_hi) = min_max(&ratios);
     let (r_lo, r_hi) = if ratios.is_empty() {
@@ -631,7 +648,7 @@ pub fn plot(path: &Path, points: &[LatencySection]) -> Res<()> {
 
     let mut ratio_chart = ChartBuilder::on(&bottom)
         .caption(
-            "ratio to the floor (raw clone-vfork), linear scale",
+            "ratio to the floor (raw clone-vfork), linear scale; contenders within 3x of it",
             ("sans-serif", 18),
         )
         .margin(16)
@@ -646,6 +663,9 @@ pub fn plot(path: &Path, points: &[LatencySection]) -> Res<()> {
         .y_label_formatter(&|y| format!("{y:.2}x"))
         .draw()?;
     for (i, name) in names.iter().enumerate() {
+        if !fast(name) {
+            continue;
+        }
         let color = Palette99::pick(i).to_rgba();
         let line = series(name, &|c| c.ratio_to_floor);
         ratio_chart.draw_series(LineSeries::new(line.clone(), color.stroke_width(2)))?;
