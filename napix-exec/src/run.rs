@@ -494,15 +494,29 @@ impl Runner<'_> {
             running = handles.len(),
             "interrupted again; SIGKILL"
         );
-        // An error is a command that ended meanwhile (ESRCH): nothing left to kill.
-        let killed = handles
-            .iter()
-            .filter(|h| h.send_signal(libc::SIGKILL).is_ok())
-            .count();
-        self.note(&format!(
+        let (mut killed, mut refused) = (0, 0);
+        for h in &handles {
+            match h.send_signal(libc::SIGKILL) {
+                Ok(()) => killed += 1,
+                // Ended meanwhile: nothing left to kill.
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
+                Err(e) => {
+                    tracing::debug!(pid = h.pid(), error = %e, "SIGKILL refused");
+                    refused += 1;
+                }
+            }
+        }
+        let mut text = format!(
             "{name} again: sent SIGKILL to {killed} running command{}",
             if killed == 1 { "" } else { "s" }
-        ));
+        );
+        if refused > 0 {
+            // Without pidfds a stopped executor takes no more signal requests.
+            text.push_str(&format!(
+                "; {refused} could not be signalled now and get SIGKILL at the end of the grace"
+            ));
+        }
+        self.note(&text);
     }
 }
 
