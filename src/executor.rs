@@ -336,17 +336,12 @@ impl Executor {
     ) -> Result<ExecHandle, SpawnError> {
         // Stopped (or forked) first: that answer does not depend on the command.
         let shared = self.ready()?;
-        let Some((program, args)) = command.split_first() else {
-            return Err(SpawnError::EmptyCommand);
-        };
-        let mut cmd = Command::new(program);
-        cmd.args(args);
-        let output = if discard_output {
-            StdioPlan::Null
-        } else {
-            StdioPlan::Piped
-        };
-        self.spawn_on(shared, &cmd, [StdioPlan::Null, output.clone(), output])
+        // The same request a Command with these arguments makes, built without the Command.
+        let mut prepared = PreparedCommand::new(command)?;
+        if !discard_output {
+            prepared.stdio = [StdioPlan::Null, StdioPlan::Piped, StdioPlan::Piped];
+        }
+        self.send(shared, prepared)
     }
 
     /// Starts `command` and returns its handle once the executor thread has spawned it.
@@ -406,7 +401,15 @@ impl Executor {
         command: &Command,
         defaults: [StdioPlan; 3],
     ) -> Result<ExecHandle, SpawnError> {
-        let command = PreparedCommand::from_command(command, defaults)?;
+        self.send(shared, PreparedCommand::from_command(command, defaults)?)
+    }
+
+    /// Queues a prepared command and waits for the executor thread's answer.
+    fn send(
+        &self,
+        shared: &Arc<Shared>,
+        command: PreparedCommand,
+    ) -> Result<ExecHandle, SpawnError> {
         // A cgroup made for this child goes again if the child never comes.
         let made_cgroup = command
             .lifetime

@@ -62,7 +62,8 @@
 //!
 //! [`Executor::spawn`] takes a [`Command`] built with std's names; `create_process` is the
 //! shortcut for a bare argument vector. Every option is checked and prepared on the calling
-//! thread (C strings, `envp`, `PATH` search, descriptors, a sealed memfd for stdin bytes); the
+//! thread (C strings, `envp`, `PATH` search, descriptors, stdin bytes in a filled pipe or a sealed
+//! memfd); the
 //! child applies it with raw system calls between clone and execve, in the order
 //! `sys/spawn/setup.rs` documents. A bad option is a typed error before anything is spawned
 //! ([`SpawnError::InvalidOption`], [`SpawnError::OptionFailed`] at stage
@@ -96,7 +97,7 @@
 //! | arguments | `arg`, `args`, `CommandExt::arg0` | `arg`, `args`, `arg0` | yes | yes |
 //! | environment | `env`, `envs`, `env_remove`, `env_clear` | the same; a bad key or value is an error (std only refuses NUL) | yes | yes |
 //! | working directory | `current_dir` | `current_dir`; a missing directory fails before spawning | yes | glibc 2.29+ (`addchdir_np`, looked up at run time), else `UnsupportedOption` |
-//! | stdin | `stdin(Stdio)`, default inherit | `stdin(Stdio)`, default `/dev/null`; also [`Stdio::from_bytes`] (sealed memfd) | yes | yes |
+//! | stdin | `stdin(Stdio)`, default inherit | `stdin(Stdio)`, default `/dev/null`; also [`Stdio::from_bytes`] (a filled pipe up to 4 KiB, else a sealed memfd) | yes | yes |
 //! | stdout, stderr | `stdout`/`stderr(Stdio)`, default inherit | the same, default inherit (`create_process`: null or pipes); [`Stdio::merge_stdout`] for `2>&1` | yes | yes |
 //! | `Stdio` kinds | `null`, `inherit`, `piped`, `From<OwnedFd>`, `From<File>`, `From<ChildStdout>` | the same, and `From<ChildStdin>`/`From<ChildStderr>` | yes | yes |
 //! | parent's pipe ends | `Child::stdin/stdout/stderr` fields | [`ExecHandle::take_stdin`], `take_stdout`, `take_stderr` | yes | yes |
@@ -104,7 +105,7 @@
 //! | umask | (`pre_exec`) | [`Command::umask`] | yes | `UnsupportedOption` |
 //! | resource limits | (`pre_exec`) | [`Command::rlimit`]`(`[`Resource`]`, soft, hard)` | yes | `UnsupportedOption` |
 //! | user, group, groups | `CommandExt::uid`, `gid`, `groups` (unstable) | `uid`, `gid`, `groups` (setgroups, setgid, setuid in that order; root dropping to a uid without `groups` drops its groups, as std) | yes | `UnsupportedOption` |
-//! | build once, spawn many | `spawn(&mut self)` | `spawn(&Command)`; stdin bytes get a fresh memfd per spawn | | |
+//! | build once, spawn many | `spawn(&mut self)` | `spawn(&Command)`; stdin bytes get a fresh pipe or memfd per spawn | | |
 //!
 //! # How a request flows
 //!
@@ -230,7 +231,7 @@
 //! |---|---|
 //! | `executor.rs` | the public face: builder, `create_process`, `run`, `stop`; wraps answers into handles |
 //! | `command.rs`, `stdio.rs` | [`Command`], [`Stdio`]: what the caller asks for, plain data |
-//! | `request.rs` (+ `request/env.rs`, `request/fds.rs`) | checking and preparing a command on the caller's thread: C strings, `PATH` search, `envp`, descriptors, stdin memfd, child setup |
+//! | `request.rs` (+ `request/env.rs`, `request/fds.rs`) | checking and preparing a command on the caller's thread: C strings, `PATH` search, `envp`, descriptors, stdin bytes, child setup |
 //! | `queue.rs` | where a request enters: the message queue, its doorbell, reply slots, the stop protocol (closing the queue) |
 //! | `reactor.rs` | the loop: what each readiness event means |
 //! | `spawn.rs` | where a child is spawned: pipes, backend, pidfd, registration, table insert |

@@ -51,9 +51,10 @@ impl Stdio {
 
     /// For stdin only: the child reads exactly `bytes`, then end of file.
     ///
-    /// The bytes are written into a sealed memfd on the spawning thread (a regular in-memory
-    /// file, not a pipe), so no writer thread is needed and no size can deadlock. Each spawn of
-    /// the command gets its own file with the same bytes. As stdout or stderr it is an
+    /// The bytes are written on the spawning thread, before the spawn: up to 4 KiB into a pipe
+    /// whose write end is then closed (a pipe always holds that much), more into a sealed memfd
+    /// (a regular in-memory file). No writer thread is needed and no size can deadlock. Each
+    /// spawn of the command gets its own copy of the bytes. As stdout or stderr it is an
     /// [`InvalidOption`](crate::SpawnError::InvalidOption) error.
     pub fn from_bytes(bytes: impl Into<Vec<u8>>) -> Stdio {
         Stdio(StdioKind::Bytes(bytes.into().into()))

@@ -7,7 +7,10 @@
 //! - raw clone-vfork, raw posix_spawn and raw fork+execve: the library's own spawn code called on
 //!   the measuring thread through `napix_executor::direct` (no queue, no executor thread), with
 //!   waitid; raw clone-vfork is the floor every ratio is taken against;
-//! - `std::process::Command::status()`.
+//! - `std::process::Command::status()`;
+//! - a pair with options: the default executor spawning a `napix_executor::Command` and std's
+//!   `Command`, both with 3 variables set and 1 removed, a working directory and stdin bytes
+//!   (a sealed memfd for the executor; a pipe std's caller writes).
 //!
 //! Sections: latency on the tiny program (a 185-byte static ELF written to a temporary file,
 //! so that spawn machinery and not the dynamic loader dominates), on /bin/true and on any
@@ -91,7 +94,7 @@ pub struct BenchArgs {
     program: Vec<PathBuf>,
     /// Measure only these contenders in the latency and rss sections [default: all]:
     /// exec-vfork, exec-posix_spawn, exec-fork, raw-vfork (the floor), raw-posix_spawn, raw-fork,
-    /// std.
+    /// std, exec-options, std-options (env, cwd and stdin bytes).
     #[arg(long, value_delimiter = ',', value_name = "KEYS")]
     contenders: Vec<String>,
     /// Skip the /bin/true latency section.

@@ -33,7 +33,21 @@ pub enum Kind {
     Raw(SpawnBackend),
     /// `std::process::Command::status()`.
     Std,
+    /// `Executor::spawn` of a `Command` with [`with_options`]: env, cwd, stdin bytes.
+    ExecutorOptions(SpawnBackend),
+    /// `std::process::Command` doing the same (stdin bytes through a pipe it writes).
+    StdOptions,
 }
+
+/// The options of the `*-options` contenders: 3 variables set, 1 removed, a working directory
+/// and stdin bytes.
+const OPTION_VARS: [(&str, &str); 3] = [
+    ("NAPIX_BENCH_A", "1"),
+    ("NAPIX_BENCH_B", "two"),
+    ("NAPIX_BENCH_C", "/three"),
+];
+const OPTION_REMOVED: &str = "HOME";
+const OPTION_STDIN: &[u8] = b"bench input\n";
 
 /// One measured way of spawning.
 #[derive(Clone, Debug)]
@@ -46,17 +60,17 @@ impl Contender {
     /// `"executor"`, `"raw"` or `"std"`.
     pub fn kind_name(&self) -> &'static str {
         match self.kind {
-            Kind::Executor(_) => "executor",
+            Kind::Executor(_) | Kind::ExecutorOptions(_) => "executor",
             Kind::Raw(_) => "raw",
-            Kind::Std => "std",
+            Kind::Std | Kind::StdOptions => "std",
         }
     }
 
     /// The backend, for the executor and raw contenders.
     pub fn backend(&self) -> Option<SpawnBackend> {
         match self.kind {
-            Kind::Executor(b) | Kind::Raw(b) => Some(b),
-            Kind::Std => None,
+            Kind::Executor(b) | Kind::Raw(b) | Kind::ExecutorOptions(b) => Some(b),
+            Kind::Std | Kind::StdOptions => None,
         }
     }
 
@@ -66,6 +80,8 @@ impl Contender {
             Kind::Executor(b) => format!("exec-{}", backend_name(b)),
             Kind::Raw(b) => format!("raw-{}", backend_name(b)),
             Kind::Std => "std".into(),
+            Kind::ExecutorOptions(_) => "exec-options".into(),
+            Kind::StdOptions => "std-options".into(),
         }
     }
 
@@ -116,6 +132,14 @@ pub fn all_contenders() -> Vec<Contender> {
         name: "std Command".into(),
         kind: Kind::Std,
     });
+    v.push(Contender {
+        name: format!("executor {} + env/cwd/stdin", backend_name(default)),
+        kind: Kind::ExecutorOptions(default),
+    });
+    v.push(Contender {
+        name: "std Command + env/cwd/stdin".into(),
+        kind: Kind::StdOptions,
+    });
     v
 }
 
@@ -124,7 +148,7 @@ pub fn executor_backends(contenders: &[Contender]) -> Vec<SpawnBackend> {
     contenders
         .iter()
         .filter_map(|c| match c.kind {
-            Kind::Executor(b) => Some(b),
+            Kind::Executor(b) | Kind::ExecutorOptions(b) => Some(b),
             _ => None,
         })
         .collect()
@@ -298,6 +322,33 @@ pub fn spawn_wait(c: &Contender, rig: &Rig, target: &Target) -> Res<Duration> {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()?,
+        Kind::ExecutorOptions(b) => {
+            let mut cmd = napix_executor::Command::new(&target.argv[0]);
+            cmd.args(&target.argv[1..])
+                .envs(OPTION_VARS)
+                .env_remove(OPTION_REMOVED)
+                .current_dir(std::env::temp_dir())
+                .stdin(napix_executor::Stdio::from_bytes(OPTION_STDIN))
+                .stdout(napix_executor::Stdio::null())
+                .stderr(napix_executor::Stdio::null());
+            rig.get(b).spawn(&cmd)?.wait()
+        }
+        Kind::StdOptions => {
+            let mut child = Command::new(&target.argv[0])
+                .args(&target.argv[1..])
+                .envs(OPTION_VARS)
+                .env_remove(OPTION_REMOVED)
+                .current_dir(std::env::temp_dir())
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()?;
+            if let Some(mut stdin) = child.stdin.take() {
+                // The child may exit without reading: a broken pipe is not the bench's error.
+                let _ = std::io::Write::write_all(&mut stdin, OPTION_STDIN);
+            }
+            child.wait()?
+        }
     };
     let elapsed = start.elapsed();
     check_status(&c.name, target, status)?;

@@ -2,11 +2,11 @@
 //! environment into an `envp`, and the `PATH` the program is searched in.
 
 use std::collections::BTreeMap;
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 
 use crate::error::{CommandOption, SpawnError};
-use crate::sys::CStringArray;
+use crate::sys::{CStringArray, CStringArrayBuilder};
 
 /// What the child's environment is: `envp` (`None`: the parent's own, read at spawn time, as an
 /// option-less spawn always did) and the `PATH` to search the program in.
@@ -35,26 +35,31 @@ pub(crate) fn prepare(
             search_path: std::env::var_os("PATH"),
         });
     }
-    let mut items = Vec::new();
+    let mut envp = CStringArrayBuilder::default();
+    let mut parent_path = None;
     if !clear {
-        for (key, value) in std::env::vars_os() {
-            if !changes.contains_key(&key) {
-                items.push(entry(&key, &value));
+        crate::sys::for_each_environ(|entry| {
+            let key = entry.split(|&b| b == b'=').next().unwrap_or(entry);
+            if key == b"PATH" {
+                let value = entry.get(key.len() + 1..).unwrap_or_default();
+                parent_path = Some(OsStr::from_bytes(value).to_os_string());
             }
-        }
+            if !changes.contains_key(OsStr::from_bytes(key)) {
+                envp.push(&[entry]);
+            }
+        });
     }
     for (key, value) in changes {
         if let Some(value) = value {
-            items.push(entry(key, value));
+            envp.push(&[key.as_bytes(), b"=", value.as_bytes()]);
         }
     }
     let search_path = match changes.get(OsStr::new("PATH")) {
         Some(set_or_removed) => set_or_removed.clone(),
-        None if clear => None,
-        None => std::env::var_os("PATH"),
+        None => parent_path,
     };
     Ok(ChildEnv {
-        envp: Some(CStringArray::new(items.into_iter().flatten().collect())),
+        envp: Some(envp.build()),
         search_path,
     })
 }
@@ -81,16 +86,6 @@ fn invalid(program: &OsStr, key: &OsStr, reason: &'static str) -> SpawnError {
     }
 }
 
-/// `KEY=VALUE`; `None` for a parent variable that cannot be one (it came from C strings, so
-/// this does not happen; such a variable is left out rather than panic).
-fn entry(key: &OsStr, value: &OsStr) -> Option<CString> {
-    let mut bytes = Vec::with_capacity(key.len() + value.len() + 1);
-    bytes.extend_from_slice(key.as_bytes());
-    bytes.push(b'=');
-    bytes.extend_from_slice(value.as_bytes());
-    CString::new(bytes).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,7 +102,7 @@ mod tests {
             .as_ref()
             .expect("an envp")
             .iter()
-            .map(|s| s.to_string_lossy().into_owned())
+            .map(|s| String::from_utf8_lossy(s).into_owned())
             .collect()
     }
 

@@ -1,5 +1,5 @@
 //! The child's descriptors, made ready on the caller's thread: stdio kinds checked, stdin bytes
-//! put in a sealed memfd, extra descriptors checked and sorted, and every caller-given
+//! put in a filled pipe or a sealed memfd, extra descriptors checked and sorted, and every caller-given
 //! descriptor moved above the numbers the child installs.
 //!
 //! The child installs stdio on 0-2 and extras on their numbers, reading each source descriptor
@@ -72,7 +72,7 @@ pub(crate) fn stdio_plans(
             StdioKind::Bytes(_) if stream != 0 => {
                 return Err(invalid("Stdio::from_bytes is for stdin only"));
             }
-            StdioKind::Bytes(bytes) => StdioPlan::Fd(sealed_memfd(bytes, floor).map_err(failed)?),
+            StdioKind::Bytes(bytes) => StdioPlan::Fd(stdin_holding(bytes, floor).map_err(failed)?),
             StdioKind::MergeStdout if stream != 2 => {
                 return Err(invalid("Stdio::merge_stdout is for stderr only"));
             }
@@ -142,6 +142,30 @@ fn above(fd: &Arc<OwnedFd>, floor: i32) -> Result<Arc<OwnedFd>, Errno> {
     }
 }
 
+/// Up to this many stdin bytes go through a pipe filled before the spawn: a pipe holds at least
+/// one page even when the user's pipe buffer quota is spent, so the write never blocks, and a
+/// pipe costs a fraction of a memfd (no file to create and free).
+const PIPE_BYTES: usize = 4096;
+
+/// A descriptor the child reads exactly `bytes` from, then end of file: a filled pipe whose
+/// write end is already closed for small inputs, a sealed memfd for larger ones. Above `floor`.
+fn stdin_holding(bytes: &[u8], floor: i32) -> Result<Arc<OwnedFd>, Errno> {
+    if bytes.len() > PIPE_BYTES {
+        return sealed_memfd(bytes, floor);
+    }
+    let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    let mut written = 0;
+    while written < bytes.len() {
+        match rustix::io::write(&write, &bytes[written..]) {
+            Ok(n) => written += n,
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    drop(write);
+    above(&Arc::new(read), floor)
+}
+
 /// A memfd holding `bytes`, sealed against any change, offset 0, above `floor`.
 fn sealed_memfd(bytes: &[u8], floor: i32) -> Result<Arc<OwnedFd>, Errno> {
     use rustix::fs::{MemfdFlags, SealFlags};
@@ -202,6 +226,18 @@ mod tests {
         let high_floor = fd.as_raw_fd() + 10;
         let lifted = above(&fd, high_floor).expect("open");
         assert!(lifted.as_raw_fd() > high_floor);
+    }
+
+    #[test]
+    fn small_and_large_stdin_bytes_read_back_exactly() {
+        for len in [0, 1, PIPE_BYTES, PIPE_BYTES + 1, 300_000] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
+            let fd = stdin_holding(&bytes, 2).expect("stdin source");
+            let mut file = std::fs::File::from(Arc::try_unwrap(fd).expect("sole owner"));
+            let mut back = Vec::new();
+            file.read_to_end(&mut back).expect("read to EOF");
+            assert!(back == bytes, "{len} bytes: got {}", back.len());
+        }
     }
 
     #[test]

@@ -1,31 +1,60 @@
-//! [`CStringArray`]: C strings and the NULL-terminated pointer array `execve` takes, built once
-//! on the caller's thread.
+//! [`CStringArray`]: C strings in one buffer and the NULL-terminated pointer array `execve`
+//! takes, built once on the caller's thread; and [`for_each_environ`], the parent's environment
+//! read as C strings.
 
-use std::ffi::CString;
-
-/// Owned C strings plus a NULL-terminated array of pointers to them (an `envp`).
+/// NUL-terminated strings packed in one buffer plus a NULL-terminated array of pointers to them
+/// (an `envp`): two allocations, however many strings.
 ///
-/// The pointers point into the strings' own heap buffers, which never move or change while the
-/// array lives (moving the array moves only the `Vec` headers), so they stay valid wherever the
-/// array goes.
+/// The pointers point into the buffer's heap memory, which never moves or changes once built
+/// (moving the array moves only the `Vec` headers), so they stay valid wherever the array goes.
 pub(crate) struct CStringArray {
-    items: Vec<CString>,
+    buf: Vec<u8>,
     ptrs: Vec<*const libc::c_char>,
 }
 
-// SAFETY: the raw pointers only point into `items`, which the array owns and never mutates; they
-// are read, never written through, so sharing or sending the array is as safe as for the
-// `Vec<CString>` itself.
+// SAFETY: the raw pointers only point into `buf`, which the array owns and never mutates after
+// building; they are read, never written through, so sharing or sending the array is as safe as
+// for the `Vec<u8>` itself.
 unsafe impl Send for CStringArray {}
 // SAFETY: as above: nothing is mutated through a shared reference.
 unsafe impl Sync for CStringArray {}
 
+/// Collects the strings of a [`CStringArray`].
+#[derive(Default)]
+pub(crate) struct CStringArrayBuilder {
+    buf: Vec<u8>,
+    count: usize,
+}
+
+impl CStringArrayBuilder {
+    /// Appends one string made of `parts` (none of which may hold a NUL; the caller checked).
+    pub(crate) fn push(&mut self, parts: &[&[u8]]) {
+        for part in parts {
+            self.buf.extend_from_slice(part);
+        }
+        self.buf.push(0);
+        self.count += 1;
+    }
+
+    pub(crate) fn build(self) -> CStringArray {
+        CStringArray::from_buf(self.buf, self.count)
+    }
+}
+
 impl CStringArray {
-    pub(crate) fn new(items: Vec<CString>) -> CStringArray {
-        let mut ptrs = Vec::with_capacity(items.len() + 1);
-        ptrs.extend(items.iter().map(|s| s.as_ptr()));
+    /// `buf` holds `count` NUL-terminated strings back to back.
+    fn from_buf(buf: Vec<u8>, count: usize) -> CStringArray {
+        let mut ptrs = Vec::with_capacity(count + 1);
+        let base = buf.as_ptr();
+        let mut start = 0;
+        for (i, &b) in buf.iter().enumerate() {
+            if b == 0 {
+                ptrs.push(base.wrapping_add(start).cast::<libc::c_char>());
+                start = i + 1;
+            }
+        }
         ptrs.push(std::ptr::null());
-        CStringArray { items, ptrs }
+        CStringArray { buf, ptrs }
     }
 
     /// The NULL-terminated pointer array, valid while `self` lives.
@@ -33,22 +62,49 @@ impl CStringArray {
         self.ptrs.as_ptr()
     }
 
-    /// The strings, in order.
-    #[cfg(test)]
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &std::ffi::CStr> {
-        self.items.iter().map(CString::as_c_str)
+    /// The strings, in order, without their NULs.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        self.buf
+            .split(|&b| b == 0)
+            .take(self.ptrs.len().saturating_sub(1))
     }
 }
 
 impl Clone for CStringArray {
     fn clone(&self) -> CStringArray {
-        CStringArray::new(self.items.clone())
+        CStringArray::from_buf(self.buf.clone(), self.ptrs.len().saturating_sub(1))
     }
 }
 
 impl std::fmt::Debug for CStringArray {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.items.iter()).finish()
+        f.debug_list()
+            .entries(self.iter().map(String::from_utf8_lossy))
+            .finish()
+    }
+}
+
+/// Calls `f` with each `KEY=VALUE` entry of the process environment (without its NUL).
+///
+/// Reads libc's `environ` directly: one pass, no copy, where `std::env::vars_os` makes two
+/// allocations per variable. Like every spawn that inherits the environment (see
+/// [`environ`](super::environ)), it relies on no thread changing the environment meanwhile,
+/// which `std::env::set_var` (`unsafe` in Rust 2024) already requires.
+pub(crate) fn for_each_environ(mut f: impl FnMut(&[u8])) {
+    let mut p = super::environ();
+    if p.is_null() {
+        return;
+    }
+    loop {
+        // SAFETY: `environ` is a NULL-terminated array of pointers to C strings (see above).
+        let entry = unsafe { *p };
+        if entry.is_null() {
+            break;
+        }
+        // SAFETY: each entry is a valid NUL-terminated string while the environment is unchanged.
+        f(unsafe { std::ffi::CStr::from_ptr(entry) }.to_bytes());
+        // SAFETY: the array goes on until its NULL, which was not reached yet.
+        p = unsafe { p.add(1) };
     }
 }
 
@@ -58,18 +114,33 @@ mod tests {
 
     #[test]
     fn pointers_follow_the_strings_through_moves_and_clones() {
-        let array = CStringArray::new(vec![c"A=1".to_owned(), c"B=2".to_owned()]);
-        let moved = Box::new(array);
+        let mut b = CStringArrayBuilder::default();
+        b.push(&[b"A", b"=", b"1"]);
+        b.push(&[b"B=2"]);
+        b.push(&[b"", b"", b""]);
+        let moved = Box::new(b.build());
         let copy = (*moved).clone();
         for a in [&*moved, &copy] {
             let ptrs = a.as_ptr();
-            // SAFETY: the array holds two valid pointers and a NULL, alive with `a`.
+            // SAFETY: the array holds three valid pointers and a NULL, alive with `a`.
             unsafe {
                 assert_eq!(std::ffi::CStr::from_ptr(*ptrs), c"A=1");
                 assert_eq!(std::ffi::CStr::from_ptr(*ptrs.add(1)), c"B=2");
-                assert!((*ptrs.add(2)).is_null());
+                assert_eq!(std::ffi::CStr::from_ptr(*ptrs.add(2)), c"");
+                assert!((*ptrs.add(3)).is_null());
             }
+            assert_eq!(a.iter().collect::<Vec<_>>(), [&b"A=1"[..], b"B=2", b""]);
         }
-        assert_eq!(copy.iter().count(), 2);
+        assert_eq!(CStringArrayBuilder::default().build().iter().count(), 0);
+    }
+
+    #[test]
+    fn environ_matches_std() {
+        let mut ours = Vec::new();
+        for_each_environ(|e| ours.push(e.to_vec()));
+        let std: Vec<Vec<u8>> = std::env::vars_os()
+            .map(|(k, v)| [k.as_encoded_bytes(), b"=", v.as_encoded_bytes()].concat())
+            .collect();
+        assert_eq!(ours, std);
     }
 }

@@ -420,4 +420,4 @@ pub(crate) fn sigchld_disposition() -> SigchldDisposition {
 }
 
 mod cstring_array;
-pub(crate) use cstring_array::CStringArray;
+pub(crate) use cstring_array::{CStringArray, CStringArrayBuilder, for_each_environ};
