@@ -12,6 +12,7 @@
 //! records the input as a crash, a test fails.
 #![allow(dead_code)]
 
+pub mod command;
 pub mod input;
 pub mod ops;
 pub mod probe;

@@ -27,7 +27,8 @@
 //! - `k % 4 == 3`: a [`DICT`] entry followed by a literal (e.g. `/bin/` + fuzz bytes).
 //!
 //! Options: bits 0-1 backend (`SpawnBackend::ALL[b % 3]`), bit 2 spawn when safe, bit 3 go
-//! through an `Executor` (else `direct`), bit 4 `discard_output` on the executor route.
+//! through an `Executor` (else `direct`), bit 4 `discard_output` on the executor route; bit 5
+//! switches to command mode: the rest of the input is a `Command`'s options ([`super::command`]).
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io::{self, Read};
@@ -187,6 +188,11 @@ pub struct Outcome {
 }
 
 pub fn run(data: &[u8]) -> Outcome {
+    if let Some(&options) = data.first()
+        && options & 32 != 0
+    {
+        return super::command::run(options, &mut Bytes::new(&data[1..]));
+    }
     let req = decode(data);
     let args: Vec<OsString> = req
         .args
@@ -395,7 +401,7 @@ fn spawnable(args: &[OsString]) -> Spawnable {
 }
 
 /// The executor of each backend for the executor route, started once and kept.
-fn executor(backend: SpawnBackend) -> Arc<Executor> {
+pub fn executor(backend: SpawnBackend) -> Arc<Executor> {
     static EXECUTORS: OnceLock<Vec<Arc<Executor>>> = OnceLock::new();
     let all = EXECUTORS.get_or_init(|| {
         SpawnBackend::ALL

@@ -162,7 +162,50 @@ pub fn request() -> Vec<(&'static str, Vec<u8>)> {
             "self-exe-not-spawned",
             request::encode(opts(2, true, true, true), &[Dict(b"/proc/self/exe")]),
         ),
+        // Command mode (option bit 5; layout in fuzz_logic/command.rs).
+        (
+            "command-everything-vfork",
+            command(
+                2,
+                &[
+                    3, 0, 0, 2, 1, 3, 0, 0, 2,
+                    0, // set NAPIX_F1=two words, remove HOME, PATH=v
+                    2, // cwd /tmp
+                    2, 6, b'h', b'e', b'l', b'l', b'o', b'\n', // stdin bytes
+                    1,     // stderr merged
+                    2, 3, 7,    // extra fds 3 and 7
+                    5,    // umask 0o31
+                    0x32, // RLIMIT_NOFILE 128/192
+                ],
+            ),
+        ),
+        (
+            "command-env-key-with-equals",
+            command(0, &[1, 0, 5, 0, 0, 0, 0, 0, 0, 0]),
+        ),
+        (
+            "command-missing-cwd-fork",
+            command(1, &[0, 3, 0, 0, 0, 0, 0]),
+        ),
+        ("command-fd-twice", command(0, &[0, 0, 0, 0, 2, 4, 4, 0, 0])),
+        (
+            "command-umask-unsupported-posix-spawn",
+            command(0, &[0, 0, 1, 0, 0, 5, 0]),
+        ),
+        (
+            "command-rlimit-soft-above-hard",
+            command(2, &[0, 0, 0, 0, 0, 0, 0x13]),
+        ),
+        (
+            "command-clear-env-null-stdin-fork",
+            command(1, &[2, 2, 0, 0, 0, 0, 0, 5, 1, 0, 1, 5, 0, 0]),
+        ),
     ]
+}
+
+/// A command-mode request seed: option bit 5, `backend`, then `body`.
+fn command(backend: u8, body: &[u8]) -> Vec<u8> {
+    super::command::encode_spec(backend, body)
 }
 
 /// Header byte of an ops seed: backend index, grace index, thread count, SIGCHLD watch instead
