@@ -37,6 +37,10 @@ pub enum Kind {
     ExecutorOptions(SpawnBackend),
     /// `std::process::Command` doing the same (stdin bytes through a pipe it writes).
     StdOptions,
+    /// `Executor::create_process_async` + `ExecHandle::wait_async`, awaited on a tokio runtime.
+    ExecutorAsync(SpawnBackend),
+    /// `tokio::process::Command::status()` (spawn + wait) on the same runtime.
+    Tokio,
 }
 
 /// The options of the `*-options` contenders: 3 variables set, 1 removed, a working directory
@@ -63,14 +67,19 @@ impl Contender {
             Kind::Executor(_) | Kind::ExecutorOptions(_) => "executor",
             Kind::Raw(_) => "raw",
             Kind::Std | Kind::StdOptions => "std",
+            Kind::ExecutorAsync(_) => "executor-async",
+            Kind::Tokio => "tokio",
         }
     }
 
     /// The backend, for the executor and raw contenders.
     pub fn backend(&self) -> Option<SpawnBackend> {
         match self.kind {
-            Kind::Executor(b) | Kind::Raw(b) | Kind::ExecutorOptions(b) => Some(b),
-            Kind::Std | Kind::StdOptions => None,
+            Kind::Executor(b)
+            | Kind::Raw(b)
+            | Kind::ExecutorOptions(b)
+            | Kind::ExecutorAsync(b) => Some(b),
+            Kind::Std | Kind::StdOptions | Kind::Tokio => None,
         }
     }
 
@@ -82,6 +91,8 @@ impl Contender {
             Kind::Std => "std".into(),
             Kind::ExecutorOptions(_) => "exec-options".into(),
             Kind::StdOptions => "std-options".into(),
+            Kind::ExecutorAsync(b) => format!("exec-async-{}", backend_name(b)),
+            Kind::Tokio => "tokio".into(),
         }
     }
 
@@ -140,6 +151,14 @@ pub fn all_contenders() -> Vec<Contender> {
         name: "std Command + env/cwd/stdin".into(),
         kind: Kind::StdOptions,
     });
+    v.push(Contender {
+        name: format!("executor {} awaited (tokio)", backend_name(default)),
+        kind: Kind::ExecutorAsync(default),
+    });
+    v.push(Contender {
+        name: "tokio::process".into(),
+        kind: Kind::Tokio,
+    });
     v
 }
 
@@ -148,7 +167,7 @@ pub fn executor_backends(contenders: &[Contender]) -> Vec<SpawnBackend> {
     contenders
         .iter()
         .filter_map(|c| match c.kind {
-            Kind::Executor(b) | Kind::ExecutorOptions(b) => Some(b),
+            Kind::Executor(b) | Kind::ExecutorOptions(b) | Kind::ExecutorAsync(b) => Some(b),
             _ => None,
         })
         .collect()
@@ -349,10 +368,38 @@ pub fn spawn_wait(c: &Contender, rig: &Rig, target: &Target) -> Res<Duration> {
             }
             child.wait()?
         }
+        Kind::ExecutorAsync(b) => tokio_runtime()?.block_on(async {
+            let child = rig.get(b).create_process_async(&target.argv, true).await?;
+            Ok::<_, BoxError>(child.wait_async().await)
+        })?,
+        // Built inside the task: tokio registers the child with the runtime's reactor.
+        Kind::Tokio => tokio_runtime()?.block_on(async {
+            tokio::process::Command::new(&target.argv[0])
+                .args(&target.argv[1..])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .await
+        })?,
     };
     let elapsed = start.elapsed();
     check_status(&c.name, target, status)?;
     Ok(elapsed)
+}
+
+/// The tokio runtime both async contenders are awaited on (current-thread: the awaiting task runs
+/// on the measuring thread, as the other contenders do).
+fn tokio_runtime() -> Res<&'static tokio::runtime::Runtime> {
+    static RT: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("tokio runtime: {e}"))
+    })
+    .as_ref()
+    .map_err(|e| e.clone().into())
 }
 
 /// How many spawns each contender gets in one repeat.
