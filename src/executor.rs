@@ -489,17 +489,46 @@ impl Executor {
             if !discard_output {
                 command.stdio = [StdioPlan::Null, StdioPlan::Piped, StdioPlan::Piped];
             }
-            let reply = ReplySlot::for_task();
-            let request = Message::Spawn(Box::new(SpawnRequest {
-                command,
-                owner: thread::current().id(),
-                reply: reply.clone(),
-            }));
-            if shared.queue().push(request).is_err() {
-                return Err(SpawnError::Stopped);
-            }
-            Ok(SpawnFuture::queued(reply, Arc::downgrade(shared)))
+            queue_async(shared, command)
         })();
+        queued.unwrap_or_else(SpawnFuture::failed)
+    }
+
+    /// [`spawn`](Self::spawn) for async code: a future of the handle, woken by the executor
+    /// thread when it has spawned the child; the calling thread never blocks, and no runtime is
+    /// needed. Errors found before queueing (a bad option, a missing program, stopped) are the
+    /// future's output.
+    ///
+    /// Cancel-safe: dropping the future before it completes withdraws the request, and a child
+    /// the executor thread spawned for it meanwhile is killed (SIGTERM, the grace, SIGKILL) and
+    /// reaped. A child whose spawn completed before the drop runs on like a dropped handle's and
+    /// is reaped when it exits.
+    ///
+    /// ```
+    /// use napix_executor::{Command, Executor, Stdio};
+    /// let ex = Executor::start()?;
+    /// let mut cmd = Command::new("sh");
+    /// cmd.args(["-c", "exit 3"]).stdout(Stdio::null());
+    /// let status = pollster::block_on(async {
+    ///     let child = ex.spawn_async(&cmd).await?;
+    ///     Ok::<_, napix_executor::SpawnError>(child.wait_async().await)
+    /// })?;
+    /// assert_eq!(status.code(), Some(3));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn spawn_async(&self, command: &Command) -> SpawnFuture {
+        let queued = self.ready().and_then(|shared| {
+            let (command, made_cgroup) = prepare(
+                shared,
+                command,
+                [StdioPlan::Null, StdioPlan::Inherit, StdioPlan::Inherit],
+            )?;
+            queue_async(shared, command).inspect_err(|_| {
+                if let Some(path) = &made_cgroup {
+                    crate::cgroup::discard(path);
+                }
+            })
+        });
         queued.unwrap_or_else(SpawnFuture::failed)
     }
 
@@ -580,4 +609,45 @@ fn warn_if_not_served(shared: &Shared) {
              (call Executor::run, or use Executor::start or run_with)"
         );
     }
+}
+
+/// Resolves `command` on the caller's thread and checks the executor's backend can apply it.
+/// Returns with it the cgroup made for this child, if any, to remove should the child not come.
+fn prepare(
+    shared: &Shared,
+    command: &Command,
+    defaults: [StdioPlan; 3],
+) -> Result<(PreparedCommand, Option<std::path::PathBuf>), SpawnError> {
+    let command = PreparedCommand::from_command(command, defaults)?;
+    let made_cgroup = command
+        .lifetime
+        .owns_cgroup
+        .then(|| command.lifetime.cgroup.clone())
+        .flatten();
+    let backend = shared.config().backend;
+    if let Some(option) = crate::sys::spawn::unsupported_option(backend, &command.setup) {
+        if let Some(path) = &made_cgroup {
+            crate::cgroup::discard(path);
+        }
+        return Err(SpawnError::UnsupportedOption {
+            program: command.program,
+            backend: backend.name(),
+            option,
+        });
+    }
+    Ok((command, made_cgroup))
+}
+
+/// Queues a prepared spawn whose answer a task awaits.
+fn queue_async(shared: &Arc<Shared>, command: PreparedCommand) -> Result<SpawnFuture, SpawnError> {
+    let reply = ReplySlot::for_task();
+    let request = Message::Spawn(Box::new(SpawnRequest {
+        command,
+        owner: thread::current().id(),
+        reply: reply.clone(),
+    }));
+    if shared.queue().push(request).is_err() {
+        return Err(SpawnError::Stopped);
+    }
+    Ok(SpawnFuture::queued(reply, Arc::downgrade(shared)))
 }

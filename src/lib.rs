@@ -40,7 +40,8 @@
 //!
 //! # Async
 //!
-//! No runtime dependency: [`ExecHandle::wait_async`] and [`Executor::create_process_async`] return
+//! No runtime dependency: [`ExecHandle::wait_async`], [`Executor::spawn_async`] and
+//! [`Executor::create_process_async`] return
 //! `Send + 'static` futures woken by the executor thread (a waker stored beside the status or in
 //! the reply slot: no polling, no thread per child), and `ExecHandle` is [`AsFd`](std::os::fd::AsFd)
 //! (the pidfd: readable once the child exited) for event loops such as tokio's `AsyncFd`.

@@ -20,6 +20,7 @@ use crate::shared::Shared;
 type Reply = Arc<ReplySlot<Result<Spawned, SpawnError>>>;
 
 /// A future of a spawned child's [`ExecHandle`], from
+/// [`Executor::spawn_async`](crate::Executor::spawn_async) or
 /// [`Executor::create_process_async`](crate::Executor::create_process_async).
 ///
 /// `Send` and `'static`; needs no particular runtime. Cancel-safe: dropping it before it completes

@@ -291,7 +291,45 @@ fn set_nonblocking(fd: &OwnedFd) {
     }
 }
 
+/// `spawn_async(&Command)`: options applied, stdout piped and read, errors typed, under every
+/// driver.
+fn spawn_async_with_a_command(backend: SpawnBackend) {
+    let _serial = serial();
+    for driver in DRIVERS {
+        let ex = started(backend, Duration::from_millis(200));
+        let (out, status, missing) = within(Duration::from_secs(20), "spawn_async", move || {
+            driver.run(async {
+                let mut cmd = napix_executor::Command::new("/bin/sh");
+                cmd.args(["-c", "echo $NAPIX_ASYNC; exit 9"])
+                    .env("NAPIX_ASYNC", "from-env")
+                    .stdout(napix_executor::Stdio::piped())
+                    .stderr(napix_executor::Stdio::null());
+                let child = ex.spawn_async(&cmd).await.expect("spawn_async");
+                let mut out = String::new();
+                child
+                    .take_stdout()
+                    .expect("piped stdout")
+                    .read_to_string(&mut out)
+                    .expect("read stdout");
+                let status = child.wait_async().await;
+                let missing = ex
+                    .spawn_async(&napix_executor::Command::new("no-such-program-napix-async"))
+                    .await
+                    .expect_err("missing program");
+                (out, status, missing)
+            })
+        });
+        assert_eq!(out, "from-env\n", "{driver:?}");
+        assert_eq!(code(status), Some(9), "{driver:?}");
+        assert!(
+            matches!(missing, SpawnError::NotFound { .. }),
+            "{missing:?}"
+        );
+    }
+}
+
 per_backend!(
+    spawn_async_with_a_command,
     spawn_and_wait_async,
     spawn_async_errors_are_typed,
     as_fd_is_readable_once_exited,
