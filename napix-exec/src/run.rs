@@ -9,7 +9,7 @@
 //! main:         open input -> build executor -> executor.run() ............ -> summary, exit
 //! input:        read a line -> channel (detached: a blocked read never holds the end)
 //! coordinator:  spawn workers, work too -> join them -> executor.stop() --^
-//! worker (xN):  next line -> parse -> create_process -> [capture] -> wait(_timeout)/kill -> report
+//! worker (xN):  next line -> parse -> spawn (own process group) -> [capture] -> wait(_timeout)/kill -> report
 //! signals:      SIGINT/SIGTERM -> mark interrupted -> executor.stop(); again -> SIGKILL all
 //! ```
 //!
@@ -33,7 +33,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use napix_executor::{ExecHandle, Executor, SpawnError};
+use napix_executor::{Command, ExecHandle, Executor, KillScope, SpawnError, Stdio};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
@@ -116,6 +116,12 @@ pub struct RunArgs {
     /// new file.
     #[arg(long, value_name = "FILE")]
     joblog: Option<PathBuf>,
+
+    /// Run every command in napix-exec's own process group (the old behaviour): a kill (timeout,
+    /// interrupt, --kill-on-fail) then reaches the command only, not the processes it started.
+    /// By default each command leads its own group and every kill reaches the whole group.
+    #[arg(long)]
+    same_group: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -241,6 +247,7 @@ struct Runner<'a> {
     executor: &'a Executor,
     lines: Mutex<Receiver<RawLine>>,
     discard_output: bool,
+    same_group: bool,
     timeout: Option<Duration>,
     json: bool,
     fail_fast: bool,
@@ -298,11 +305,30 @@ impl Runner<'_> {
     }
 
     /// Runs one command to its end; `None` when the executor was stopped before it started.
+    /// What `create_process(argv, discard_output)` would start (stdin `/dev/null`, output to
+    /// `/dev/null` or pipes), leading its own process group unless --same-group.
+    fn command_of(&self, job: &Job) -> Command {
+        let mut cmd = Command::new(&job.argv[0]);
+        cmd.args(&job.argv[1..]);
+        let output = || {
+            if self.discard_output {
+                Stdio::null()
+            } else {
+                Stdio::piped()
+            }
+        };
+        cmd.stdout(output()).stderr(output());
+        if !self.same_group {
+            cmd.kill_scope(KillScope::Group);
+        }
+        cmd
+    }
+
     fn run_one(&self, job: &Job) -> Option<Outcome> {
         let start = Instant::now();
         let mut outcome = Outcome::not_run(job.seq, job.line, job.command.clone(), Status::Unknown);
         outcome.started_at = Some(SystemTime::now());
-        let handle = match self.executor.create_process(&job.argv, self.discard_output) {
+        let handle = match self.executor.spawn(&self.command_of(job)) {
             Ok(h) => Arc::new(h),
             Err(SpawnError::Stopped) => return None,
             Err(e) => {
@@ -650,6 +676,7 @@ pub fn main(args: RunArgs) -> ExitCode {
         json: args.json,
         fail_fast: args.fail_fast,
         kill_on_fail: args.kill_on_fail,
+        same_group: args.same_group,
         interrupted: AtomicI32::new(0),
         halted: AtomicBool::new(false),
         running: AtomicUsize::new(0),

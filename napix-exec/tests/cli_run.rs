@@ -770,3 +770,67 @@ fn json_reports_the_resource_usage_of_each_command() {
         "a command that never started used nothing"
     );
 }
+
+/// `--timeout` on a shell whose `sleep` would outlive it: by default every command leads its own
+/// process group and the kill reaches the whole group, so nothing is left; `--same-group` keeps
+/// the old behaviour, where the `sleep` survives the shell (and is cleaned up here).
+#[test]
+fn a_timeout_leaves_no_grandchild_unless_same_group() {
+    for (n, same_group) in [(81, false), (82, true)] {
+        let token = sleep_token(n);
+        let mut args = vec!["--timeout", "200ms"];
+        if same_group {
+            args.push("--same-group");
+        }
+        let r = run(
+            &format!("group-{n}"),
+            &args,
+            &format!("sh -c 'sleep {token}; echo finished'\n"),
+        );
+        assert_eq!(r.code(), Some(1), "{r:?}");
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !processes_with(&token).is_empty() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(20));
+        }
+        let left = processes_with(&token);
+        for &pid in &left {
+            let pid = rustix::process::Pid::from_raw(pid as i32).expect("a pid");
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        }
+        if same_group {
+            assert_eq!(left.len(), 1, "--same-group: the sleep outlives its shell");
+        } else {
+            assert_eq!(
+                left,
+                Vec::<u32>::new(),
+                "the shell's sleep survived the timeout"
+            );
+        }
+    }
+}
+
+/// SIGTERM to napix-exec: each running command's whole group is killed, grandchildren included.
+#[test]
+fn sigterm_leaves_no_grandchild() {
+    let token = sleep_token(83);
+    let file = commands_file(
+        "sigterm-tree",
+        &format!("sh -c 'sleep {token}; true'\n").repeat(2),
+    );
+    let started = Instant::now();
+    let child = spawn(&["-j", "2"], Some(&file), Stdio::null());
+    wait_for_processes(&format!("sleep {token}"), 2);
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("a pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("signal the runner");
+    let r = finish(child, started);
+    assert_eq!(r.code(), Some(143), "{r:?}");
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !processes_with(&token).is_empty() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        processes_with(&token),
+        Vec::<u32>::new(),
+        "grandchildren left"
+    );
+}
