@@ -189,7 +189,9 @@ pub enum SpawnError {
         /// Position in the command vector of the offending element (0 = the program).
         index: usize,
     },
-    /// No such file, or not found in any `PATH` directory.
+    /// No such file (ENOENT), or not found in any `PATH` directory. A path through something
+    /// that is not a directory (`/etc/passwd/x`, ENOTDIR) is a [`System`](Self::System) error of
+    /// kind `NotADirectory` instead, keeping the errno.
     NotFound {
         /// The program as given.
         program: OsString,
@@ -283,9 +285,9 @@ impl SpawnError {
     pub(crate) fn from_errno(program: &OsString, stage: SpawnStage, errno: i32) -> SpawnError {
         let program = program.clone();
         match errno {
-            libc::ENOENT | libc::ENOTDIR if stage == SpawnStage::Exec => {
-                SpawnError::NotFound { program }
-            }
+            // ENOTDIR (a path through a regular file) keeps its own errno and kind, as std and
+            // CPython report it: `System`, kind `NotADirectory`.
+            libc::ENOENT if stage == SpawnStage::Exec => SpawnError::NotFound { program },
             libc::EACCES | libc::EISDIR if stage == SpawnStage::Exec => {
                 SpawnError::PermissionDenied { program }
             }

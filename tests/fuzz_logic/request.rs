@@ -362,6 +362,11 @@ fn check_error(e: &SpawnError, args: &[OsString]) {
             assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
             assert_eq!(e.raw_os_error(), Some(libc::EACCES));
         }
+        // The kernel's errno is kept, and its kind (ENOTDIR: NotADirectory, as std says).
+        SpawnError::System { errno, .. } => {
+            assert_eq!(e.raw_os_error(), Some(*errno));
+            assert_eq!(e.kind(), io::Error::from_raw_os_error(*errno).kind());
+        }
         _ => {}
     }
 }
