@@ -7,7 +7,7 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
 use std::process::ExitStatus;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
@@ -329,8 +329,34 @@ impl AsRawFd for ExecHandle {
 macro_rules! pipe_reader {
     ($name:ident, $what:literal) => {
         #[doc = concat!("The read end of a child's ", $what, " pipe.")]
+        ///
+        /// Blocking by default, like std's; [`set_nonblocking`](Self::set_nonblocking) makes it
+        /// fit for an event loop (tokio's `AsyncFd` or `tokio::net::unix::pipe::Receiver`,
+        /// through [`AsFd`] or `Into<OwnedFd>`).
         #[derive(Debug)]
         pub struct $name(File);
+
+        impl $name {
+            /// Makes reads return `WouldBlock` instead of waiting when the pipe is empty
+            /// (`true`), or wait again (`false`). Only this read end changes: the child's end
+            /// is another open file.
+            pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+                Ok(rustix::io::ioctl_fionbio(&self.0, nonblocking)?)
+            }
+        }
+
+        impl IntoRawFd for $name {
+            fn into_raw_fd(self) -> RawFd {
+                self.0.into_raw_fd()
+            }
+        }
+
+        /// Wraps any descriptor, as std's `From<OwnedFd>` for its pipe types.
+        impl From<OwnedFd> for $name {
+            fn from(fd: OwnedFd) -> $name {
+                $name(File::from(fd))
+            }
+        }
 
         impl Read for $name {
             fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {

@@ -127,6 +127,47 @@
 //! 5. The reap's `waitid` (raw, with its fifth argument; `wait4` in signal mode) also returns the
 //!    child's resource usage: [`ExecHandle::rusage`].
 //!
+//! # Capturing output
+//!
+//! A child that fills a pipe nobody reads blocks in `write`, and a caller that waits for it
+//! before reading then waits forever (64 KiB is enough). Reading stdout to its end while the
+//! child fills stderr blocks the same way. Collect both with
+//! [`ExecHandle::wait_with_output`] (std's shape: a [`std::process::Output`]), or within limits
+//! with [`ExecHandle::wait_with_output_bounded`]: bytes kept per stream, a time limit after
+//! which the child is killed with escalation, and a short linger after the child's exit, so
+//! that a process it left in the background holding the pipe open does not hold the caller too
+//! ([`LimitedOutput`] says which limit cut it short).
+//!
+//! Both drain the pipes on the **caller's thread**: its read ends are made non-blocking and
+//! `poll(2)` waits on stdout, stderr and the child's pidfd together. No thread is started per
+//! child or per pipe, and the executor thread copies nothing, so its spawn and reap latency does
+//! not depend on how much children write. Without pidfds ([`ChildWatch::Signal`]) the bounded
+//! form looks at the stored status between polls instead, waking every 10 ms while the child
+//! runs with a pipe open.
+//!
+//! ```
+//! # let ex = std::sync::Arc::new(napix_executor::Executor::new()?);
+//! # let runner = { let ex = ex.clone(); std::thread::spawn(move || ex.run()) };
+//! use std::time::Duration;
+//! use napix_executor::OutputLimits;
+//! // 200 KB on each stream: waiting before reading would deadlock.
+//! let script = "head -c 200000 /dev/zero; head -c 200000 /dev/zero >&2";
+//! let out = ex.create_process(&["sh", "-c", script], false)?.wait_with_output()?;
+//! assert_eq!((out.stdout.len(), out.stderr.len()), (200_000, 200_000));
+//!
+//! let limits = OutputLimits::default().max_output(1024).timeout(Duration::from_secs(30));
+//! let got = ex.create_process(&["sh", "-c", script], false)?.wait_with_output_bounded(limits)?;
+//! assert!(got.stdout_truncated && got.stderr_truncated && !got.timed_out);
+//! assert_eq!(got.output.stdout.len(), 1024);
+//! # ex.stop(); runner.join().expect("run thread")?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The pipe types ([`ChildStdout`], [`ChildStderr`]) also give their descriptor ([`AsFd`],
+//! `Into<OwnedFd>`) and can be made non-blocking (`set_nonblocking`) for an event loop.
+//!
+//! [`AsFd`]: std::os::fd::AsFd
+//!
 //! # Guarantees
 //!
 //! - The child gets fds 0, 1, 2 and the command's extra descriptors only (by default stdin
@@ -245,6 +286,7 @@
 //! | `handle.rs` | [`ExecHandle`], the caller's view of one child |
 //! | `run_modes.rs` | where the loop runs: the calling thread, an owned thread, beside a closure |
 //! | `exit_future.rs`, `spawn_future.rs` | [`ExitFuture`], [`SpawnFuture`]: the same waits for async code |
+//! | `output.rs` | collecting a child's stdout and stderr on the caller's thread: [`OutputLimits`] |
 //!
 //! and beside them `lifetime.rs` (a child's deadline, kill grace and [`KillScope`]),
 //! `kill_scope.rs` (signalling a cgroup's members), `cgroup.rs` (finding cgroup v2, checking,
@@ -261,6 +303,7 @@
 //! executor
 //!   -> spawn_future -> handle -> exit_future -> proc_state
 //!   -> run_modes -> reactor
+//!   -> output -> handle
 //! reactor -> spawn -> shared -> queue, table -> proc_state -> spin, sys
 //!         -> reap -> sigchld -> sys
 //!         -> reap, escalation -> proc_state
@@ -285,6 +328,7 @@ mod exit_future;
 mod handle;
 mod kill_scope;
 mod lifetime;
+mod output;
 mod poller;
 mod proc_state;
 mod queue;
@@ -314,6 +358,7 @@ pub use exit_future::ExitFuture;
 pub use handle::{ChildStderr, ChildStdin, ChildStdout, ExecHandle};
 pub use lifetime::KillScope;
 pub use resource::Resource;
+pub use output::{DEFAULT_LINGER, LimitedOutput, OutputLimits};
 pub use rusage::ResourceUsage;
 pub use shared::ChildWatch;
 pub use spawn_future::SpawnFuture;

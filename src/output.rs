@@ -1,0 +1,429 @@
+//! Collecting a child's output without deadlocks: [`ExecHandle::wait_with_output`], its bounded
+//! form [`ExecHandle::wait_with_output_bounded`] ([`OutputLimits`] in, [`LimitedOutput`] out),
+//! and the drain that both run.
+//!
+//! # Where the pipes are drained: on the caller's thread
+//!
+//! The caller's thread sets its read ends non-blocking and waits in `poll(2)` on stdout, stderr
+//! and the child's exit, reading whichever is ready. No thread per child or per pipe, and nothing
+//! for the executor thread to copy: its loop stays a spawn/reap loop whose latency does not
+//! depend on how much other children write, no buffer crosses threads, and the caller, who is
+//! blocked on the result anyway, pays for its own bytes.
+//!
+//! The exit is watched through the child's pidfd (readable once it exited) when the executor has
+//! one ([`ChildWatch::Pidfd`](crate::ChildWatch::Pidfd)). Without pidfds
+//! ([`ChildWatch::Signal`](crate::ChildWatch::Signal)) the status the executor stores is looked at
+//! between polls, which then wake at most every 10 ms ([`EXIT_CHECK`]) while the child runs with a pipe
+//! open. The unbounded [`ExecHandle::wait_with_output`] does not look at the exit at all before
+//! both pipes reach end of file (std's behaviour), so it never wakes for it.
+//!
+//! # A process that keeps the pipe open
+//!
+//! A child that starts a background process (`sh -c 'sleep 30 & echo hi'`) passes its stdout to
+//! it: the pipe reaches end of file only when that process exits too. Reading to end of file,
+//! as std's `wait_with_output`, Go's `CombinedOutput` and Python's `communicate` do, then waits
+//! for the grandchild. The bounded form reads until the child itself has exited, then for at most
+//! [`OutputLimits::linger`] more (what was written just before the exit is still in flight), then
+//! stops reading and says so ([`LimitedOutput::pipes_left_open`]).
+
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::process::{ExitStatus, Output};
+use std::time::{Duration, Instant};
+
+use rustix::event::{PollFd, PollFlags, Timespec, poll};
+use rustix::io::Errno;
+
+use crate::handle::ExecHandle;
+
+/// How long the drain may sleep in `poll(2)` before it looks at the exit status, when the child
+/// has no pidfd to poll (signal mode).
+pub(crate) const EXIT_CHECK: Duration = Duration::from_millis(10);
+
+/// The default [`OutputLimits::linger`]: how long the pipes are still read after the child
+/// exited.
+pub const DEFAULT_LINGER: Duration = Duration::from_millis(100);
+
+/// How much one `read(2)` takes from a pipe: the default pipe capacity, so one read usually
+/// empties it.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Limits for [`ExecHandle::wait_with_output_bounded`]: bytes kept per stream, a time limit, and
+/// how long to keep reading after the child exited. [`Default`] is no byte limit, no time limit,
+/// and a linger of [`DEFAULT_LINGER`].
+///
+/// ```
+/// use std::time::Duration;
+/// use napix_executor::OutputLimits;
+/// let limits = OutputLimits::default()
+///     .max_stdout(1 << 20)
+///     .max_stderr(64 * 1024)
+///     .timeout(Duration::from_secs(10));
+/// assert_eq!(limits.max_stdout, Some(1 << 20));
+/// assert_eq!(limits.linger, Duration::from_millis(100));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputLimits {
+    /// At most this many bytes of stdout are kept; the rest is read and dropped, so the child
+    /// never blocks on a full pipe. `None`: everything.
+    pub max_stdout: Option<usize>,
+    /// As [`max_stdout`](Self::max_stdout), for stderr.
+    pub max_stderr: Option<usize>,
+    /// Counted from the call. When it passes before the child exited, the child gets the kill
+    /// escalation ([`ExecHandle::start_kill`]: SIGTERM, then SIGKILL after the executor's kill
+    /// grace), the pipes are still read until it exited, and the result says
+    /// [`timed_out`](LimitedOutput::timed_out). `None`: no time limit.
+    pub timeout: Option<Duration>,
+    /// How long the pipes are still read once the child exited, for what it wrote just before;
+    /// a pipe still open after that is held by a process the child started, and is no longer
+    /// read ([`LimitedOutput::pipes_left_open`]). Default [`DEFAULT_LINGER`].
+    pub linger: Duration,
+}
+
+impl Default for OutputLimits {
+    fn default() -> OutputLimits {
+        OutputLimits {
+            max_stdout: None,
+            max_stderr: None,
+            timeout: None,
+            linger: DEFAULT_LINGER,
+        }
+    }
+}
+
+impl OutputLimits {
+    /// Keeps at most `bytes` of stdout.
+    #[must_use]
+    pub fn max_stdout(mut self, bytes: usize) -> OutputLimits {
+        self.max_stdout = Some(bytes);
+        self
+    }
+
+    /// Keeps at most `bytes` of stderr.
+    #[must_use]
+    pub fn max_stderr(mut self, bytes: usize) -> OutputLimits {
+        self.max_stderr = Some(bytes);
+        self
+    }
+
+    /// Keeps at most `bytes` of each stream.
+    #[must_use]
+    pub fn max_output(self, bytes: usize) -> OutputLimits {
+        self.max_stdout(bytes).max_stderr(bytes)
+    }
+
+    /// Kills the child (with escalation) if it has not exited `timeout` after the call.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> OutputLimits {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Reads the pipes for at most `linger` after the child exited.
+    #[must_use]
+    pub fn linger(mut self, linger: Duration) -> OutputLimits {
+        self.linger = linger;
+        self
+    }
+}
+
+/// What [`ExecHandle::wait_with_output_bounded`] collected, and which limit cut it short.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitedOutput {
+    /// The status and the bytes kept (at most the limits' worth of each stream).
+    pub output: Output,
+    /// The child wrote more to stdout than [`OutputLimits::max_stdout`]; the excess was dropped.
+    pub stdout_truncated: bool,
+    /// As [`stdout_truncated`](Self::stdout_truncated), for stderr.
+    pub stderr_truncated: bool,
+    /// The time limit passed before the child exited, and the child was killed; or the
+    /// command's own deadline killed it ([`ExecHandle::timed_out`]).
+    pub timed_out: bool,
+    /// The child exited but its stdout or stderr stayed open longer than
+    /// [`OutputLimits::linger`] (a process it started holds it): reading stopped there, and
+    /// what that process writes later is not collected.
+    pub pipes_left_open: bool,
+}
+
+impl ExecHandle {
+    /// Waits for the child to exit and collects its status, stdout and stderr, as
+    /// [`std::process::Child::wait_with_output`]: a piped stdin not yet taken is closed first (so
+    /// a child reading it sees end of file), both pipes are read at once to their end, whatever
+    /// the sizes, so neither the child nor the caller can block on a full pipe; then the status.
+    /// A stream that is not a pipe, or whose read end was taken, comes back empty.
+    ///
+    /// Runs on the calling thread (see the [module docs](crate#capturing-output)); the executor's
+    /// [`run`](crate::Executor::run) loop must be running in another thread for the status.
+    ///
+    /// Like std's, it reads to end of file: a process the child started in the background that
+    /// keeps the pipe open keeps this waiting. The bounded form,
+    /// [`wait_with_output_bounded`](Self::wait_with_output_bounded), stops shortly after the
+    /// child's own exit.
+    ///
+    /// ```
+    /// # let ex = std::sync::Arc::new(napix_executor::Executor::new()?);
+    /// # let runner = { let ex = ex.clone(); std::thread::spawn(move || ex.run()) };
+    /// let child = ex.create_process(&["sh", "-c", "echo out; echo err >&2; exit 3"], false)?;
+    /// let output = child.wait_with_output()?;
+    /// assert_eq!(output.status.code(), Some(3));
+    /// assert_eq!(output.stdout, b"out\n");
+    /// assert_eq!(output.stderr, b"err\n");
+    /// # ex.stop(); runner.join().expect("run thread")?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// The errno of a failed `poll(2)` or `read(2)` on the pipes (never `EINTR` or `EAGAIN`:
+    /// those are retried). The child is left running then; the executor still reaps it.
+    pub fn wait_with_output(self) -> io::Result<Output> {
+        let drained = self.drain(None, [None, None], None)?;
+        Ok(drained.output)
+    }
+
+    /// Like [`wait_with_output`](Self::wait_with_output), within `limits`: at most
+    /// `max_stdout`/`max_stderr` bytes kept (the rest is read and dropped, so the child does not
+    /// block), the child killed with escalation when `timeout` passes, and reading stopped
+    /// `linger` after the child exited even if a process it started keeps a pipe open. The
+    /// result says which limit cut it short. Returns after at most `timeout` + the executor's kill
+    /// grace + `linger` (plus the reap) when a timeout is given.
+    ///
+    /// ```
+    /// # let ex = std::sync::Arc::new(napix_executor::Executor::builder()
+    /// #     .kill_grace(std::time::Duration::from_millis(100)).build()?);
+    /// # let runner = { let ex = ex.clone(); std::thread::spawn(move || ex.run()) };
+    /// use std::time::Duration;
+    /// use napix_executor::OutputLimits;
+    /// // The shell exits at once; the `sleep` it left behind holds stdout open for 30 s.
+    /// let child = ex.create_process(&["sh", "-c", "sleep 30 & yes | head -c 100000"], false)?;
+    /// let limits = OutputLimits::default().max_stdout(1000).timeout(Duration::from_secs(10));
+    /// let got = child.wait_with_output_bounded(limits)?;
+    /// assert!(got.output.status.success());
+    /// assert_eq!(got.output.stdout.len(), 1000);
+    /// assert!(got.stdout_truncated && got.pipes_left_open && !got.timed_out);
+    /// # ex.stop(); runner.join().expect("run thread")?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`wait_with_output`](Self::wait_with_output).
+    pub fn wait_with_output_bounded(self, limits: OutputLimits) -> io::Result<LimitedOutput> {
+        // A timeout too large to represent is no timeout.
+        let deadline = limits
+            .timeout
+            .and_then(|timeout| Instant::now().checked_add(timeout));
+        let mut drained = self.drain(
+            deadline,
+            [limits.max_stdout, limits.max_stderr],
+            Some(limits.linger),
+        )?;
+        drained.timed_out |= self.timed_out();
+        Ok(drained)
+    }
+
+    /// The drain behind both forms. `linger: None` reads to end of file however long that takes.
+    fn drain(
+        &self,
+        deadline: Option<Instant>,
+        limits: [Option<usize>; 2],
+        linger: Option<Duration>,
+    ) -> io::Result<LimitedOutput> {
+        // Closed first, like std: a child that reads its stdin to the end would otherwise wait
+        // for us while we wait for it.
+        let mut streams = [
+            Stream::new(self.take_stdout().map(OwnedFd::from), limits[0])?,
+            Stream::new(self.take_stderr().map(OwnedFd::from), limits[1])?,
+        ];
+        let mut scratch = vec![0u8; READ_CHUNK];
+        let mut deadline = deadline;
+        let mut timed_out = false;
+        // When the child was seen to have exited, and when reading stops.
+        let mut exited_at: Option<Instant> = None;
+        // What poll(2) can wait on for the exit: the pidfd, readable once the child exited.
+        let exit_fd = self.pidfd();
+
+        while streams.iter().any(Stream::is_open) {
+            let now = Instant::now();
+            if let Some(at) = deadline
+                && now >= at
+                && exited_at.is_none()
+            {
+                timed_out = true;
+                deadline = None;
+                self.start_kill()?;
+            }
+            if exited_at.is_none() && linger.is_some() && self.return_code().is_some() {
+                exited_at = Some(now);
+            }
+            let stop_at = match (exited_at, linger) {
+                (Some(at), Some(linger)) => Some(at.checked_add(linger).unwrap_or(at)),
+                _ => None,
+            };
+            if stop_at.is_some_and(|stop| now >= stop) {
+                break;
+            }
+            // The exit matters only to stop reading after the linger.
+            let watch_exit = linger.is_some() && exited_at.is_none();
+            let mut wake = [stop_at, deadline].into_iter().flatten().min();
+            if watch_exit && exit_fd.is_none() {
+                let check = now + EXIT_CHECK;
+                wake = Some(wake.map_or(check, |w| w.min(check)));
+            }
+
+            let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(3);
+            let mut which: Vec<Option<usize>> = Vec::with_capacity(3);
+            for (i, stream) in streams.iter().enumerate() {
+                if let Some(fd) = &stream.fd {
+                    fds.push(PollFd::from_borrowed_fd(fd.as_fd(), PollFlags::IN));
+                    which.push(Some(i));
+                }
+            }
+            if watch_exit && let Some(fd) = exit_fd {
+                fds.push(PollFd::from_borrowed_fd(fd, PollFlags::IN));
+                which.push(None);
+            }
+            let timeout = wake.map(|w| timespec(w.saturating_duration_since(now)));
+            match poll(&mut fds, timeout.as_ref()) {
+                Ok(_) | Err(Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+            let mut exit_seen = false;
+            let mut ready = [false, false];
+            for (fd, which) in fds.iter().zip(&which) {
+                if fd.revents().is_empty() {
+                    continue;
+                }
+                match which {
+                    Some(i) => ready[*i] = true,
+                    None => exit_seen = true,
+                }
+            }
+            drop(fds);
+            for (stream, ready) in streams.iter_mut().zip(ready) {
+                if ready {
+                    stream.read_once(&mut scratch)?;
+                }
+            }
+            if exit_seen && exited_at.is_none() {
+                exited_at = Some(Instant::now());
+            }
+        }
+        let pipes_left_open = streams.iter().any(Stream::is_open);
+
+        // Once the exit was seen the reap is under way: the time limit no longer applies.
+        let deadline = deadline.filter(|_| exited_at.is_none());
+        let status = self.status_within(deadline, &mut timed_out)?;
+        let [stdout, stderr] = streams;
+        Ok(LimitedOutput {
+            output: Output {
+                status,
+                stdout: stdout.kept,
+                stderr: stderr.kept,
+            },
+            stdout_truncated: stdout.truncated,
+            stderr_truncated: stderr.truncated,
+            timed_out,
+            pipes_left_open,
+        })
+    }
+
+    /// The status, killing the child (with escalation) if `deadline` passes first.
+    fn status_within(
+        &self,
+        deadline: Option<Instant>,
+        timed_out: &mut bool,
+    ) -> io::Result<ExitStatus> {
+        if let Some(deadline) = deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if let Some(status) = self.wait_timeout(left) {
+                return Ok(status);
+            }
+            *timed_out = true;
+            self.start_kill()?;
+        }
+        Ok(self.wait())
+    }
+}
+
+/// One pipe being drained: its read end (`None` once at end of file or never a pipe), the bytes
+/// kept and the limit.
+struct Stream {
+    fd: Option<OwnedFd>,
+    kept: Vec<u8>,
+    limit: usize,
+    truncated: bool,
+}
+
+impl Stream {
+    fn new(fd: Option<OwnedFd>, limit: Option<usize>) -> io::Result<Stream> {
+        if let Some(fd) = &fd {
+            // Ours alone: the child holds the other end, so this changes nothing on its side.
+            rustix::io::ioctl_fionbio(fd, true)?;
+        }
+        Ok(Stream {
+            fd,
+            kept: Vec::new(),
+            limit: limit.unwrap_or(usize::MAX),
+            truncated: false,
+        })
+    }
+
+    fn is_open(&self) -> bool {
+        self.fd.is_some()
+    }
+
+    /// One `read(2)`: what it gives is kept up to the limit; end of file closes the stream.
+    fn read_once(&mut self, scratch: &mut [u8]) -> io::Result<()> {
+        let Some(fd) = &self.fd else {
+            return Ok(());
+        };
+        match rustix::io::read(fd, &mut *scratch) {
+            Ok(0) => self.fd = None,
+            Ok(n) => {
+                let room = self.limit.saturating_sub(self.kept.len());
+                let keep = n.min(room);
+                self.kept.extend_from_slice(&scratch[..keep]);
+                self.truncated |= keep < n;
+            }
+            Err(Errno::AGAIN | Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(())
+    }
+}
+
+/// A poll timeout, rounded up to the next millisecond so that a wake-up is never early (a
+/// zero-length sleep would spin until the deadline).
+fn timespec(d: Duration) -> Timespec {
+    let ms = d.as_nanos().div_ceil(1_000_000);
+    let d = Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX / 1000));
+    Timespec::try_from(d).unwrap_or(Timespec {
+        tv_sec: i64::MAX,
+        tv_nsec: 0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn poll_timeouts_round_up_to_whole_milliseconds() {
+        assert_eq!(timespec(Duration::ZERO).tv_nsec, 0);
+        assert_eq!(timespec(Duration::from_nanos(1)).tv_nsec, 1_000_000);
+        assert_eq!(timespec(Duration::from_micros(1500)).tv_nsec, 2_000_000);
+        assert_eq!(timespec(Duration::from_secs(3)).tv_sec, 3);
+        assert!(
+            timespec(Duration::MAX).tv_sec > 1 << 40,
+            "no wrap to a short sleep"
+        );
+    }
+
+    #[test]
+    fn limits_default_to_nothing_but_the_linger() {
+        let d = OutputLimits::default();
+        assert_eq!((d.max_stdout, d.max_stderr, d.timeout), (None, None, None));
+        assert_eq!(d.linger, DEFAULT_LINGER);
+        let both = OutputLimits::default().max_output(7);
+        assert_eq!((both.max_stdout, both.max_stderr), (Some(7), Some(7)));
+    }
+}
