@@ -139,11 +139,10 @@
 //! ([`LimitedOutput`] says which limit cut it short).
 //!
 //! Both drain the pipes on the **caller's thread**: its read ends are made non-blocking and
-//! `poll(2)` waits on stdout, stderr and the child's pidfd together. No thread is started per
-//! child or per pipe, and the executor thread copies nothing, so its spawn and reap latency does
-//! not depend on how much children write. Without pidfds ([`ChildWatch::Signal`]) the bounded
-//! form looks at the stored status between polls instead, waking every 10 ms while the child
-//! runs with a pipe open.
+//! `poll(2)` waits on stdout, stderr and the child's exit together (the handle's descriptor: the
+//! pidfd, or in [`ChildWatch::Signal`] mode the eventfd written at the reap). No thread is started
+//! per child or per pipe, no timer wakes the caller, and the executor thread copies nothing, so
+//! its spawn and reap latency does not depend on how much children write.
 //!
 //! ```
 //! # let ex = std::sync::Arc::new(napix_executor::Executor::new()?);

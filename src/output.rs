@@ -10,12 +10,11 @@
 //! depend on how much other children write, no buffer crosses threads, and the caller, who is
 //! blocked on the result anyway, pays for its own bytes.
 //!
-//! The exit is watched through the child's pidfd (readable once it exited) when the executor has
-//! one ([`ChildWatch::Pidfd`](crate::ChildWatch::Pidfd)). Without pidfds
-//! ([`ChildWatch::Signal`](crate::ChildWatch::Signal)) the status the executor stores is looked at
-//! between polls, which then wake at most every 10 ms ([`EXIT_CHECK`]) while the child runs with a pipe
-//! open. The unbounded [`ExecHandle::wait_with_output`] does not look at the exit at all before
-//! both pipes reach end of file (std's behaviour), so it never wakes for it.
+//! The exit is watched through the handle's descriptor ([`AsFd`] for [`ExecHandle`]) in the
+//! same `poll(2)`: the child's pidfd, readable once it exited, or in signal mode the eventfd the
+//! executor writes when it reaped the child. No timer wakes the drain. The unbounded
+//! [`ExecHandle::wait_with_output`] does not look at the exit before both pipes reach end of
+//! file (std's behaviour).
 //!
 //! # A process that keeps the pipe open
 //!
@@ -35,10 +34,6 @@ use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::io::Errno;
 
 use crate::handle::ExecHandle;
-
-/// How long the drain may sleep in `poll(2)` before it looks at the exit status, when the child
-/// has no pidfd to poll (signal mode).
-pub(crate) const EXIT_CHECK: Duration = Duration::from_millis(10);
 
 /// The default [`OutputLimits::linger`]: how long the pipes are still read after the child
 /// exited.
@@ -238,8 +233,8 @@ impl ExecHandle {
         let mut timed_out = false;
         // When the child was seen to have exited, and when reading stops.
         let mut exited_at: Option<Instant> = None;
-        // What poll(2) can wait on for the exit: the pidfd, readable once the child exited.
-        let exit_fd = self.pidfd();
+        // Readable once the child exited (its pidfd) or was reaped (signal mode's eventfd).
+        let exit_fd = self.as_fd();
 
         while streams.iter().any(Stream::is_open) {
             let now = Instant::now();
@@ -263,11 +258,7 @@ impl ExecHandle {
             }
             // The exit matters only to stop reading after the linger.
             let watch_exit = linger.is_some() && exited_at.is_none();
-            let mut wake = [stop_at, deadline].into_iter().flatten().min();
-            if watch_exit && exit_fd.is_none() {
-                let check = now + EXIT_CHECK;
-                wake = Some(wake.map_or(check, |w| w.min(check)));
-            }
+            let wake = [stop_at, deadline].into_iter().flatten().min();
 
             let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(3);
             let mut which: Vec<Option<usize>> = Vec::with_capacity(3);
@@ -277,8 +268,8 @@ impl ExecHandle {
                     which.push(Some(i));
                 }
             }
-            if watch_exit && let Some(fd) = exit_fd {
-                fds.push(PollFd::from_borrowed_fd(fd, PollFlags::IN));
+            if watch_exit {
+                fds.push(PollFd::from_borrowed_fd(exit_fd, PollFlags::IN));
                 which.push(None);
             }
             let timeout = wake.map(|w| timespec(w.saturating_duration_since(now)));
