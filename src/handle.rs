@@ -417,5 +417,27 @@ impl From<ChildStdin> for OwnedFd {
     }
 }
 
+impl ChildStdin {
+    /// Makes writes to a full pipe return `WouldBlock` instead of waiting (`true`), or wait
+    /// again (`false`), for an event loop (tokio's `AsyncFd`, `tokio::net::unix::pipe::Sender`).
+    /// Only this write end changes: the child's end is another open file.
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        Ok(rustix::io::ioctl_fionbio(&self.0, nonblocking)?)
+    }
+}
+
+impl IntoRawFd for ChildStdin {
+    fn into_raw_fd(self) -> RawFd {
+        self.0.into_raw_fd()
+    }
+}
+
+/// Wraps any descriptor, as std's `From<OwnedFd>` for its pipe types.
+impl From<OwnedFd> for ChildStdin {
+    fn from(fd: OwnedFd) -> ChildStdin {
+        ChildStdin(File::from(fd))
+    }
+}
+
 pipe_reader!(ChildStdout, "stdout");
 pipe_reader!(ChildStderr, "stderr");

@@ -162,7 +162,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! The pipe types ([`ChildStdout`], [`ChildStderr`]) also give their descriptor ([`AsFd`],
+//! [`Executor::output`] spawns a [`Command`] and collects it the same way, with std's defaults for
+//! `output()`: stdout and stderr piped, stdin null, unless the command sets them.
+//!
+//! The pipe types ([`ChildStdin`], [`ChildStdout`], [`ChildStderr`]) also give their descriptor ([`AsFd`],
 //! `Into<OwnedFd>`) and can be made non-blocking (`set_nonblocking`) for an event loop.
 //!
 //! [`AsFd`]: std::os::fd::AsFd
@@ -356,8 +359,8 @@ pub use executor::{DEFAULT_KILL_GRACE, Executor, ExecutorBuilder, executor};
 pub use exit_future::ExitFuture;
 pub use handle::{ChildStderr, ChildStdin, ChildStdout, ExecHandle};
 pub use lifetime::KillScope;
-pub use resource::Resource;
 pub use output::{DEFAULT_LINGER, LimitedOutput, OutputLimits};
+pub use resource::Resource;
 pub use rusage::ResourceUsage;
 pub use shared::ChildWatch;
 pub use spawn_future::SpawnFuture;

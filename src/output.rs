@@ -33,7 +33,10 @@ use std::time::{Duration, Instant};
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::io::Errno;
 
+use crate::command::Command;
+use crate::executor::Executor;
 use crate::handle::ExecHandle;
+use crate::request::StdioPlan;
 
 /// The default [`OutputLimits::linger`]: how long the pipes are still read after the child
 /// exited.
@@ -140,6 +143,48 @@ pub struct LimitedOutput {
     pub pipes_left_open: bool,
 }
 
+/// What [`Executor::output`] gives the streams a command leaves unset: std's defaults for
+/// `output()`.
+const OUTPUT_DEFAULTS: [StdioPlan; 3] = [StdioPlan::Null, StdioPlan::Piped, StdioPlan::Piped];
+
+impl Executor {
+    /// Runs `command` to its end and collects its status, stdout and stderr, as
+    /// [`std::process::Command::output`]: stdout and stderr are pipes and stdin is `/dev/null`
+    /// unless the command sets them; then [`ExecHandle::wait_with_output`].
+    ///
+    /// ```
+    /// # let ex = std::sync::Arc::new(napix_executor::Executor::new()?);
+    /// # let runner = { let ex = ex.clone(); std::thread::spawn(move || ex.run()) };
+    /// use napix_executor::Command;
+    /// let out = ex.output(Command::new("sh").args(["-c", "echo $GREETING; exit 2"]).env("GREETING", "hi"))?;
+    /// assert_eq!(out.status.code(), Some(2));
+    /// assert_eq!(out.stdout, b"hi\n");
+    /// # ex.stop(); runner.join().expect("run thread")?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// The spawn's [`SpawnError`](crate::SpawnError) as an [`io::Error`] (its kind kept), or
+    /// what [`ExecHandle::wait_with_output`] returns.
+    pub fn output(&self, command: &Command) -> io::Result<Output> {
+        self.spawn_with(command, OUTPUT_DEFAULTS)?
+            .wait_with_output()
+    }
+
+    /// [`output`](Self::output) within `limits`: [`ExecHandle::wait_with_output_bounded`].
+    ///
+    /// # Errors
+    /// As [`output`](Self::output).
+    pub fn output_bounded(
+        &self,
+        command: &Command,
+        limits: OutputLimits,
+    ) -> io::Result<LimitedOutput> {
+        self.spawn_with(command, OUTPUT_DEFAULTS)?
+            .wait_with_output_bounded(limits)
+    }
+}
+
 impl ExecHandle {
     /// Waits for the child to exit and collects its status, stdout and stderr, as
     /// [`std::process::Child::wait_with_output`]: a piped stdin not yet taken is closed first (so
@@ -224,6 +269,7 @@ impl ExecHandle {
     ) -> io::Result<LimitedOutput> {
         // Closed first, like std: a child that reads its stdin to the end would otherwise wait
         // for us while we wait for it.
+        drop(self.take_stdin());
         let mut streams = [
             Stream::new(self.take_stdout().map(OwnedFd::from), limits[0])?,
             Stream::new(self.take_stderr().map(OwnedFd::from), limits[1])?,

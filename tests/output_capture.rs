@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use napix_executor::{ChildStdout, Executor, OutputLimits, SpawnBackend};
+use napix_executor::{ChildStdout, Command, Executor, OutputLimits, SpawnBackend, Stdio};
 
 const LONG: Duration = Duration::from_secs(30);
 
@@ -25,6 +25,8 @@ per_backend!(
     timeout_reaches_sigkill_for_a_child_ignoring_sigterm,
     grandchild_holding_the_pipe_returns_within_the_linger,
     taken_and_discarded_streams_come_back_empty,
+    piped_stdin_is_closed_first,
+    executor_output_pipes_stdout_and_stderr_by_default,
 );
 
 /// Runs `body` with a started executor (kill grace `grace`) and checks that this process has
@@ -234,5 +236,66 @@ fn pipe_readers_turn_non_blocking_and_convert_like_std() {
         stdout.set_nonblocking(false).expect("set_nonblocking");
         assert_eq!(read_all(stdout, LONG), b"late\n");
         assert!(wait_for(&h, LONG).success());
+    });
+}
+
+fn piped_stdin_is_closed_first(b: SpawnBackend) {
+    fds_checked(b, Duration::from_millis(200), |ex| {
+        // `cat` ends only at end of file on its stdin: an open stdin would hang the collection.
+        let mut cmd = Command::new("cat");
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let h = ex.spawn(&cmd).expect("spawn cat");
+        let out =
+            collect("wait_with_output", move || h.wait_with_output()).expect("wait_with_output");
+        assert!(out.status.success(), "{:?}", out.status);
+        assert!(out.stdout.is_empty() && out.stderr.is_empty());
+
+        let h = ex.spawn(&cmd).expect("spawn cat");
+        let limits = OutputLimits::default().timeout(LONG);
+        let got = collect("bounded", move || h.wait_with_output_bounded(limits))
+            .expect("wait_with_output_bounded");
+        assert!(got.output.status.success() && !got.timed_out);
+    });
+}
+
+fn executor_output_pipes_stdout_and_stderr_by_default(b: SpawnBackend) {
+    fds_checked(b, Duration::from_millis(200), |ex| {
+        // stdin /dev/null by default: `cat` ends at once.
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "cat; echo \"$K\"; echo err >&2; exit 5"])
+            .env("K", "v");
+        let exec = Arc::clone(ex);
+        let out = collect("output", move || exec.output(&cmd)).expect("output");
+        assert_eq!(out.status.code(), Some(5));
+        assert_eq!(out.stdout, b"v\n");
+        assert_eq!(out.stderr, b"err\n");
+
+        // What the command sets wins over the defaults.
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "echo out; echo err >&2"])
+            .stdout(Stdio::null());
+        let exec = Arc::clone(ex);
+        let out = collect("output", move || exec.output(&cmd)).expect("output");
+        assert!(out.stdout.is_empty());
+        assert_eq!(out.stderr, b"err\n");
+
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "yes | head -c 100000"]);
+        let exec = Arc::clone(ex);
+        let limits = OutputLimits::default().max_stdout(10);
+        let got = collect("output_bounded", move || exec.output_bounded(&cmd, limits))
+            .expect("output_bounded");
+        assert_eq!(got.output.stdout, b"y\ny\ny\ny\ny\n");
+        assert!(got.stdout_truncated && got.output.status.success());
+
+        // A spawn error keeps its kind.
+        let exec = Arc::clone(ex);
+        let e = collect("output", move || {
+            exec.output(&Command::new("/no/such/program"))
+        })
+        .expect_err("no such program");
+        assert_eq!(e.kind(), ErrorKind::NotFound);
     });
 }
