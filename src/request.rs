@@ -302,6 +302,9 @@ fn check_dir(program: &OsStr, dir: &Path) -> Result<CString, SpawnError> {
 fn search_path(program: &OsStr, path_var: Option<&OsStr>) -> Result<PathBuf, SpawnError> {
     let path_var = path_var.unwrap_or(OsStr::new(DEFAULT_PATH));
     let mut saw_denied = false;
+    // As glibc's execvp: EACCES wins, else the errno of the last entry (ENOTDIR for an entry
+    // that is a file); an unusual error (ELOOP, ENAMETOOLONG, ...) ends the search at once.
+    let mut last = libc::ENOENT;
     for dir in path_var.as_bytes().split(|&b| b == b':') {
         // An empty entry means the current directory (POSIX).
         let dir = if dir.is_empty() {
@@ -318,15 +321,28 @@ fn search_path(program: &OsStr, path_var: Option<&OsStr>) -> Result<PathBuf, Spa
                 saw_denied = true;
             }
             Ok(_) => saw_denied = true, // a directory of that name: execvp says EACCES too
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => saw_denied = true,
-            Err(_) => {}
+            Err(e) => match e.raw_os_error() {
+                Some(libc::EACCES) => saw_denied = true,
+                Some(
+                    errno @ (libc::ENOENT
+                    | libc::ENOTDIR
+                    | libc::ESTALE
+                    | libc::ENODEV
+                    | libc::ETIMEDOUT),
+                ) => last = errno,
+                Some(errno) => {
+                    let program = program.to_os_string();
+                    return Err(SpawnError::from_errno(&program, SpawnStage::Exec, errno));
+                }
+                None => {}
+            },
         }
     }
     let program = program.to_os_string();
     if saw_denied {
         Err(SpawnError::PermissionDenied { program })
     } else {
-        Err(SpawnError::NotFound { program })
+        Err(SpawnError::from_errno(&program, SpawnStage::Exec, last))
     }
 }
 
@@ -358,6 +374,25 @@ mod tests {
         // "/" holds a directory named "tmp": found but not executable as a program.
         let err = search_path(OsStr::new("tmp"), Some(OsStr::new("/"))).unwrap_err();
         assert!(matches!(err, SpawnError::PermissionDenied { .. }));
+    }
+
+    #[test]
+    fn path_search_keeps_the_telling_errno() {
+        let not_dir = |path: &str| {
+            search_path(OsStr::new("x"), Some(OsStr::new(path)))
+                .unwrap_err()
+                .raw_os_error()
+        };
+        // An entry that is a file: ENOTDIR, as execvp (and std) say.
+        assert_eq!(not_dir("/etc/passwd"), Some(libc::ENOTDIR));
+        assert_eq!(not_dir("/nonexistent:/etc/passwd"), Some(libc::ENOTDIR));
+        // The last entry's errno, as glibc keeps it.
+        assert_eq!(not_dir("/etc/passwd:/nonexistent"), Some(libc::ENOENT));
+        // EACCES over any other.
+        let denied = search_path(OsStr::new("tmp"), Some(OsStr::new("/etc/passwd:/")));
+        assert!(matches!(denied, Err(SpawnError::PermissionDenied { .. })));
+        let e = search_path(OsStr::new("x"), Some(OsStr::new("/etc/passwd"))).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::NotADirectory);
     }
 
     #[test]
