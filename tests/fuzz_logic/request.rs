@@ -219,6 +219,15 @@ pub fn run(data: &[u8]) -> Outcome {
                 (verdict, e),
                 (Verdict::Empty, SpawnError::EmptyCommand)
                     | (Verdict::NotFound, SpawnError::NotFound { .. })
+                    // The PATH search keeps the telling errno, as execvp (a name too long, an
+                    // entry that is a file or a symlink loop).
+                    | (
+                        Verdict::NotFound,
+                        SpawnError::System {
+                            errno: libc::ENAMETOOLONG | libc::ENOTDIR | libc::ELOOP,
+                            ..
+                        }
+                    )
                     | (Verdict::Denied, SpawnError::PermissionDenied { .. })
             ) || matches!((verdict, e), (Verdict::Nul(i), SpawnError::NulByte { index, .. }) if i == *index);
             assert!(
