@@ -20,30 +20,13 @@ fn spawn_cmd(exec: &Arc<Executor>, build: impl FnOnce() -> Command + Send + 'sta
         .unwrap_or_else(|e| panic!("spawn failed: {e} ({e:?})"))
 }
 
-/// (pid, pgid) of every process whose process group is `pgid`, from /proc.
+/// Live (non-zombie) processes whose process group is `pgid`, from /proc.
 fn members_of_group(pgid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-            continue;
-        };
-        // state ppid pgrp
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        if fields.len() > 2 && fields[0] != "Z" && fields[2].parse::<u32>().ok() == Some(pgid) {
-            out.push(pid);
-        }
-    }
-    out
+    proc_stats()
+        .into_iter()
+        .filter(|&(_, state, _, pgrp, _)| state != 'Z' && pgrp == pgid)
+        .map(|(pid, ..)| pid)
+        .collect()
 }
 
 /// Children (any state) of `pid`, from /proc/<pid>/task/*/children.

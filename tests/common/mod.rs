@@ -367,6 +367,17 @@ pub fn is_live_child(pid: u32) -> bool {
 /// All children of this process, as (pid, state, comm).
 pub fn children() -> Vec<(u32, char, String)> {
     let me = our_pid();
+    proc_stats()
+        .into_iter()
+        .filter(|(_, _, ppid, _, _)| *ppid == me)
+        .map(|(pid, state, _, _, comm)| (pid, state, comm))
+        .collect()
+}
+
+/// Every process in /proc as (pid, state, ppid, pgrp, comm), parsed from /proc/PID/stat after
+/// the last ')' (a comm may hold spaces and parentheses). Processes that vanish meanwhile are
+/// skipped.
+pub fn proc_stats() -> Vec<(u32, char, u32, u32, String)> {
     let mut out = Vec::new();
     let Ok(dir) = fs::read_dir("/proc") else {
         return out;
@@ -389,9 +400,8 @@ pub fn children() -> Vec<(u32, char, String)> {
         let mut it = text[close + 1..].split_whitespace();
         let state = it.next().and_then(|s| s.chars().next()).unwrap_or('?');
         let ppid: u32 = it.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-        if ppid == me {
-            out.push((pid, state, comm));
-        }
+        let pgrp: u32 = it.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+        out.push((pid, state, ppid, pgrp, comm));
     }
     out
 }
