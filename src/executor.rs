@@ -75,6 +75,16 @@ impl ExecutorBuilder {
         self
     }
 
+    /// Whether to record each child's [`Timeline`](crate::Timeline): the instants of its request's
+    /// way through the executor (queued, spawn started, spawned, exit observed, reaped, and the
+    /// caller's replies), read with [`ExecHandle::timeline`]. Default off: then no child has one
+    /// and nothing reads the clock for it. On, it costs a few clock reads (about 20-50 ns each
+    /// with the vDSO) and one allocation per child.
+    pub fn timeline(mut self, on: bool) -> Self {
+        self.config.timeline = on;
+        self
+    }
+
     /// How long [`create_process`](Executor::create_process) waits for the executor thread to
     /// serve its request before it fails with [`SpawnError::NotServed`] (default: no limit).
     /// Guards against a loop that is not running (nobody called [`run`](Executor::run)). The
@@ -230,6 +240,7 @@ impl Executor {
                 backend: SpawnBackend::default(),
                 spin: DEFAULT_SPIN,
                 watch: ChildWatch::Auto,
+                timeline: false,
             },
             request_timeout: None,
         }
@@ -439,6 +450,7 @@ impl Executor {
             command,
             owner: thread::current().id(),
             reply: reply.clone(),
+            queued: shared.config().timeline.then(Instant::now),
         }));
         if shared.queue().push(request).is_err() {
             return Err(drop_cgroup(SpawnError::Stopped));
@@ -645,6 +657,7 @@ fn queue_async(shared: &Arc<Shared>, command: PreparedCommand) -> Result<SpawnFu
         command,
         owner: thread::current().id(),
         reply: reply.clone(),
+        queued: shared.config().timeline.then(Instant::now),
     }));
     if shared.queue().push(request).is_err() {
         return Err(SpawnError::Stopped);

@@ -17,6 +17,7 @@ use crate::exit_future::{ExitFd, ExitFuture};
 use crate::proc_state::{ProcState, Spawned};
 use crate::queue::{Message, ReplySlot};
 use crate::shared::Shared;
+use crate::timeline::Timeline;
 
 /// A running (or finished) child process.
 ///
@@ -75,6 +76,9 @@ impl ExecHandle {
                 }
             },
         };
+        if let Some(t) = &spawned.state.timeline {
+            t.replied(std::time::Instant::now());
+        }
         Ok(ExecHandle {
             state: spawned.state,
             executor,
@@ -89,6 +93,25 @@ impl ExecHandle {
     /// the system for another process; signal through the handle, never through the number).
     pub fn pid(&self) -> u32 {
         self.state.pid
+    }
+
+    /// Where this child's time went so far: the instants of its request's way through the
+    /// executor and the hops between them ([`Timeline`]). `None` unless the executor was built
+    /// with [`ExecutorBuilder::timeline(true)`](crate::ExecutorBuilder::timeline).
+    ///
+    /// ```
+    /// # let ex = napix_executor::Executor::builder().timeline(true).start()?;
+    /// let child = ex.create_process(&["true"], true)?;
+    /// let before = child.timeline().expect("recorded");
+    /// assert!(before.spawned.is_some() && before.wait_returned.is_none());
+    /// child.wait();
+    /// let after = child.timeline().expect("recorded");
+    /// println!("queue wait {:?}, spawn {:?}", after.hand_off_in(), after.clone_exec());
+    /// assert!(after.hand_off_out().is_some());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn timeline(&self) -> Option<Timeline> {
+        self.state.timeline.as_ref().map(|t| t.snapshot())
     }
 
     /// The exit status once the executor has reaped the process, `None` while it runs.

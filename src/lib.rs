@@ -295,8 +295,9 @@
 //! killing and removing cgroups), `rusage.rs`
 //! ([`ResourceUsage`]), `shared.rs` (the state one executor's threads share), `proc_state.rs` (one
 //! child's state: status, waiters, signalling), `poller.rs` (epoll, timerfd and doorbell behind one
-//! type), `spin.rs` (bounded polling before sleeping), `waker_list.rs` (the tasks waiting for one
-//! event), `direct.rs` (spawning without the loop),
+//! type), `spin.rs` (bounded polling before sleeping), `timeline.rs` ([`Timeline`]: where one
+//! child's time went, recorded with `ExecutorBuilder::timeline`), `waker_list.rs` (the tasks
+//! waiting for one event), `direct.rs` (spawning without the loop),
 //! `error.rs`. All `unsafe` lives in `sys/`.
 //!
 //! Every module depends only on the ones below it; no two import each other:
@@ -310,7 +311,7 @@
 //!         -> reap -> sigchld -> sys
 //!         -> reap, escalation -> proc_state
 //! queue -> poller, request, proc_state, waker_list
-//! proc_state -> waker_list
+//! proc_state -> waker_list, timeline
 //! ```
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -350,6 +351,7 @@ mod sys;
 mod table;
 #[cfg(test)]
 mod test_support;
+mod timeline;
 mod waker_list;
 
 pub use cgroup::cgroup2_mount;
@@ -368,3 +370,4 @@ pub use stdio::Stdio;
 pub use sys::spawn::SpawnBackend;
 pub use sys::{block_sigchld, raise_fd_limit};
 pub use table::ProcessInfo;
+pub use timeline::Timeline;

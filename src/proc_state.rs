@@ -21,6 +21,7 @@ use tracing::info;
 use crate::lifetime::{KillScope, Lifetime};
 use crate::rusage::ResourceUsage;
 use crate::spin::SpinPolicy;
+use crate::timeline::TimelineRecorder;
 use crate::waker_list::{WakerList, wake_all};
 
 /// The raw wait status reported when the real one is lost: exit code 255.
@@ -66,6 +67,9 @@ pub(crate) struct ProcState {
     /// True once reaped. Held by the reaper across its reaping `waitid`, and by whoever signals
     /// the child's process group: the group id is safe to name only while the leader is unreaped.
     reap_gate: Mutex<bool>,
+    /// With [`ExecutorBuilder::timeline`](crate::ExecutorBuilder::timeline): where this child's
+    /// instants are written; set before the state is shared. Boxed: most executors have none.
+    pub(crate) timeline: Option<Box<TimelineRecorder>>,
 }
 
 /// A spawned child's parts, as the executor thread answers a spawn request; the public handle
@@ -102,6 +106,7 @@ impl ProcState {
             lifetime: Lifetime::default(),
             wakers: Mutex::new(WakerList::default()),
             reap_gate: Mutex::new(false),
+            timeline: None,
         }
     }
 
@@ -135,6 +140,9 @@ impl ProcState {
 
     /// Stores the final status and wakes every waiter. Called by the reaper only.
     pub(crate) fn set_status(&self, status: ExitStatus, lost: bool) {
+        if let Some(t) = &self.timeline {
+            t.reaped(Instant::now());
+        }
         self.status_lost.store(lost, Ordering::Release);
         let mut s = self.lock();
         if s.is_none() {
@@ -163,6 +171,7 @@ impl ProcState {
             wakers.remove(key.take());
             drop(wakers);
             if let Some(status) = self.status() {
+                self.note_wait_returned();
                 return Poll::Ready(status);
             }
             // `done` is only set after the status; unreachable, but never wait on it.
@@ -282,6 +291,13 @@ impl ProcState {
         }
     }
 
+    /// With a timeline: a waiter got the status (the first one's instant is kept).
+    fn note_wait_returned(&self) {
+        if let Some(t) = &self.timeline {
+            t.wait_returned();
+        }
+    }
+
     /// Blocks until the executor thread stored the status.
     pub(crate) fn wait(&self) -> ExitStatus {
         self.spin
@@ -289,6 +305,8 @@ impl ProcState {
         let mut s = self.lock();
         loop {
             if let Some(status) = *s {
+                drop(s);
+                self.note_wait_returned();
                 return status;
             }
             s = self.exited.wait(s).unwrap_or_else(PoisonError::into_inner);
@@ -304,6 +322,8 @@ impl ProcState {
         let mut s = self.lock();
         loop {
             if let Some(status) = *s {
+                drop(s);
+                self.note_wait_returned();
                 return Some(status);
             }
             let left = match deadline {

@@ -43,6 +43,8 @@ pub(crate) struct SpawnRequest {
     pub(crate) command: PreparedCommand,
     pub(crate) owner: thread::ThreadId,
     pub(crate) reply: Arc<ReplySlot<Result<Spawned, SpawnError>>>,
+    /// When the caller queued it; `Some` only with [`ExecutorBuilder::timeline`](crate::ExecutorBuilder::timeline).
+    pub(crate) queued: Option<Instant>,
 }
 
 impl Message {
@@ -379,6 +381,7 @@ mod tests {
             command: PreparedCommand::new(&["/bin/true"]).expect("command"),
             owner: thread::current().id(),
             reply: reply.clone(),
+            queued: None,
         };
         assert!(q.push(Message::Spawn(Box::new(request))).is_ok());
         q.close();

@@ -37,6 +37,9 @@ struct Reactor<'a> {
     stop_seen: bool,
     /// What the timer is armed to.
     armed: Option<Instant>,
+    /// With a timeline: when the poller last returned, while its events are handled (the instant
+    /// a child reaped in that pass was observed to have exited); `None` outside that pass.
+    woke: Option<Instant>,
     events: Events,
 }
 
@@ -60,6 +63,7 @@ pub(crate) fn run(shared: &Shared) -> io::Result<()> {
         cgroups: Leftovers::default(),
         stop_seen: false,
         armed: None,
+        woke: None,
         events: Events::with_capacity(256),
     };
     let result = reactor.run_loop();
@@ -90,6 +94,7 @@ impl Reactor<'_> {
                 continue;
             }
             let waited = self.shared.poller().wait(&mut self.events);
+            self.woke = self.shared.config().timeline.then(Instant::now);
             queue.woke_up();
             match waited {
                 Ok(()) => {}
@@ -105,6 +110,7 @@ impl Reactor<'_> {
                     None => {}
                 }
             }
+            self.woke = None;
         }
     }
 
@@ -337,6 +343,9 @@ impl Reactor<'_> {
     }
 
     fn finish(&mut self, state: &Arc<ProcState>, status: ExitStatus, lost: bool) {
+        if let Some(t) = &state.timeline {
+            t.exit_observed(self.woke.unwrap_or_else(Instant::now));
+        }
         if let Some(fd) = &state.pidfd {
             self.shared.poller().remove(fd);
         }

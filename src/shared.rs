@@ -42,6 +42,8 @@ pub(crate) struct Config {
     pub(crate) spin: Duration,
     /// Never `Auto` once built.
     pub(crate) watch: ChildWatch,
+    /// Record each child's [`Timeline`](crate::Timeline).
+    pub(crate) timeline: bool,
 }
 
 /// State shared by the executor thread, the caller threads and (weakly) the handles.

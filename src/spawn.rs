@@ -19,6 +19,7 @@ use crate::reap::{Reaper, Wait};
 use crate::shared::{ChildWatch, Shared};
 use crate::sys::spawn::Spawner;
 use crate::table::{Entry, ProcessInfo};
+use crate::timeline::TimelineRecorder;
 
 /// Spawns what `request` asks for and tracks it. A child that runs but cannot be tracked is
 /// killed and handed to `reaper` as an orphan, and the spawn fails.
@@ -29,6 +30,8 @@ pub(crate) fn spawn<W: Wait>(
     request: SpawnRequest,
 ) -> Result<Spawned, SpawnError> {
     let config = shared.config();
+    // With a timeline, this request's wait in the queue ends here.
+    let spawn_started = config.timeline.then(Instant::now);
     let program = &request.command.program;
     let fail = |stage: SpawnStage, errno: Errno| {
         SpawnError::from_errno(program, stage, errno.raw_os_error())
@@ -49,6 +52,13 @@ pub(crate) fn spawn<W: Wait>(
         .spawn(config.backend, &request.command, &stdio, watch_pidfd)
         .map_err(|f| request.command.child_error(f))?;
     let spawn_time = started.elapsed();
+    let timeline = spawn_started.map(|at| {
+        Box::new(TimelineRecorder::new(
+            request.queued,
+            at,
+            started + spawn_time,
+        ))
+    });
     // The child has its copies; ours must go or the reader never sees EOF.
     let [stdin, stdout, stderr] = parts.parent;
     let pid = spawned.pid;
@@ -91,6 +101,7 @@ pub(crate) fn spawn<W: Wait>(
     let raw_pid = pid.as_raw_nonzero().get() as u32;
     let mut state =
         ProcState::new(serial, pid, pidfd, shared.spin().clone()).with_start_time(start_time);
+    state.timeline = timeline;
     state.lifetime = request.command.lifetime.clone();
     let state = Arc::new(state);
     debug!(
