@@ -18,6 +18,9 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{is_live_child, run_cases};
 use napix_executor::{ChildWatch, Executor, SpawnBackend, SpawnError};
 
 const LIMIT: Duration = Duration::from_secs(10);
@@ -35,13 +38,6 @@ fn pipe() -> (std::fs::File, std::fs::File) {
             OwnedFd::from_raw_fd(fds[1]).into(),
         )
     }
-}
-
-fn is_alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        s.rsplit_once(") ")
-            .is_some_and(|(_, rest)| !rest.starts_with('Z'))
-    })
 }
 
 /// What the forked child checks; `Err` says what went wrong.
@@ -109,7 +105,7 @@ fn in_the_child(
     Ok(format!("create_process failed in {took:?}: {message}"))
 }
 
-fn check(backend: SpawnBackend, watch: ChildWatch) {
+fn check(backend: SpawnBackend, watch: ChildWatch) -> String {
     let what = format!("{backend:?} {watch:?}");
     let ex = Arc::new(
         Executor::builder()
@@ -136,7 +132,7 @@ fn check(backend: SpawnBackend, watch: ChildWatch) {
         drop(read);
         // SAFETY: alarm has no preconditions; SIGALRM's default action ends the child.
         unsafe { libc::alarm(CHILD_ALARM) };
-        let ex = ex.clone();
+        // Moved, not cloned: with the run thread's count given up, the child's drop is the last.
         let result = std::panic::catch_unwind(move || in_the_child(ex, parent, backend, watch));
         let (code, text) = match result {
             Ok(Ok(text)) => (0, text),
@@ -165,7 +161,7 @@ fn check(backend: SpawnBackend, watch: ChildWatch) {
     );
     // The parent's executor and child are untouched.
     assert!(
-        is_alive(sleeper.pid()),
+        is_live_child(sleeper.pid()),
         "{what}: the parent's child was killed from the fork"
     );
     assert!(
@@ -183,13 +179,16 @@ fn check(backend: SpawnBackend, watch: ChildWatch) {
     assert_eq!(sleeper.kill().code(), None, "{what}: sleep ends by SIGTERM");
     ex.stop();
     runner.join().expect("run thread").expect("run()");
-    println!("{what}: forked child: {report}");
+    format!("forked child: {report}")
 }
 
 fn main() {
-    for watch in [ChildWatch::Pidfd, ChildWatch::Signal] {
-        for backend in SpawnBackend::ALL {
-            check(backend, watch);
-        }
-    }
+    let cases = [ChildWatch::Pidfd, ChildWatch::Signal]
+        .into_iter()
+        .flat_map(|watch| SpawnBackend::ALL.map(|backend| (backend, watch)));
+    run_cases(
+        cases,
+        |(backend, watch)| format!("{backend:?} {watch:?}"),
+        |(backend, watch)| check(backend, watch),
+    );
 }

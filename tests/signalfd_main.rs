@@ -3,72 +3,56 @@
 //! SIGCHLD from a signalfd, every exit is reaped even when many coalesce into one signal, and
 //! children still start with an empty signal mask.
 
+mod common;
+
 use std::io::Read;
-use std::sync::Arc;
 use std::time::Duration;
 
-use napix_executor::{ChildWatch, Executor, SpawnBackend};
+use common::{has_signalfd, run_cases, start_with_watch};
+use napix_executor::{ChildWatch, SpawnBackend};
 
 fn main() {
     napix_executor::block_sigchld().expect("block_sigchld");
-    for backend in SpawnBackend::ALL {
-        let ex = Arc::new(
-            Executor::builder()
-                .backend(backend)
-                .child_watch(ChildWatch::Signal)
-                .kill_grace(Duration::from_millis(300))
-                .build()
-                .expect("build"),
-        );
-        let runner = {
-            let ex = ex.clone();
-            std::thread::spawn(move || ex.run())
-        };
-        let h = ex
-            .create_process(&["cat", "/proc/self/status"], false)
-            .expect("spawn cat");
-        assert!(
-            has_signalfd(),
-            "{backend:?}: the loop should read SIGCHLD from a signalfd"
-        );
-        let mut status = String::new();
-        h.take_stdout()
-            .expect("stdout")
-            .read_to_string(&mut status)
-            .expect("read");
-        let code = h.wait_timeout(Duration::from_secs(10)).map(|s| s.code());
-        assert_eq!(code, Some(Some(0)), "{backend:?}: cat not reaped");
-        let blocked = status
-            .lines()
-            .find(|l| l.starts_with("SigBlk:"))
-            .expect("SigBlk line");
-        assert_eq!(
-            blocked.split_whitespace().nth(1),
-            Some("0000000000000000"),
-            "{backend:?}: the child inherited a blocked mask"
-        );
-        let handles: Vec<_> = (0..30)
-            .map(|_| ex.create_process(&["/bin/true"], true).expect("spawn true"))
-            .collect();
-        for h in &handles {
-            let code = h.wait_timeout(Duration::from_secs(10)).map(|s| s.code());
-            assert_eq!(code, Some(Some(0)), "{backend:?}: /bin/true not reaped");
-        }
-        let stubborn = ex
-            .create_process(&["sleep", "30"], true)
-            .expect("spawn sleeper");
-        ex.stop();
-        runner.join().expect("run thread").expect("run()");
-        assert!(stubborn.return_code().is_some());
-        println!("signalfd path, {backend:?}: ok");
-    }
+    run_cases(
+        SpawnBackend::ALL,
+        |backend| format!("signalfd path, {backend:?}"),
+        check,
+    );
 }
 
-/// Whether this process holds a signalfd (the loop's SIGCHLD source).
-fn has_signalfd() -> bool {
-    std::fs::read_dir("/proc/self/fd")
-        .expect("/proc/self/fd")
-        .flatten()
-        .filter_map(|e| std::fs::read_link(e.path()).ok())
-        .any(|target| target.to_string_lossy().contains("signalfd"))
+fn check(backend: SpawnBackend) -> String {
+    let mut r = start_with_watch(backend, ChildWatch::Signal, Duration::from_millis(300));
+    let ex = r.exec();
+    let h = ex
+        .create_process(&["cat", "/proc/self/status"], false)
+        .expect("spawn cat");
+    assert!(
+        has_signalfd(),
+        "{backend:?}: the loop should read SIGCHLD from a signalfd"
+    );
+    let mut status = String::new();
+    h.take_stdout()
+        .expect("stdout")
+        .read_to_string(&mut status)
+        .expect("read");
+    let code = h.wait_timeout(Duration::from_secs(10)).map(|s| s.code());
+    assert_eq!(code, Some(Some(0)), "{backend:?}: cat not reaped");
+    let blocked = common::field_of(&status, "SigBlk").expect("SigBlk line");
+    assert_eq!(
+        blocked, "0000000000000000",
+        "{backend:?}: the child inherited a blocked mask"
+    );
+    let handles: Vec<_> = (0..30)
+        .map(|_| ex.create_process(&["/bin/true"], true).expect("spawn true"))
+        .collect();
+    for h in &handles {
+        let code = h.wait_timeout(Duration::from_secs(10)).map(|s| s.code());
+        assert_eq!(code, Some(Some(0)), "{backend:?}: /bin/true not reaped");
+    }
+    let stubborn = ex
+        .create_process(&["sleep", "30"], true)
+        .expect("spawn sleeper");
+    r.stop_and_join(common::RUN_WATCHDOG);
+    assert!(stubborn.return_code().is_some());
+    "ok".into()
 }

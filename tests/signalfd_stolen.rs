@@ -19,6 +19,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{RUN_WATCHDOG, Running, has_signalfd, run_cases, start_with_watch};
 use napix_executor::{ChildWatch, Executor, SpawnBackend};
 
 const CHILDREN: usize = 20;
@@ -133,32 +136,16 @@ impl Host {
     }
 }
 
-/// Whether this process holds a signalfd (the loop's SIGCHLD source).
-fn has_signalfd() -> bool {
-    std::fs::read_dir("/proc/self/fd")
-        .expect("/proc/self/fd")
-        .flatten()
-        .filter_map(|e| std::fs::read_link(e.path()).ok())
-        .any(|target| target.to_string_lossy().contains("signalfd"))
-}
-
-fn executor(backend: SpawnBackend) -> (Arc<Executor>, JoinHandle<std::io::Result<()>>) {
-    let ex = Arc::new(
-        Executor::builder()
-            .backend(backend)
-            .child_watch(ChildWatch::Signal)
-            .kill_grace(Duration::from_millis(200))
-            .build()
-            .expect("build"),
-    );
-    let runner = {
-        let ex = ex.clone();
-        std::thread::spawn(move || ex.run())
-    };
-    // A first child: once it is answered, run() has chosen its SIGCHLD source.
-    let h = ex.create_process(&["true"], true).expect("spawn true");
+/// A Signal-mode executor on a run thread, once its first child was answered (by then `run()` has
+/// chosen its SIGCHLD source).
+fn executor(backend: SpawnBackend) -> Running {
+    let r = start_with_watch(backend, ChildWatch::Signal, Duration::from_millis(200));
+    let h = r
+        .exec()
+        .create_process(&["true"], true)
+        .expect("spawn true");
     assert!(h.wait_timeout(BOUND).is_some(), "{backend:?}: first child");
-    (ex, runner)
+    r
 }
 
 /// Spawns `CHILDREN` quick children at once and waits for each; returns the longest time from a
@@ -183,65 +170,81 @@ fn quick_children(ex: &Executor, what: &str) -> Duration {
     longest
 }
 
-fn stop(ex: Arc<Executor>, runner: JoinHandle<std::io::Result<()>>) {
-    ex.stop();
-    runner.join().expect("run thread").expect("run()");
+/// One case: a host thread meddling with SIGCHLD after `run()` started, or one already in
+/// `sigtimedwait` before.
+#[derive(Clone, Copy)]
+enum Case {
+    After(Meddling, SpawnBackend),
+    Before(SpawnBackend),
 }
 
 fn main() {
     napix_executor::block_sigchld().expect("block_sigchld");
     tracing::subscriber::set_global_default(Warnings).expect("the only subscriber");
-    for how in [Meddling::Steal, Meddling::Unblock] {
-        for backend in SpawnBackend::ALL {
-            let what = format!("{backend:?}, a host thread that does {how:?} after run()");
-            let (ex, runner) = executor(backend);
-            assert!(has_signalfd(), "{what}: the loop should read a signalfd");
-            let host = Host::start(how);
-            let mut longest = Duration::ZERO;
-            let mut rounds = 0;
-            let mut taken = 0;
-            // A few rounds, so that the thief surely takes some signals.
-            while rounds < 5 {
-                longest = longest.max(quick_children(&ex, &what));
-                rounds += 1;
-            }
-            taken += host.finish();
-            stop(ex, runner);
-            println!(
-                "{what}: {} children in {rounds} rounds, all reaped, longest {longest:?}; \
-                 SIGCHLDs taken by the host thread: {}",
-                CHILDREN * rounds,
-                if how == Meddling::Steal {
-                    taken.to_string()
-                } else {
-                    "not counted".into()
-                }
-            );
-            if how == Meddling::Steal {
-                assert!(taken > 0, "{what}: the host thread never took a SIGCHLD");
-            }
+    let during = [Meddling::Steal, Meddling::Unblock]
+        .into_iter()
+        .flat_map(|how| SpawnBackend::ALL.map(|b| Case::After(how, b)));
+    let before = SpawnBackend::ALL.map(Case::Before);
+    run_cases(
+        during.chain(before),
+        |case| match case {
+            Case::After(how, b) => format!("{b:?}, a host thread that does {how:?} after run()"),
+            Case::Before(b) => format!("{b:?}, a host thread in sigtimedwait before run()"),
+        },
+        |case| match case {
+            Case::After(how, backend) => meddling_after_run(how, backend),
+            Case::Before(backend) => thief_before_run(backend),
+        },
+    );
+}
+
+fn meddling_after_run(how: Meddling, backend: SpawnBackend) -> String {
+    let what = format!("{backend:?}, a host thread that does {how:?} after run()");
+    let mut r = executor(backend);
+    assert!(has_signalfd(), "{what}: the loop should read a signalfd");
+    let host = Host::start(how);
+    let mut longest = Duration::ZERO;
+    // A few rounds, so that the thief surely takes some signals.
+    const ROUNDS: usize = 5;
+    for _ in 0..ROUNDS {
+        longest = longest.max(quick_children(r.exec(), &what));
+    }
+    let taken = host.finish();
+    r.stop_and_join(RUN_WATCHDOG);
+    if how == Meddling::Steal {
+        assert!(taken > 0, "{what}: the host thread never took a SIGCHLD");
+    }
+    format!(
+        "{} children in {ROUNDS} rounds, all reaped, longest {longest:?}; \
+         SIGCHLDs taken by the host thread: {}",
+        CHILDREN * ROUNDS,
+        if how == Meddling::Steal {
+            taken.to_string()
+        } else {
+            "not counted".into()
         }
-    }
-    // A thread already in sigtimedwait when run() starts: no signalfd, yet every exit is seen.
-    for backend in SpawnBackend::ALL {
-        let what = format!("{backend:?}, a host thread in sigtimedwait before run()");
-        let host = Host::start(Meddling::Steal);
-        std::thread::sleep(Duration::from_millis(50));
-        WARNINGS.lock().expect("warnings").clear();
-        let (ex, runner) = executor(backend);
-        assert!(
-            !has_signalfd(),
-            "{what}: a signalfd would miss what the thread takes"
-        );
-        let said = WARNINGS.lock().expect("warnings").clone();
-        assert!(
-            said.iter()
-                .any(|m| m.contains("sigtimedwait") && m.contains("handler")),
-            "{what}: the choice of the handler path was not logged: {said:?}"
-        );
-        let longest = quick_children(&ex, &what);
-        let taken = host.finish();
-        stop(ex, runner);
-        println!("{what}: all reaped, longest {longest:?}; SIGCHLDs taken: {taken}");
-    }
+    )
+}
+
+/// A thread already in sigtimedwait when run() starts: no signalfd, yet every exit is seen.
+fn thief_before_run(backend: SpawnBackend) -> String {
+    let what = format!("{backend:?}, a host thread in sigtimedwait before run()");
+    let host = Host::start(Meddling::Steal);
+    std::thread::sleep(Duration::from_millis(50));
+    WARNINGS.lock().expect("warnings").clear();
+    let mut r = executor(backend);
+    assert!(
+        !has_signalfd(),
+        "{what}: a signalfd would miss what the thread takes"
+    );
+    let said = WARNINGS.lock().expect("warnings").clone();
+    assert!(
+        said.iter()
+            .any(|m| m.contains("sigtimedwait") && m.contains("handler")),
+        "{what}: the choice of the handler path was not logged: {said:?}"
+    );
+    let longest = quick_children(r.exec(), &what);
+    let taken = host.finish();
+    r.stop_and_join(RUN_WATCHDOG);
+    format!("all reaped, longest {longest:?}; SIGCHLDs taken: {taken}")
 }

@@ -582,3 +582,41 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// The `main` of a `harness = false` test (one that must own its process: `block_sigchld()`
+/// before any thread starts, a `fork` while no other test runs). Runs `check` for every case, in
+/// order, on this thread; prints `<name>: <what check returned>` for a case that passed and the
+/// panic for one that failed, still runs the cases after a failure, and exits with status 1 when
+/// any case failed, so that a failure is never silent.
+pub fn run_cases<C: Copy>(
+    cases: impl IntoIterator<Item = C>,
+    name: impl Fn(C) -> String,
+    check: impl Fn(C) -> String,
+) {
+    let mut failed = Vec::new();
+    for case in cases {
+        let name = name(case);
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(case))) {
+            Ok(report) => println!("{name}: {report}"),
+            Err(_) => {
+                // The panic message itself went to stderr through the default hook.
+                println!("{name}: FAILED");
+                failed.push(name);
+            }
+        }
+    }
+    if !failed.is_empty() {
+        eprintln!("{} case(s) failed: {}", failed.len(), failed.join("; "));
+        std::process::exit(1);
+    }
+}
+
+/// Whether this process holds a signalfd (a Signal-mode loop's SIGCHLD source when SIGCHLD is
+/// blocked everywhere).
+pub fn has_signalfd() -> bool {
+    fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .flatten()
+        .filter_map(|e| fs::read_link(e.path()).ok())
+        .any(|target| target.to_string_lossy().contains("signalfd"))
+}
