@@ -188,9 +188,51 @@ impl Leftovers {
     }
 }
 
+/// A cgroup the executor made for one child ([`Command::cgroup_per_child`]), owned by the
+/// spawn request until the child is tracked.
+///
+/// Every way a request can end without a tracked child drops it, and the drop empties and
+/// removes the cgroup: an error found on the caller's thread, a request refused because the
+/// executor stopped, withdrawn by a caller that gave up (a request timeout, a dropped
+/// `spawn_async` future), or a spawn that failed. So the sync and the async paths share this
+/// one cleanup. On the executor thread the loop takes it out of the request first and hands it
+/// to its [`Leftovers`] ([`Self::remove_later`]), so that a cgroup still busy does not block the
+/// loop; once the child is tracked its state owns the cgroup ([`Self::adopt`]) and the loop
+/// removes it after the reap.
+///
+/// [`Command::cgroup_per_child`]: crate::Command::cgroup_per_child
+#[derive(Debug)]
+pub(crate) struct MadeCgroup(Option<PathBuf>);
+
+impl MadeCgroup {
+    pub(crate) fn new(path: PathBuf) -> MadeCgroup {
+        MadeCgroup(Some(path))
+    }
+
+    /// The child is tracked and its state owns the cgroup: nothing to do here any more.
+    pub(crate) fn adopt(mut self) {
+        self.0 = None;
+    }
+
+    /// Removes the cgroup without blocking: now if it is empty, else on the loop's timer.
+    pub(crate) fn remove_later(mut self, leftovers: &mut Leftovers) {
+        if let Some(path) = self.0.take() {
+            leftovers.remove(path);
+        }
+    }
+}
+
+impl Drop for MadeCgroup {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            discard(&path);
+        }
+    }
+}
+
 /// Empties and removes a cgroup made for a child that never came (best effort: a process left
 /// in it dying slowly keeps it, and it is logged).
-pub(crate) fn discard(path: &Path) {
+fn discard(path: &Path) {
     for _ in 0..100 {
         if try_remove(path) {
             return;

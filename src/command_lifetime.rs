@@ -104,4 +104,31 @@ impl Command {
         self.lifetime.cgroup_parent = Some(parent.as_ref().to_path_buf());
         self
     }
+
+    /// Kills the child (the escalation of [`ExecHandle::kill`](crate::ExecHandle::kill): SIGTERM
+    /// to its kill scope, SIGKILL after its grace) when its [`ExecHandle`](crate::ExecHandle)
+    /// is dropped while it runs (tokio's `Command::kill_on_drop`). Default `false`: a dropped
+    /// handle's child runs on. Either way the executor reaps it.
+    ///
+    /// What counts as the handle going away: dropping the `ExecHandle` (when it is shared
+    /// through an `Arc`, dropping the last clone), and dropping a
+    /// [`spawn_async`](crate::Executor::spawn_async) future after the executor spawned its
+    /// child but before it handed the handle out. An [`ExitFuture`](crate::ExitFuture) does
+    /// not keep the child alive: awaited after the handle's drop, it gives the kill's status.
+    /// The drop itself does not wait; the kill is served by the executor's thread.
+    ///
+    /// ```
+    /// use std::os::unix::process::ExitStatusExt;
+    /// use napix_executor::{Command, Executor};
+    /// let ex = Executor::start()?;
+    /// let child = ex.spawn(Command::new("sleep").arg("30").kill_on_drop(true))?;
+    /// let exit = child.wait_async();
+    /// drop(child); // SIGTERM now
+    /// assert_eq!(pollster::block_on(exit).signal(), Some(libc::SIGTERM));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn kill_on_drop(&mut self, kill_on_drop: bool) -> &mut Command {
+        self.lifetime.kill_on_drop = kill_on_drop;
+        self
+    }
 }

@@ -36,7 +36,7 @@ thread_local! {
 /// }
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Prepared {
     command: PreparedCommand,
 }

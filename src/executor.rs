@@ -412,35 +412,18 @@ impl Executor {
         command: &Command,
         defaults: [StdioPlan; 3],
     ) -> Result<ExecHandle, SpawnError> {
-        self.send(shared, PreparedCommand::from_command(command, defaults)?)
+        self.send(shared, prepare(shared, command, defaults)?)
     }
 
-    /// Queues a prepared command and waits for the executor thread's answer.
+    /// Queues a prepared command and waits for the executor thread's answer. (A cgroup made
+    /// for the child goes with the request if no child comes: see [`MadeCgroup`].)
+    ///
+    /// [`MadeCgroup`]: crate::cgroup::MadeCgroup
     fn send(
         &self,
         shared: &Arc<Shared>,
         command: PreparedCommand,
     ) -> Result<ExecHandle, SpawnError> {
-        // A cgroup made for this child goes again if the child never comes.
-        let made_cgroup = command
-            .lifetime
-            .owns_cgroup
-            .then(|| command.lifetime.cgroup.clone())
-            .flatten();
-        let drop_cgroup = |e: SpawnError| {
-            if let Some(path) = &made_cgroup {
-                crate::cgroup::discard(path);
-            }
-            e
-        };
-        let backend = shared.config().backend;
-        if let Some(option) = crate::sys::spawn::unsupported_option(backend, &command.setup) {
-            return Err(drop_cgroup(SpawnError::UnsupportedOption {
-                program: command.program,
-                backend: backend.name(),
-                option,
-            }));
-        }
         // A caller that may give up leaves its slot with the queued request: it cannot reuse it.
         let reply = match self.request_timeout {
             None => ReplySlot::reusable(&SPAWN_REPLY),
@@ -453,7 +436,7 @@ impl Executor {
             queued: shared.config().timeline.then(Instant::now),
         }));
         if shared.queue().push(request).is_err() {
-            return Err(drop_cgroup(SpawnError::Stopped));
+            return Err(SpawnError::Stopped);
         }
         let start = Instant::now();
         let deadline = self.request_timeout.and_then(|t| start.checked_add(t));
@@ -461,7 +444,7 @@ impl Executor {
             .wait_until(shared.spin(), deadline, &mut || warn_if_not_served(shared))
             .or_else(|| reply.abandon());
         match answer {
-            Some(spawned) => ExecHandle::new(spawned.map_err(drop_cgroup)?, Arc::downgrade(shared)),
+            Some(spawned) => ExecHandle::new(spawned?, Arc::downgrade(shared)),
             None => Err(SpawnError::NotServed {
                 waited: start.elapsed(),
             }),
@@ -530,16 +513,8 @@ impl Executor {
     /// ```
     pub fn spawn_async(&self, command: &Command) -> SpawnFuture {
         let queued = self.ready().and_then(|shared| {
-            let (command, made_cgroup) = prepare(
-                shared,
-                command,
-                [StdioPlan::Null, StdioPlan::Inherit, StdioPlan::Inherit],
-            )?;
-            queue_async(shared, command).inspect_err(|_| {
-                if let Some(path) = &made_cgroup {
-                    crate::cgroup::discard(path);
-                }
-            })
+            let defaults = [StdioPlan::Null, StdioPlan::Inherit, StdioPlan::Inherit];
+            queue_async(shared, prepare(shared, command, defaults)?)
         });
         queued.unwrap_or_else(SpawnFuture::failed)
     }
@@ -624,30 +599,22 @@ fn warn_if_not_served(shared: &Shared) {
 }
 
 /// Resolves `command` on the caller's thread and checks the executor's backend can apply it.
-/// Returns with it the cgroup made for this child, if any, to remove should the child not come.
+/// (An error drops the prepared command, and with it a cgroup made for the child.)
 fn prepare(
     shared: &Shared,
     command: &Command,
     defaults: [StdioPlan; 3],
-) -> Result<(PreparedCommand, Option<std::path::PathBuf>), SpawnError> {
+) -> Result<PreparedCommand, SpawnError> {
     let command = PreparedCommand::from_command(command, defaults)?;
-    let made_cgroup = command
-        .lifetime
-        .owns_cgroup
-        .then(|| command.lifetime.cgroup.clone())
-        .flatten();
     let backend = shared.config().backend;
     if let Some(option) = crate::sys::spawn::unsupported_option(backend, &command.setup) {
-        if let Some(path) = &made_cgroup {
-            crate::cgroup::discard(path);
-        }
         return Err(SpawnError::UnsupportedOption {
-            program: command.program,
+            program: command.program.clone(),
             backend: backend.name(),
             option,
         });
     }
-    Ok((command, made_cgroup))
+    Ok(command)
 }
 
 /// Queues a prepared spawn whose answer a task awaits.

@@ -22,7 +22,8 @@ use crate::timeline::Timeline;
 /// A running (or finished) child process.
 ///
 /// Cheap to share between threads (`Send + Sync`): waiting, polling and killing work from any number
-/// of threads at once. Dropping the handle does not kill the process; the executor still reaps it.
+/// of threads at once. Dropping the handle does not kill the process (unless the command asked
+/// for [`kill_on_drop`](crate::Command::kill_on_drop)); the executor still reaps it.
 ///
 /// ```
 /// # let ex = std::sync::Arc::new(napix_executor::Executor::new()?);
@@ -338,6 +339,20 @@ impl AsFd for ExecHandle {
             // `new` gives every handle without a pidfd an exit eventfd (or fails), and neither
             // field changes afterwards.
             (None, None) => unreachable!("ExecHandle without pidfd or exit eventfd"),
+        }
+    }
+}
+
+/// Starts the kill escalation of a child still running when it was spawned with
+/// [`Command::kill_on_drop`](crate::Command::kill_on_drop); otherwise the child runs on. Either
+/// way the executor reaps it.
+impl Drop for ExecHandle {
+    fn drop(&mut self) {
+        if self.state.lifetime.kill_on_drop && self.state.status().is_none() {
+            // Refused after stop(), and no executor left: every child is being (or was) killed.
+            if let Some(shared) = self.executor.upgrade() {
+                let _ = shared.queue().push(Message::Kill(self.state.clone()));
+            }
         }
     }
 }

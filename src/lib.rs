@@ -58,6 +58,8 @@
 //!
 //! Dropping either future is harmless: a dropped wait leaves the child running and reaped; a
 //! dropped spawn withdraws the request (a child spawned for it meanwhile is killed and reaped).
+//! A spawn future dropped after its child was spawned drops the handle it held: the child runs
+//! on, or is killed with [`Command::kill_on_drop`].
 //!
 //! # Spawning a [`Command`]
 //!
@@ -184,7 +186,10 @@
 //!   child by its pid *and* its start time (`/proc/<pid>/stat`, read right after the spawn),
 //!   checking both before every signal and every wait; a child whose pid went to another process
 //!   is reported gone (a lost status, `ESRCH`). Where signal mode cannot tell: see the caveats.
-//! - A dropped handle's process is still reaped; an idle executor sleeps without a timeout.
+//! - A dropped handle's process is still reaped (and killed first with
+//!   [`Command::kill_on_drop`]); an idle executor sleeps without a timeout.
+//! - A cgroup made for a child ([`Command::cgroup_per_child`]) is removed however the request
+//!   ends without a child (an error, a withdrawn request, a stop), and after the child's reap.
 //! - Dropping an [`Executor`] kills (SIGKILL) and reaps the children it still tracks.
 //!
 //! # Kernel and libc needs
@@ -212,6 +217,7 @@
 //! | `parent_death_signal(sig)` | `PR_SET_PDEATHSIG`, then exit if the parent already died | Fork, Vfork |
 //! | `timeout(d)` | the kill escalation starts by itself after `d` | all |
 //! | `kill_grace(d)` | this child's SIGTERM-to-SIGKILL time | all |
+//! | `kill_on_drop(true)` (tokio's) | dropping the handle (or a spawn future holding it) starts the kill escalation | all |
 //!
 //! A backend without a step answers [`SpawnError::UnsupportedOption`]. A process group is
 //! signalled only while its leader is unreaped (its zombie pins the group id); when a leader

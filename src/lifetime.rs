@@ -50,6 +50,7 @@ pub(crate) struct LifetimeOptions {
     pub(crate) cgroup: Option<PathBuf>,
     /// The parent under which the executor makes one cgroup per child.
     pub(crate) cgroup_parent: Option<PathBuf>,
+    pub(crate) kill_on_drop: bool,
 }
 
 /// The lifetime options of one child.
@@ -64,6 +65,8 @@ pub(crate) struct Lifetime {
     pub(crate) cgroup: Option<PathBuf>,
     /// True when the executor made that cgroup for this child: emptied and removed after the reap.
     pub(crate) owns_cgroup: bool,
+    /// The kill escalation starts when the child's handle goes away while it runs.
+    pub(crate) kill_on_drop: bool,
 }
 
 impl Lifetime {

@@ -117,13 +117,17 @@ impl Reactor<'_> {
     fn drain_queue(&mut self) {
         while let Some(message) = self.shared.queue().pop() {
             match message {
-                Message::Spawn(request) => {
+                Message::Spawn(mut request) => {
                     let reply = request.reply.clone();
+                    // Removed here, without blocking the loop, unless a tracked child takes it.
+                    let made_cgroup = request.command.made_cgroup.take();
                     if reply.is_abandoned() {
                         // Withdrawn: its caller timed out or dropped its future.
+                        self.remove_cgroup_later(made_cgroup);
                         continue;
                     }
                     if self.shared.is_stopped() {
+                        self.remove_cgroup_later(made_cgroup);
                         let _ = reply.fulfil(Err(SpawnError::Stopped));
                         continue;
                     }
@@ -138,6 +142,15 @@ impl Reactor<'_> {
                     if self.reaper.watches_sigchld() || self.reaper.has_orphans() != orphans {
                         // A new orphan, or (signal mode) a child the timer may have to watch.
                         self.rearm(Instant::now());
+                    }
+                    match &result {
+                        Ok(spawned) if spawned.state.lifetime.owns_cgroup => {
+                            if let Some(made) = made_cgroup {
+                                made.adopt();
+                            }
+                        }
+                        // Failed, or the child is gone already (its status lost at spawn).
+                        _ => self.remove_cgroup_later(made_cgroup),
                     }
                     if let Ok(spawned) = &result {
                         self.set_deadline(&spawned.state, asked);
@@ -172,6 +185,17 @@ impl Reactor<'_> {
                         let _ = reply.fulfil(Err(io::Error::from_raw_os_error(libc::ESRCH)));
                     }
                 }
+            }
+        }
+    }
+
+    /// Removes the cgroup made for a request that has no tracked child: now if it is empty,
+    /// else on the timer (a child killed in it may still be dying).
+    fn remove_cgroup_later(&mut self, made: Option<crate::cgroup::MadeCgroup>) {
+        if let Some(made) = made {
+            made.remove_later(&mut self.cgroups);
+            if !self.cgroups.is_empty() {
+                self.rearm(Instant::now());
             }
         }
     }

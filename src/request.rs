@@ -14,6 +14,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 pub(crate) use self::fds::StdioPlan;
+use crate::cgroup::MadeCgroup;
 use crate::command::Command;
 use crate::error::{CommandOption, SpawnError, SpawnStage};
 use crate::lifetime::Lifetime;
@@ -28,7 +29,9 @@ const MAX_GROUPS: usize = 65536;
 
 /// A validated command: the resolved program path, the argument vector and environment as C
 /// strings, the child's stdio plans and its setup steps.
-#[derive(Debug, Clone)]
+///
+/// Not `Clone`: it may own the cgroup made for its child ([`MadeCgroup`]).
+#[derive(Debug)]
 pub(crate) struct PreparedCommand {
     /// The program as the caller gave it (for error messages).
     pub(crate) program: OsString,
@@ -44,6 +47,9 @@ pub(crate) struct PreparedCommand {
     pub(crate) setup: ChildSetup,
     /// What the executor keeps for the child: deadline, kill grace, kill scope, cgroup.
     pub(crate) lifetime: Lifetime,
+    /// The cgroup made for this child (`cgroup_per_child`): removed when the request ends
+    /// without a tracked child, adopted by the child's state otherwise.
+    pub(crate) made_cgroup: Option<MadeCgroup>,
 }
 
 impl PreparedCommand {
@@ -68,6 +74,7 @@ impl PreparedCommand {
             stdio: [StdioPlan::Null, StdioPlan::Null, StdioPlan::Null],
             setup: ChildSetup::default(),
             lifetime: Lifetime::default(),
+            made_cgroup: None,
         })
     }
 
@@ -149,6 +156,7 @@ impl PreparedCommand {
             stdio,
             setup,
             lifetime: lifetime.lifetime,
+            made_cgroup: lifetime.made_cgroup,
         })
     }
 

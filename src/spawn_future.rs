@@ -26,7 +26,8 @@ type Reply = Arc<ReplySlot<Result<Spawned, SpawnError>>>;
 /// `Send` and `'static`; needs no particular runtime. Cancel-safe: dropping it before it completes
 /// withdraws the request, and a child the executor thread spawned for it meanwhile is killed
 /// (SIGTERM, the grace, SIGKILL) and reaped; dropping it once the child is spawned but before it
-/// was polled again treats the child like a dropped handle's (it runs on and is reaped).
+/// was polled again treats the child like a dropped handle's (it runs on and is reaped, or is
+/// killed if the command asked for [`kill_on_drop`](crate::Command::kill_on_drop)).
 #[must_use = "futures do nothing unless awaited; dropping this one withdraws the request"]
 pub struct SpawnFuture {
     inner: Inner,
@@ -97,10 +98,13 @@ impl Future for SpawnFuture {
 
 impl Drop for SpawnFuture {
     fn drop(&mut self) {
-        if let Inner::Queued { reply, .. } = &self.inner {
-            // An answer that came meanwhile is dropped here: a child then runs on like one whose
-            // handle was dropped. Without one, the executor thread disposes of a late answer.
-            drop(reply.abandon());
+        if let Inner::Queued { reply, executor } = &self.inner {
+            // An answer that came meanwhile becomes the handle nobody took, dropped here: its
+            // child runs on, or is killed if the command asked for kill_on_drop. Without one, the
+            // executor thread disposes of a late answer (it kills the child).
+            if let Some(Ok(spawned)) = reply.abandon() {
+                drop(ExecHandle::new(spawned, executor.clone()));
+            }
         }
     }
 }

@@ -281,21 +281,105 @@ fn a_cgroup_per_child_goes_with_the_child() {
                 .cgroup_per_child(dir);
             c
         });
+        // Listed before the output is read: its end comes only once the background sleep is
+        // killed, i.e. once the cgroup is being removed.
+        let made = made_under(&parent);
+        assert_eq!(made.len(), 1, "one cgroup for the child: {made:?}");
         let out = read_all(h.take_stdout().expect("piped"), Duration::from_secs(10));
         let background: u32 = String::from_utf8_lossy(&out).trim().parse().expect("a pid");
-        let made: Vec<PathBuf> = std::fs::read_dir(&parent.0)
-            .expect("parent")
-            .flatten()
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-            .map(|e| e.path())
-            .collect();
-        assert_eq!(made.len(), 1, "one cgroup for the child: {made:?}");
         assert!(wait_for(&h, Duration::from_secs(10)).success());
         assert!(
             wait_until(Duration::from_secs(2), || !made[0].exists()
                 && !alive(background)),
             "the child's cgroup {} or its leftover {background} stayed",
             made[0].display()
+        );
+    }
+}
+
+/// The cgroup directories under `parent` (one per child made there).
+fn made_under(parent: &TempCgroup) -> Vec<PathBuf> {
+    std::fs::read_dir(&parent.0)
+        .expect("parent")
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .collect()
+}
+
+/// A command whose exec fails in the child (a file without the execute bit, found by path so
+/// that only the exec can tell), in a cgroup made for it under `parent`.
+fn failing_in_the_child(parent: &std::path::Path) -> Command {
+    let mut c = Command::new("/etc/passwd");
+    c.cgroup_per_child(parent);
+    c
+}
+
+/// A per-child cgroup goes whenever no child comes, whichever way the request ended: a spawn
+/// failing in the child (`spawn` and `spawn_async`), a `spawn_async` future dropped before the
+/// loop served it, and a `spawn` that gave up (request timeout) on a loop nobody ran yet.
+#[test]
+fn a_cgroup_per_child_goes_when_no_child_comes() {
+    let _serial = serial();
+    for backend in [SpawnBackend::Fork, SpawnBackend::Vfork] {
+        let Some(parent) = TempCgroup::new(&format!("nochild-{}", backend.name())) else {
+            return;
+        };
+        let r = start(backend, Duration::from_secs(1));
+        let exec = r.arc();
+        let dir = parent.0.clone();
+        let err = bounded(SPAWN_LIMIT, "spawn", move || {
+            exec.spawn(&failing_in_the_child(&dir))
+        })
+        .expect_err("/etc/passwd is not executable");
+        assert_eq!(err.raw_os_error(), Some(libc::EACCES), "{err:?}");
+        assert!(
+            wait_until(Duration::from_secs(2), || made_under(&parent).is_empty()),
+            "spawn left {:?}",
+            made_under(&parent)
+        );
+        let exec = r.arc();
+        let dir = parent.0.clone();
+        let err = bounded(SPAWN_LIMIT, "spawn_async", move || {
+            pollster::block_on(exec.spawn_async(&failing_in_the_child(&dir)))
+        })
+        .expect_err("/etc/passwd is not executable");
+        assert_eq!(err.raw_os_error(), Some(libc::EACCES), "{err:?}");
+        assert!(
+            wait_until(Duration::from_secs(2), || made_under(&parent).is_empty()),
+            "spawn_async left {:?}",
+            made_under(&parent)
+        );
+        drop(r);
+
+        // No loop yet: a dropped future and a timed-out spawn leave queued requests.
+        let idle = Arc::new(
+            Executor::builder()
+                .backend(backend)
+                .request_timeout(Duration::from_millis(100))
+                .build()
+                .expect("build"),
+        );
+        let mut sleeper = Command::new("sleep");
+        sleeper.arg("30").cgroup_per_child(&parent.0);
+        let fut = idle.spawn_async(&sleeper);
+        assert_eq!(made_under(&parent).len(), 1, "made on the caller's thread");
+        drop(fut);
+        let e = idle.spawn(&sleeper).expect_err("nobody runs the loop");
+        assert!(
+            matches!(e, napix_executor::SpawnError::NotServed { .. }),
+            "{e:?}"
+        );
+        assert_eq!(made_under(&parent).len(), 2);
+        let r = Running::spawn(idle);
+        assert!(
+            wait_until(Duration::from_secs(5), || made_under(&parent).is_empty()),
+            "withdrawn requests left {:?}",
+            made_under(&parent)
+        );
+        assert!(
+            r.exec().running().is_empty(),
+            "a withdrawn request was spawned"
         );
     }
 }

@@ -5,7 +5,7 @@
 use std::ffi::OsStr;
 use std::sync::Arc;
 
-use crate::cgroup::CgroupDir;
+use crate::cgroup::{CgroupDir, MadeCgroup};
 use crate::error::{CommandOption, SpawnError, SpawnStage};
 use crate::lifetime::{KillScope, Lifetime, LifetimeOptions};
 use crate::sys::spawn::{CgroupPlace, LifetimeSteps, ParentDeath};
@@ -15,11 +15,13 @@ pub(crate) struct Prepared {
     pub(crate) lifetime: Lifetime,
     pub(crate) steps: LifetimeSteps,
     pub(crate) cgroup: Option<CgroupPlace>,
+    /// The cgroup made for this child, removed if the child never comes.
+    pub(crate) made_cgroup: Option<MadeCgroup>,
 }
 
 /// Checks `options` in this order: process group, session, kill scope, parent-death signal,
-/// cgroup. A cgroup made for the child (`cgroup_per_child`) exists once this returns `Ok`; the
-/// caller removes it if the spawn fails.
+/// cgroup. A cgroup made for the child (`cgroup_per_child`) exists once this returns `Ok`, owned
+/// by [`Prepared::made_cgroup`]: dropped without a child, it removes the cgroup.
 pub(crate) fn prepare(program: &OsStr, options: &LifetimeOptions) -> Result<Prepared, SpawnError> {
     let invalid = |option, reason| SpawnError::InvalidOption {
         program: program.to_os_string(),
@@ -86,6 +88,7 @@ pub(crate) fn prepare(program: &OsStr, options: &LifetimeOptions) -> Result<Prep
         (None, Some(parent)) => (Some((parent, CgroupDir::create(parent))), true),
         (None, None) => (None, false),
     };
+    let mut made_cgroup = None;
     let cgroup = match dir {
         None => None,
         Some((named, opened)) => {
@@ -96,12 +99,12 @@ pub(crate) fn prepare(program: &OsStr, options: &LifetimeOptions) -> Result<Prep
                 errno,
             };
             let dir = opened.map_err(failed)?;
+            if owned {
+                made_cgroup = Some(MadeCgroup::new(dir.path.clone()));
+            }
             if options.scope == KillScope::Cgroup
                 && let Err(errno) = dir.check_kill()
             {
-                if owned {
-                    let _ = crate::cgroup::remove(&dir.path);
-                }
                 return Err(failed(errno));
             }
             Some(dir)
@@ -113,6 +116,7 @@ pub(crate) fn prepare(program: &OsStr, options: &LifetimeOptions) -> Result<Prep
         scope: options.scope,
         cgroup: cgroup.as_ref().map(|c| c.path.clone()),
         owns_cgroup: owned,
+        kill_on_drop: options.kill_on_drop,
     };
     Ok(Prepared {
         lifetime,
@@ -125,5 +129,6 @@ pub(crate) fn prepare(program: &OsStr, options: &LifetimeOptions) -> Result<Prep
             path: c.path,
             dir: Arc::new(c.dir),
         }),
+        made_cgroup,
     })
 }
