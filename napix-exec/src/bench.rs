@@ -40,6 +40,8 @@ use napix_executor::SpawnBackend;
 
 use crate::duration;
 
+#[path = "bench_hops.rs"]
+mod bench_hops;
 #[path = "bench_measure.rs"]
 mod bench_measure;
 #[path = "bench_report.rs"]
@@ -49,6 +51,7 @@ mod bench_stats;
 #[path = "bench_tiny.rs"]
 mod bench_tiny;
 
+use bench_hops::{CpuRow, HopSamples};
 use bench_measure::{Contender, Plan, Res, Rig, Target, Tuning, all_contenders, backend_name};
 use bench_report::{
     FdControl, LatencySection, LoadMeter, Machine, OtherLoad, Report, Settings, Spread,
@@ -136,6 +139,10 @@ pub struct BenchArgs {
     /// off) [default: the library's].
     #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
     spin: Option<Duration>,
+    /// Build the executors under test without timelines (`ExecutorBuilder::timeline`): no
+    /// breakdown of where the time goes; to see what recording them costs.
+    #[arg(long)]
+    no_hops: bool,
     /// Show every column (the default fits the tables in 100 columns).
     #[arg(long)]
     wide: bool,
@@ -235,6 +242,7 @@ impl Config {
             tuning: Tuning {
                 grace,
                 spin: a.spin,
+                timeline: !a.no_hops,
             },
         }
     }
@@ -514,7 +522,7 @@ fn run(args: BenchArgs, checked: Checked) -> Res<()> {
          machine: {} cores ({}), Linux {}, transparent hugepages {}, {:.2} cores busy before start\n\
          method: spawn+wait, stdio /dev/null; contenders interleaved in batches of {} after {} \
          warm-up spawns; up to {} samples per contender per repeat ({} ms budget for slow ones); \
-         {} repeat{}; default backend {}{}\n",
+         {} repeat{}; default backend {}{}{}\n",
         env!("CARGO_PKG_VERSION"),
         machine.cores,
         machine.cpu,
@@ -532,6 +540,11 @@ fn run(args: BenchArgs, checked: Checked) -> Res<()> {
             "; executors built with spin {}",
             humantime::format_duration(d)
         )),
+        if cfg.tuning.timeline {
+            "; executors record each child's timeline (a few clock reads per spawn)"
+        } else {
+            "; no timelines (--no-hops)"
+        },
     ));
     ui.print("");
 
@@ -640,15 +653,40 @@ fn measure(
         let meter = LoadMeter::start();
         let rig = Rig::start(rig_backends, cfg.tuning)?;
         for prog in std::iter::once(main_prog).chain(programs) {
-            let per_repeat = repeats(cfg, ui, contenders, &rig, &prog.target, &prog.label)?;
-            let section = LatencySection {
+            let mut hops = vec![HopSamples::default(); contenders.len()];
+            let per_repeat = repeats(
+                cfg,
+                ui,
+                contenders,
+                &rig,
+                &prog.target,
+                &prog.label,
+                Some(&mut hops),
+            )?;
+            let mut section = LatencySection {
                 program: prog.label.clone(),
                 path: prog.target.argv[0].to_string_lossy().into_owned(),
                 extra_memory_bytes: 0,
                 parent_rss_bytes: bench_measure::parent_rss(),
                 contenders: contender_results(contenders, &per_repeat),
             };
+            for (c, h) in contenders.iter().zip(hops) {
+                if let Some(r) = section.contenders.iter_mut().find(|r| r.name == c.name) {
+                    r.hops = h.summarize();
+                }
+            }
             ui.table(section.table(&format!("spawn+wait latency: {}", prog.label)));
+            let rows: Vec<(String, &bench_hops::Hops)> = section
+                .contenders
+                .iter()
+                .filter_map(|r| Some((r.name.clone(), r.hops.as_ref()?)))
+                .collect();
+            if !rows.is_empty() {
+                ui.table(bench_hops::hops_table(
+                    &format!("where the time goes: {}", prog.label),
+                    &rows,
+                ));
+            }
             report.latency.push(section);
         }
         rig.shutdown()?;
@@ -662,7 +700,7 @@ fn measure(
             ui.step(format!("rss: allocating and touching {}", fmt_bytes(bytes)));
             let buffer = bench_measure::touched_buffer(bytes)?;
             let label = format!("+{} parent memory", fmt_bytes(bytes));
-            let per_repeat = repeats(cfg, ui, contenders, &rig, &main_prog.target, &label)?;
+            let per_repeat = repeats(cfg, ui, contenders, &rig, &main_prog.target, &label, None)?;
             let section = LatencySection {
                 program: main_prog.label.clone(),
                 path: main_prog.target.argv[0].to_string_lossy().into_owned(),
@@ -688,6 +726,23 @@ fn measure(
             cfg.window.as_millis(),
             backend_name(default),
         ));
+        let rows: Vec<(usize, &CpuRow)> = report
+            .throughput
+            .iter()
+            .map(|r| (r.threads, &r.cpu))
+            .collect();
+        ui.table(bench_hops::cpu_table(&rows));
+        let rows: Vec<(String, &bench_hops::Hops)> = report
+            .throughput
+            .iter()
+            .filter_map(|r| Some((format!("T={}", r.threads), r.executor_hops.as_ref()?)))
+            .collect();
+        if !rows.is_empty() {
+            ui.table(bench_hops::hops_table(
+                "where the time goes: T threads through one executor (every repeat pooled)",
+                &rows,
+            ));
+        }
     }
 
     if cfg.has(Section::Tracked) && !cfg.tracked.is_empty() {
@@ -725,6 +780,7 @@ fn repeats(
     rig: &Rig,
     target: &Target,
     label: &str,
+    mut hops: Option<&mut [HopSamples]>,
 ) -> Res<Vec<Vec<Vec<u64>>>> {
     let mut per_repeat = Vec::with_capacity(cfg.repeat);
     for r in 0..cfg.repeat {
@@ -734,6 +790,7 @@ fn repeats(
             rig,
             target,
             &cfg.plan,
+            hops.as_deref_mut(),
             || ui.bar.tick(),
         )?);
         ui.done();
@@ -755,7 +812,7 @@ fn throughput_section(
     bench_measure::throughput(Some(exec), &target.argv, target.check, 1, cfg.window / 5)?;
     bench_measure::throughput(None, &target.argv, target.check, 1, cfg.window / 5)?;
     let mut exec_rates: Vec<Vec<bench_measure::Rate>> = counts.iter().map(|_| vec![]).collect();
-    let mut raw_rates: Vec<Vec<f64>> = counts.iter().map(|_| vec![]).collect();
+    let mut raw_rates: Vec<Vec<bench_measure::Rate>> = counts.iter().map(|_| vec![]).collect();
     for r in 0..cfg.repeat {
         for (i, &t) in counts.iter().enumerate() {
             ui.step(format!(
@@ -769,9 +826,9 @@ fn throughput_section(
                 || bench_measure::throughput(None, &target.argv, target.check, t, cfg.window);
             if (r + i) % 2 == 0 {
                 exec_rates[i].push(exec_run()?);
-                raw_rates[i].push(raw_run()?.per_second);
+                raw_rates[i].push(raw_run()?);
             } else {
-                raw_rates[i].push(raw_run()?.per_second);
+                raw_rates[i].push(raw_run()?);
                 exec_rates[i].push(exec_run()?);
             }
             ui.done();
@@ -779,19 +836,42 @@ fn throughput_section(
     }
     rig.shutdown()?;
     let raw_median = |t: usize| {
-        counts
-            .iter()
-            .position(|&c| c == t)
-            .map(|i| bench_stats::median(&raw_rates[i]))
+        counts.iter().position(|&c| c == t).map(|i| {
+            let rates: Vec<f64> = raw_rates[i].iter().map(|x| x.per_second).collect();
+            bench_stats::median(&rates)
+        })
     };
     let (raw1, raw2) = (raw_median(1), raw_median(2));
     let mut rows = Vec::new();
     for (i, &t) in counts.iter().enumerate() {
         let mut rates = std::mem::take(&mut exec_rates[i]);
+        let mut raws = std::mem::take(&mut raw_rates[i]);
+        // Each repeat's executor window against the raw window run beside it.
+        let cpu_ratio_per_repeat: Vec<f64> = rates
+            .iter()
+            .zip(&raws)
+            .map(|(e, r)| e.cpu.process_ns / r.cpu.process_ns)
+            .collect();
+        let mut hops = HopSamples::default();
+        for rate in &mut rates {
+            hops.merge(std::mem::take(&mut rate.hops));
+        }
         rates.sort_by(|a, b| a.per_second.total_cmp(&b.per_second));
+        raws.sort_by(|a, b| a.per_second.total_cmp(&b.per_second));
         let executor_per_s = Spread::of(rates.iter().map(|x| x.per_second).collect());
         let load = rates.get(rates.len() / 2).and_then(|x| x.load.clone());
-        let raw_per_s = Spread::of(std::mem::take(&mut raw_rates[i]));
+        let raw_per_s = Spread::of(raws.iter().map(|x| x.per_second).collect());
+        let (Some(exec_mid), Some(raw_mid)) =
+            (rates.get(rates.len() / 2), raws.get(raws.len() / 2))
+        else {
+            return Err("a throughput row without windows".into());
+        };
+        let cpu = CpuRow {
+            executor: exec_mid.cpu.clone(),
+            raw: raw_mid.cpu.clone(),
+            ratio: exec_mid.cpu.process_ns / raw_mid.cpu.process_ns,
+            ratio_per_repeat: cpu_ratio_per_repeat,
+        };
         rows.push(ThroughputRow {
             threads: t,
             ratio_to_raw_1_thread: raw1.map(|r| executor_per_s.median / r),
@@ -800,6 +880,8 @@ fn throughput_section(
             executor_per_s,
             raw_per_s,
             executor_thread: load,
+            cpu,
+            executor_hops: hops.summarize(),
         });
     }
     // Only the asked counts are shown; 1 and 2 were measured for the ratios.

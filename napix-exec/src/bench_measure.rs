@@ -13,7 +13,9 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use napix_executor::direct::Prepared;
-use napix_executor::{ExecHandle, Executor, SpawnBackend};
+use napix_executor::{ExecHandle, Executor, SpawnBackend, Timeline};
+
+use super::bench_hops::{CpuPerSpawn, HopSamples, process_cpu_ns, thread_cpu_ns};
 
 /// Errors of the bench: printed, never matched on.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -202,6 +204,8 @@ pub struct Tuning {
     /// `ExecutorBuilder::spin` (the waiting callers' polling), when set; else the library's
     /// default.
     pub spin: Option<Duration>,
+    /// `ExecutorBuilder::timeline`: record each child's timeline, for the hop breakdown.
+    pub timeline: bool,
 }
 
 /// One executor under test, looping in `run()` on its own thread.
@@ -225,7 +229,8 @@ impl Rig {
         for &backend in backends {
             let mut builder = Executor::builder()
                 .backend(backend)
-                .kill_grace(tuning.grace);
+                .kill_grace(tuning.grace)
+                .timeline(tuning.timeline);
             if let Some(spin) = tuning.spin {
                 builder = builder.spin(spin);
             }
@@ -328,12 +333,25 @@ fn check_status(name: &str, target: &Target, status: ExitStatus) -> Res<()> {
     Ok(())
 }
 
-/// One spawn + wait of `target` by contender `c`; returns its wall time. Dropping the handle
-/// (closing its pidfd) is part of the measured time, as it is part of every real use.
-pub fn spawn_wait(c: &Contender, rig: &Rig, target: &Target) -> Res<Duration> {
+/// Waits for an executor's child and takes its timeline (before the handle drops, inside the
+/// measured time: a copy of a few instants).
+fn wait_timed(handle: ExecHandle, timeline: &mut Option<Timeline>) -> ExitStatus {
+    let status = handle.wait();
+    *timeline = handle.timeline();
+    status
+}
+
+/// One spawn + wait of `target` by contender `c`; returns its wall time, and the child's timeline
+/// for an executor contender whose executor records them. Dropping the handle (closing its
+/// pidfd) is part of the measured time, as it is part of every real use.
+pub fn spawn_wait(c: &Contender, rig: &Rig, target: &Target) -> Res<(Duration, Option<Timeline>)> {
+    let mut timeline = None;
     let start = Instant::now();
     let status = match c.kind {
-        Kind::Executor(b) => rig.get(b).create_process(&target.argv, true)?.wait(),
+        Kind::Executor(b) => wait_timed(
+            rig.get(b).create_process(&target.argv, true)?,
+            &mut timeline,
+        ),
         Kind::Raw(b) => target.prepared.spawn(b)?.wait()?,
         Kind::Std => Command::new(&target.argv[0])
             .args(&target.argv[1..])
@@ -350,7 +368,7 @@ pub fn spawn_wait(c: &Contender, rig: &Rig, target: &Target) -> Res<Duration> {
                 .stdin(napix_executor::Stdio::from_bytes(OPTION_STDIN))
                 .stdout(napix_executor::Stdio::null())
                 .stderr(napix_executor::Stdio::null());
-            rig.get(b).spawn(&cmd)?.wait()
+            wait_timed(rig.get(b).spawn(&cmd)?, &mut timeline)
         }
         Kind::StdOptions => {
             let mut child = Command::new(&target.argv[0])
@@ -368,10 +386,15 @@ pub fn spawn_wait(c: &Contender, rig: &Rig, target: &Target) -> Res<Duration> {
             }
             child.wait()?
         }
-        Kind::ExecutorAsync(b) => tokio_runtime()?.block_on(async {
-            let child = rig.get(b).create_process_async(&target.argv, true).await?;
-            Ok::<_, BoxError>(child.wait_async().await)
-        })?,
+        Kind::ExecutorAsync(b) => {
+            let (status, t) = tokio_runtime()?.block_on(async {
+                let child = rig.get(b).create_process_async(&target.argv, true).await?;
+                let status = child.wait_async().await;
+                Ok::<_, BoxError>((status, child.timeline()))
+            })?;
+            timeline = t;
+            status
+        }
         // Built inside the task: tokio registers the child with the runtime's reactor.
         Kind::Tokio => tokio_runtime()?.block_on(async {
             tokio::process::Command::new(&target.argv[0])
@@ -385,7 +408,7 @@ pub fn spawn_wait(c: &Contender, rig: &Rig, target: &Target) -> Res<Duration> {
     };
     let elapsed = start.elapsed();
     check_status(&c.name, target, status)?;
-    Ok(elapsed)
+    Ok((elapsed, timeline))
 }
 
 /// The tokio runtime both async contenders are awaited on (current-thread: the awaiting task runs
@@ -425,12 +448,14 @@ fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error
 
 /// Measures every contender on `target`, interleaved: round-robin in batches of `plan.batch`, the
 /// starting contender rotating each round, so that noise (another process, frequency changes)
-/// falls on all of them alike. Returns the samples (ns) per contender, in order.
+/// falls on all of them alike. Returns the samples (ns) per contender, in order; with `hops`
+/// (one per contender), adds each measured spawn's hops there.
 pub fn interleaved(
     contenders: &[Contender],
     rig: &Rig,
     target: &Target,
     plan: &Plan,
+    mut hops: Option<&mut [HopSamples]>,
     mut tick: impl FnMut(),
 ) -> Res<Vec<Vec<u64>>> {
     for c in contenders {
@@ -456,7 +481,10 @@ pub fn interleaved(
             any = true;
             let left = plan.iterations - samples[i].len();
             for _ in 0..plan.batch.min(left) {
-                let t = spawn_wait(&contenders[i], rig, target)?;
+                let (t, timeline) = spawn_wait(&contenders[i], rig, target)?;
+                if let Some(h) = hops.as_deref_mut().and_then(|h| h.get_mut(i)) {
+                    h.record(timeline);
+                }
                 spent[i] += t;
                 samples[i].push(u64::try_from(t.as_nanos()).unwrap_or(u64::MAX));
             }
@@ -578,6 +606,19 @@ pub struct Rate {
     pub per_second: f64,
     /// Only for the executor: its loop thread's load.
     pub load: Option<LoopLoad>,
+    /// The bench process's CPU per spawn+wait, and the callers' and the loop's shares.
+    pub cpu: CpuPerSpawn,
+    /// Only for the executor (when it records timelines): every spawn's hops.
+    pub hops: HopSamples,
+}
+
+/// What one submitting thread did in a throughput window.
+struct Worker {
+    spawns: u64,
+    finished: Instant,
+    /// Its own CPU time over the window, ns.
+    cpu_ns: u64,
+    hops: HopSamples,
 }
 
 /// `threads` threads each spawn+wait `argv` in a loop for `window`; through `exec` when given
@@ -592,11 +633,12 @@ pub fn throughput(
     let barrier = Barrier::new(threads + 1);
     let start: OnceLock<Instant> = OnceLock::new();
     let before = exec.map(|(_, tid)| ThreadCpu::read(tid));
-    let results: Vec<Result<(u64, Instant), String>> = thread::scope(|s| {
+    let process_before = process_cpu_ns();
+    let results: Vec<Result<Worker, String>> = thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 let (barrier, start) = (&barrier, &start);
-                s.spawn(move || -> Result<(u64, Instant), String> {
+                s.spawn(move || -> Result<Worker, String> {
                     // Prepared per thread: the raw path shares nothing between threads.
                     let prepared = match exec {
                         None => Some(Prepared::new(argv).map_err(|e| e.to_string())),
@@ -606,17 +648,27 @@ pub fn throughput(
                     barrier.wait();
                     let prepared = prepared?;
                     let deadline = *start.get().expect("set before the barrier opens") + window;
+                    let cpu_before = thread_cpu_ns();
+                    let mut hops = HopSamples::default();
                     let mut n = 0u64;
                     loop {
                         let now = Instant::now();
                         if now >= deadline {
-                            return Ok((n, now));
+                            return Ok(Worker {
+                                spawns: n,
+                                finished: now,
+                                cpu_ns: thread_cpu_ns().saturating_sub(cpu_before),
+                                hops,
+                            });
                         }
                         let status = match (exec, &prepared) {
-                            (Some((e, _)), _) => e
-                                .create_process(argv, true)
-                                .map_err(|e| e.to_string())?
-                                .wait(),
+                            (Some((e, _)), _) => {
+                                let child =
+                                    e.create_process(argv, true).map_err(|e| e.to_string())?;
+                                let status = child.wait();
+                                hops.record(child.timeline());
+                                status
+                            }
                             (None, Some(p)) => p
                                 .spawn(SpawnBackend::Vfork)
                                 .map_err(|e| e.to_string())?
@@ -639,13 +691,18 @@ pub fn throughput(
             .map(|w| w.join().unwrap_or_else(|_| Err("worker panicked".into())))
             .collect()
     });
+    let process_ns = process_cpu_ns().saturating_sub(process_before);
     let t0 = *start.get().expect("set above");
     let mut spawns = 0;
     let mut end = t0;
+    let mut callers_ns = 0;
+    let mut hops = HopSamples::default();
     for r in results {
-        let (n, finished) = r?;
-        spawns += n;
-        end = end.max(finished);
+        let w = r?;
+        spawns += w.spawns;
+        end = end.max(w.finished);
+        callers_ns += w.cpu_ns;
+        hops.merge(w.hops);
     }
     let wall = end.duration_since(t0);
     let load = exec.map(|(_, tid)| {
@@ -656,9 +713,12 @@ pub fn throughput(
             spawns,
         )
     });
+    let loop_ns = load.as_ref().map(|l| l.cpu_ns_per_spawn);
     Ok(Rate {
         per_second: spawns as f64 / wall.as_secs_f64(),
         load,
+        cpu: CpuPerSpawn::new(process_ns, callers_ns, loop_ns, spawns),
+        hops,
     })
 }
 
@@ -726,7 +786,7 @@ pub fn tracked(
             "tracked {n}: spawn+wait, repeat {}/{repeats}",
             r + 1
         ));
-        let s = interleaved(&pair, &rig, target, plan, || {})?;
+        let s = interleaved(&pair, &rig, target, plan, None, || {})?;
         let mut it = s.into_iter();
         samples.push([it.next().unwrap_or_default(), it.next().unwrap_or_default()]);
     }
@@ -770,7 +830,7 @@ pub fn fd_control(
     let pair = [default_executor(), floor()];
     let mut samples = Vec::with_capacity(repeats);
     for _ in 0..repeats {
-        let mut it = interleaved(&pair, &rig, target, plan, || {})?.into_iter();
+        let mut it = interleaved(&pair, &rig, target, plan, None, || {})?.into_iter();
         samples.push([it.next().unwrap_or_default(), it.next().unwrap_or_default()]);
     }
     drop(files);

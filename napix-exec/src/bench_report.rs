@@ -5,6 +5,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use super::bench_hops::{CpuRow, Hops};
 use super::bench_measure::{Contender, LoopLoad, Plan, Res, backend_name};
 use super::bench_stats::{
     Layout, Summary, Table, fmt_bytes, fmt_count, fmt_ns, fmt_ns_range, fmt_ratio, median, min_max,
@@ -172,6 +173,9 @@ pub struct ContenderResult {
     /// Ratio of medians to the raw clone-vfork floor and to std::process::Command.
     pub ratio_to_floor: Option<f64>,
     pub ratio_to_std: Option<f64>,
+    /// Executor contenders: where the time of a spawn+wait goes (every repeat pooled).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hops: Option<Hops>,
 }
 
 /// Results per contender from samples per repeat (`per_repeat[r][c]`).
@@ -203,6 +207,7 @@ pub fn contender_results(
                 repeat_medians_ns: repeat_medians,
                 ratio_to_floor: None,
                 ratio_to_std: None,
+                hops: None,
             })
         })
         .collect();
@@ -372,6 +377,10 @@ pub struct ThroughputRow {
     pub ratio_to_raw_same_threads: f64,
     /// The executor thread's load in the window with the median rate.
     pub executor_thread: Option<LoopLoad>,
+    /// CPU per spawn+wait, executor against raw.
+    pub cpu: CpuRow,
+    /// Where the time of the executor's spawn+waits goes (every repeat pooled).
+    pub executor_hops: Option<Hops>,
 }
 
 pub fn throughput_table(rows: &[ThroughputRow], window_ms: u128, backend: &str) -> Table {
