@@ -133,11 +133,12 @@ impl Reactor<'_> {
                     }
                     let orphans = self.reaper.has_orphans();
                     let asked = Instant::now();
+                    let mut request = request;
                     let result = crate::spawn::spawn(
                         self.shared,
                         &mut self.spawner,
                         &mut self.reaper,
-                        *request,
+                        &mut request,
                     );
                     if self.reaper.watches_sigchld() || self.reaper.has_orphans() != orphans {
                         // A new orphan, or (signal mode) a child the timer may have to watch.
@@ -164,6 +165,9 @@ impl Reactor<'_> {
                         );
                         self.start_escalation(Instant::now(), vec![unwanted.state]);
                     }
+                    // Only now, with the requester answered: its environment, stdin source
+                    // and setup are freed (see spawn::spawn).
+                    drop(request);
                 }
                 Message::Kill(state) => self.start_escalation(Instant::now(), vec![state]),
                 Message::Ping(slot) => {

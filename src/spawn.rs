@@ -23,11 +23,15 @@ use crate::timeline::TimelineRecorder;
 
 /// Spawns what `request` asks for and tracks it. A child that runs but cannot be tracked is
 /// killed and handed to `reaper` as an orphan, and the spawn fails.
+///
+/// The request's argument vector moves into the table; the rest of it (environment, stdin
+/// source, setup) stays for the caller to drop once the reply is out: freeing it is no part of
+/// the spawn the requester waits for.
 pub(crate) fn spawn<W: Wait>(
     shared: &Shared,
     spawner: &mut Spawner,
     reaper: &mut Reaper<W>,
-    request: SpawnRequest,
+    request: &mut SpawnRequest,
 ) -> Result<Spawned, SpawnError> {
     let config = shared.config();
     // With a timeline, this request's wait in the queue ends here.
@@ -111,9 +115,7 @@ pub(crate) fn spawn<W: Wait>(
         spawn_us = spawn_time.as_micros() as u64,
         "spawned"
     );
-    let command = request
-        .command
-        .argv
+    let command = std::mem::take(&mut request.command.argv)
         .into_iter()
         .map(|a| std::os::unix::ffi::OsStringExt::from_vec(a.into_bytes()))
         .collect();

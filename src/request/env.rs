@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::error::{CommandOption, SpawnError};
 use crate::sys::{CStringArray, CStringArrayBuilder};
@@ -35,16 +36,23 @@ pub(crate) fn prepare(
             search_path: std::env::var_os("PATH"),
         });
     }
-    let mut envp = CStringArrayBuilder::default();
+    // Sized from the last environment built, so that the buffers grow at most once.
+    let mut envp = CStringArrayBuilder::with_capacity(
+        LAST_COUNT.load(Ordering::Relaxed) + changes.len(),
+        LAST_BYTES.load(Ordering::Relaxed) + changes_bytes(changes),
+    );
     let mut parent_path = None;
     if !clear {
+        // Most inherited variables are not among the changes: a key whose length no change
+        // has skips the map lookup.
+        let lengths = KeyLengths::of(changes);
         crate::sys::for_each_environ(|entry| {
             let key = entry.split(|&b| b == b'=').next().unwrap_or(entry);
             if key == b"PATH" {
                 let value = entry.get(key.len() + 1..).unwrap_or_default();
                 parent_path = Some(OsStr::from_bytes(value).to_os_string());
             }
-            if !changes.contains_key(OsStr::from_bytes(key)) {
+            if !lengths.may_hold(key) || !changes.contains_key(OsStr::from_bytes(key)) {
                 envp.push(&[entry]);
             }
         });
@@ -54,6 +62,9 @@ pub(crate) fn prepare(
             envp.push(&[key.as_bytes(), b"=", value.as_bytes()]);
         }
     }
+    let (count, bytes) = envp.size();
+    LAST_COUNT.store(count, Ordering::Relaxed);
+    LAST_BYTES.store(bytes, Ordering::Relaxed);
     let search_path = match changes.get(OsStr::new("PATH")) {
         Some(set_or_removed) => set_or_removed.clone(),
         None => parent_path,
@@ -62,6 +73,36 @@ pub(crate) fn prepare(
         envp: Some(envp.build()),
         search_path,
     })
+}
+
+/// Strings and bytes of the last environment built: the next one is likely the same size.
+static LAST_COUNT: AtomicUsize = AtomicUsize::new(0);
+static LAST_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+/// Bytes the set variables add (`KEY=VALUE` and a NUL each).
+fn changes_bytes(changes: &BTreeMap<OsString, Option<OsString>>) -> usize {
+    changes
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| k.len() + v.len() + 2))
+        .sum()
+}
+
+/// The lengths of a set of keys, as bits (lengths of 63 and more share the last bit).
+struct KeyLengths(u64);
+
+impl KeyLengths {
+    fn of(changes: &BTreeMap<OsString, Option<OsString>>) -> KeyLengths {
+        KeyLengths(changes.keys().fold(0, |bits, k| bits | Self::bit(k.len())))
+    }
+
+    fn bit(len: usize) -> u64 {
+        1 << len.min(63)
+    }
+
+    /// False when no key of the set has `key`'s length.
+    fn may_hold(&self, key: &[u8]) -> bool {
+        self.0 & Self::bit(key.len()) != 0
+    }
 }
 
 fn check_key(program: &OsStr, key: &OsStr) -> Result<(), SpawnError> {
@@ -133,6 +174,37 @@ mod tests {
         assert!(!s.iter().any(|e| e.starts_with("PATH=")));
         assert_eq!(s.iter().filter(|e| *e == "NAPIX_ENV_TEST=v").count(), 1);
         assert_eq!(env.search_path, None);
+    }
+
+    #[test]
+    fn the_length_filter_never_hides_a_change() {
+        // Same length as a changed key but another name: kept. Keys of 63 bytes and more share
+        // one length bit: each is still looked up.
+        let long = "L".repeat(70);
+        let longer = "M".repeat(80);
+        let c = changes(&[("NAPIX_LEN_A", None), (long.as_str(), Some("x"))]);
+        let key = |k: &str| KeyLengths::of(&c).may_hold(k.as_bytes());
+        assert!(key("NAPIX_LEN_B"), "same length");
+        assert!(key(&longer), "long keys share a bit");
+        assert!(!key("SHORT"));
+        let env = prepare(OsStr::new("p"), &c, true).expect("valid");
+        assert_eq!(strings(&env), [format!("{long}=x")]);
+    }
+
+    #[test]
+    fn sizes_of_the_last_environment_do_not_limit_the_next() {
+        // A larger environment than the hint still comes out whole.
+        let many: Vec<(String, String)> = (0..200)
+            .map(|i| (format!("NAPIX_MANY_{i}"), "v".repeat(i)))
+            .collect();
+        let c: BTreeMap<OsString, Option<OsString>> = many
+            .iter()
+            .map(|(k, v)| (OsString::from(k), Some(OsString::from(v))))
+            .collect();
+        let env = prepare(OsStr::new("p"), &c, true).expect("valid");
+        let s = strings(&env);
+        assert_eq!(s.len(), 200);
+        assert!(s.iter().all(|e| e.starts_with("NAPIX_MANY_")));
     }
 
     #[test]

@@ -163,7 +163,16 @@ fn stdin_holding(bytes: &[u8], floor: i32) -> Result<Arc<OwnedFd>, Errno> {
         }
     }
     drop(write);
-    above(&Arc::new(read), floor)
+    above_fresh(read, floor)
+}
+
+/// `fd`, just made by us (so open), moved above `floor` if it is not already.
+fn above_fresh(fd: OwnedFd, floor: i32) -> Result<Arc<OwnedFd>, Errno> {
+    if fd.as_raw_fd() > floor {
+        Ok(Arc::new(fd))
+    } else {
+        Ok(Arc::new(rustix::io::fcntl_dupfd_cloexec(&fd, floor + 1)?))
+    }
 }
 
 /// A memfd holding `bytes`, sealed against any change, offset 0, above `floor`.
@@ -182,7 +191,7 @@ fn sealed_memfd(bytes: &[u8], floor: i32) -> Result<Arc<OwnedFd>, Errno> {
         &fd,
         SealFlags::SEAL | SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE,
     )?;
-    above(&Arc::new(fd), floor)
+    above_fresh(fd, floor)
 }
 
 #[cfg(test)]

@@ -23,36 +23,50 @@ unsafe impl Sync for CStringArray {}
 #[derive(Default)]
 pub(crate) struct CStringArrayBuilder {
     buf: Vec<u8>,
-    count: usize,
+    /// Where each string starts in `buf`: the pointers are made from these at `build`, without
+    /// scanning the bytes for NULs.
+    starts: Vec<usize>,
 }
 
 impl CStringArrayBuilder {
+    /// A builder with room for `count` strings of `bytes` bytes in all (NULs included), so that
+    /// building a typical environment reallocates nothing.
+    pub(crate) fn with_capacity(count: usize, bytes: usize) -> CStringArrayBuilder {
+        CStringArrayBuilder {
+            buf: Vec::with_capacity(bytes),
+            starts: Vec::with_capacity(count),
+        }
+    }
+
     /// Appends one string made of `parts` (none of which may hold a NUL; the caller checked).
     pub(crate) fn push(&mut self, parts: &[&[u8]]) {
+        self.starts.push(self.buf.len());
         for part in parts {
             self.buf.extend_from_slice(part);
         }
         self.buf.push(0);
-        self.count += 1;
+    }
+
+    /// The strings pushed so far and their bytes (NULs included).
+    pub(crate) fn size(&self) -> (usize, usize) {
+        (self.starts.len(), self.buf.len())
     }
 
     pub(crate) fn build(self) -> CStringArray {
-        CStringArray::from_buf(self.buf, self.count)
+        CStringArray::from_parts(self.buf, &self.starts)
     }
 }
 
 impl CStringArray {
-    /// `buf` holds `count` NUL-terminated strings back to back.
-    fn from_buf(buf: Vec<u8>, count: usize) -> CStringArray {
-        let mut ptrs = Vec::with_capacity(count + 1);
+    /// `buf` holds NUL-terminated strings back to back, starting at `starts`.
+    fn from_parts(buf: Vec<u8>, starts: &[usize]) -> CStringArray {
         let base = buf.as_ptr();
-        let mut start = 0;
-        for (i, &b) in buf.iter().enumerate() {
-            if b == 0 {
-                ptrs.push(base.wrapping_add(start).cast::<libc::c_char>());
-                start = i + 1;
-            }
-        }
+        let mut ptrs = Vec::with_capacity(starts.len() + 1);
+        ptrs.extend(
+            starts
+                .iter()
+                .map(|&start| base.wrapping_add(start).cast::<libc::c_char>()),
+        );
         ptrs.push(std::ptr::null());
         CStringArray { buf, ptrs }
     }
@@ -72,7 +86,12 @@ impl CStringArray {
 
 impl Clone for CStringArray {
     fn clone(&self) -> CStringArray {
-        CStringArray::from_buf(self.buf.clone(), self.ptrs.len().saturating_sub(1))
+        let base = self.buf.as_ptr();
+        let starts: Vec<usize> = self.ptrs[..self.ptrs.len().saturating_sub(1)]
+            .iter()
+            .map(|&p| (p as usize).wrapping_sub(base as usize))
+            .collect();
+        CStringArray::from_parts(self.buf.clone(), &starts)
     }
 }
 
