@@ -732,16 +732,26 @@ fn measure(
             .map(|r| (r.threads, &r.cpu))
             .collect();
         ui.table(bench_hops::cpu_table(&rows));
-        let rows: Vec<(String, &bench_hops::Hops)> = report
-            .throughput
-            .iter()
-            .filter_map(|r| Some((format!("T={}", r.threads), r.executor_hops.as_ref()?)))
-            .collect();
+        let mut rows: Vec<(String, &bench_hops::Hops)> = Vec::new();
+        for r in &report.throughput {
+            if let Some(h) = &r.executor_hops {
+                rows.push((format!("executor T={}", r.threads), h));
+            }
+            if let Some(h) = &r.raw_hops {
+                rows.push((format!("raw T={}", r.threads), h));
+            }
+        }
         if !rows.is_empty() {
-            ui.table(bench_hops::hops_table(
-                "where the time goes: T threads through one executor (every repeat pooled)",
+            let mut table = bench_hops::hops_table(
+                "where the time goes: T threads through one executor, and T raw threads (every \
+                 repeat pooled)",
                 &rows,
-            ));
+            );
+            table.note(
+                "raw: clone+exec = the spawn call, child run = the blocking waitid (exit and reap \
+                 together); no hand-offs",
+            );
+            ui.table(table);
         }
     }
 
@@ -852,9 +862,12 @@ fn throughput_section(
             .zip(&raws)
             .map(|(e, r)| e.cpu.process_ns / r.cpu.process_ns)
             .collect();
-        let mut hops = HopSamples::default();
+        let (mut hops, mut raw_hops) = (HopSamples::default(), HopSamples::default());
         for rate in &mut rates {
             hops.merge(std::mem::take(&mut rate.hops));
+        }
+        for rate in &mut raws {
+            raw_hops.merge(std::mem::take(&mut rate.hops));
         }
         rates.sort_by(|a, b| a.per_second.total_cmp(&b.per_second));
         raws.sort_by(|a, b| a.per_second.total_cmp(&b.per_second));
@@ -882,6 +895,7 @@ fn throughput_section(
             executor_thread: load,
             cpu,
             executor_hops: hops.summarize(),
+            raw_hops: raw_hops.summarize(),
         });
     }
     // Only the asked counts are shown; 1 and 2 were measured for the ratios.

@@ -2,6 +2,8 @@
 //! [`Timeline`] (the executors under test record them: `ExecutorBuilder::timeline`), and the CPU
 //! time the bench process spends per spawn+wait, split by thread.
 
+use std::time::Instant;
+
 use serde::Serialize;
 
 use napix_executor::Timeline;
@@ -140,6 +142,22 @@ pub fn hops_table(title: &str, rows: &[(String, &Hops)]) -> Table {
     t
 }
 
+/// A raw spawn+wait (a thread spawning for itself) in the executor's terms, for comparison:
+/// clone+exec = the spawn call (`began` to `spawned`), child run = the blocking `waitid` (the
+/// child's run, its exit and the reap together, to `waited`); no hand-offs, so those hops and
+/// exit to reap are zero.
+pub fn raw_timeline(began: Instant, spawned: Instant, waited: Instant) -> Timeline {
+    let mut t = Timeline::default();
+    t.queued = Some(began);
+    t.spawn_started = Some(began);
+    t.spawned = Some(spawned);
+    t.replied = Some(spawned);
+    t.exit_observed = Some(waited);
+    t.reaped = Some(waited);
+    t.wait_returned = Some(waited);
+    t
+}
+
 /// CPU time of one thread (`CLOCK_THREAD_CPUTIME_ID`), ns.
 pub fn thread_cpu_ns() -> u64 {
     timespec_ns(rustix::time::clock_gettime(
@@ -237,7 +255,7 @@ pub fn cpu_table(rows: &[(usize, &CpuRow)]) -> Table {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     fn timeline(t0: Instant, us: [u64; 7]) -> Timeline {
         let at = |i: usize| Some(t0 + Duration::from_micros(us[i]));
@@ -272,6 +290,17 @@ mod tests {
     }
 
     #[test]
+    fn a_raw_spawn_has_only_its_spawn_call_and_its_wait() {
+        let t0 = Instant::now();
+        let us = |n| t0 + Duration::from_micros(n);
+        let mut s = HopSamples::default();
+        s.record(Some(raw_timeline(t0, us(60), us(200))));
+        let h = s.summarize().expect("complete");
+        let medians: Vec<f64> = h.hops.iter().map(|x| x.median_ns).collect();
+        assert_eq!(medians, [0.0, 60e3, 140e3, 0.0, 0.0]);
+    }
+
+    #[test]
     fn no_complete_sample_gives_no_breakdown() {
         let mut s = HopSamples::default();
         s.record(None);
@@ -292,12 +321,15 @@ mod tests {
 
     #[test]
     fn the_process_clock_covers_this_thread() {
-        let (p0, t0) = (process_cpu_ns(), thread_cpu_ns());
+        // The thread's span inside the process's: p0, t0, work, t1, p1.
+        let p0 = process_cpu_ns();
+        let t0 = thread_cpu_ns();
         let mut x = 0u64;
         for i in 0..2_000_000u64 {
             x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
         }
-        let (p1, t1) = (process_cpu_ns(), thread_cpu_ns());
+        let t1 = thread_cpu_ns();
+        let p1 = process_cpu_ns();
         assert!(t1 > t0, "the thread burnt CPU");
         assert!(p1 - p0 >= t1 - t0, "the process clock counts every thread");
     }

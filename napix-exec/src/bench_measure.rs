@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use napix_executor::direct::Prepared;
 use napix_executor::{ExecHandle, Executor, SpawnBackend, Timeline};
 
-use super::bench_hops::{CpuPerSpawn, HopSamples, process_cpu_ns, thread_cpu_ns};
+use super::bench_hops::{CpuPerSpawn, HopSamples, process_cpu_ns, raw_timeline, thread_cpu_ns};
 
 /// Errors of the bench: printed, never matched on.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -608,7 +608,8 @@ pub struct Rate {
     pub load: Option<LoopLoad>,
     /// The bench process's CPU per spawn+wait, and the callers' and the loop's shares.
     pub cpu: CpuPerSpawn,
-    /// Only for the executor (when it records timelines): every spawn's hops.
+    /// Every spawn's hops: the executor's from its timelines (when it records them), raw
+    /// threads' from timing their spawn and wait calls ([`raw_timeline`]).
     pub hops: HopSamples,
 }
 
@@ -669,11 +670,15 @@ pub fn throughput(
                                 hops.record(child.timeline());
                                 status
                             }
-                            (None, Some(p)) => p
-                                .spawn(SpawnBackend::Vfork)
-                                .map_err(|e| e.to_string())?
-                                .wait()
-                                .map_err(|e| e.to_string())?,
+                            (None, Some(p)) => {
+                                let began = Instant::now();
+                                let child =
+                                    p.spawn(SpawnBackend::Vfork).map_err(|e| e.to_string())?;
+                                let spawned = Instant::now();
+                                let status = child.wait().map_err(|e| e.to_string())?;
+                                hops.record(Some(raw_timeline(began, spawned, Instant::now())));
+                                status
+                            }
                             (None, None) => unreachable!("raw threads always prepare"),
                         };
                         if check && !status.success() {

@@ -381,6 +381,8 @@ pub struct ThroughputRow {
     pub cpu: CpuRow,
     /// Where the time of the executor's spawn+waits goes (every repeat pooled).
     pub executor_hops: Option<Hops>,
+    /// The raw threads' spawn call and wait (every repeat pooled), in the same terms.
+    pub raw_hops: Option<Hops>,
 }
 
 pub fn throughput_table(rows: &[ThroughputRow], window_ms: u128, backend: &str) -> Table {
