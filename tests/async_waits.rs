@@ -339,6 +339,11 @@ per_backend!(
 
 /// 1,000 children spawned and awaited at once from one task: the thread count stays flat (no
 /// thread per child, no blocking pool).
+///
+/// The children are `cat`s reading one pipe whose only write end the test holds: none can exit
+/// before the test closes it, so all 1,000 are surely running, and awaited, when the threads are
+/// counted. (They used to be `sleep 1`: on a loaded machine spawning 1,000 took longer than a
+/// second, the first ones exited early and "most children still run" failed.)
 #[test]
 fn thousand_children_awaited_without_a_thread_each() {
     let _serial = serial();
@@ -349,23 +354,31 @@ fn thousand_children_awaited_without_a_thread_each() {
             .kill_grace(Duration::from_millis(200))
             .start()
             .expect("start");
+        // CLOEXEC on both ends (std): the children get the read end as stdin only.
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        let mut cat = napix_executor::Command::new("cat");
+        cat.stdin(napix_executor::Stdio::from(OwnedFd::from(reader)))
+            .stdout(napix_executor::Stdio::null());
         let (before, during, statuses) =
             within(Duration::from_secs(120), "1,000 children", move || {
-                let rt_driver = driver;
-                rt_driver.run(async move {
+                driver.run(async move {
                     // The runtime's own threads exist by now.
                     let before = thread_count();
-                    let handles =
-                        join_all((0..N).map(|_| ex.create_process_async(&["sleep", "1"], true)))
-                            .await;
-                    let handles: Vec<_> = handles
-                        .into_iter()
-                        .map(|h| h.expect("spawn sleep 1"))
-                        .collect();
+                    let handles = join_all((0..N).map(|_| ex.spawn_async(&cat))).await;
+                    let handles: Vec<_> =
+                        handles.into_iter().map(|h| h.expect("spawn cat")).collect();
+                    // Awaited (each future registered with its child) while all of them run.
+                    let mut waits = join_all(handles.iter().map(|h| h.wait_async()));
+                    let pending = std::future::poll_fn(|cx| {
+                        Poll::Ready(Pin::new(&mut waits).poll(cx).is_pending())
+                    })
+                    .await;
+                    assert!(pending, "a cat exited before its input ended");
                     let live = handles.iter().filter(|h| h.return_code().is_none()).count();
-                    assert!(live > N / 2, "most children should still run: {live}");
+                    assert_eq!(live, N, "every child runs until the pipe closes");
                     let during = thread_count();
-                    let statuses = join_all(handles.iter().map(|h| h.wait_async())).await;
+                    drop(writer);
+                    let statuses = waits.await;
                     (before, during, statuses)
                 })
             });
