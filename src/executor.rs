@@ -8,7 +8,7 @@ use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
 use crate::command::Command;
-use crate::error::SpawnError;
+use crate::error::{SpawnError, SpawnStage};
 use crate::handle::ExecHandle;
 use crate::proc_state::Spawned;
 use crate::queue::{Message, ReplySlot, SpawnRequest};
@@ -85,14 +85,18 @@ impl ExecutorBuilder {
         self
     }
 
-    /// How long [`create_process`](Executor::create_process) waits for the executor thread to
-    /// serve its request before it fails with [`SpawnError::NotServed`] (default: no limit).
+    /// How long [`create_process`](Executor::create_process) and [`spawn`](Executor::spawn)
+    /// wait for the executor thread to serve their request before they fail with
+    /// [`SpawnError::NotServed`] (default: no limit); the futures of
+    /// [`spawn_async`](Executor::spawn_async) and
+    /// [`create_process_async`](Executor::create_process_async) resolve to it (see
+    /// `spawn_async` for how a future is woken without a runtime).
     /// Guards against a loop that is not running (nobody called [`run`](Executor::run)). The
     /// request is then withdrawn; a child the loop spawns for it after all is killed and reaped.
     /// [`Executor::with_request_timeout`] sets it for some calls only.
     ///
-    /// Without a limit, a request unanswered after a second logs a `tracing` warning when no
-    /// thread runs the loop.
+    /// A blocking request unanswered after a second logs a `tracing` warning when no thread
+    /// runs the loop (once per request).
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = Some(timeout);
         self
@@ -458,8 +462,10 @@ impl Executor {
     /// stopped) are the future's output.
     ///
     /// Dropping the future before it completes withdraws the request; a child spawned for it
-    /// meanwhile is killed and reaped. (No request timeout applies: wrap it in your runtime's
-    /// timeout.)
+    /// meanwhile is killed and reaped. With a request timeout
+    /// ([`ExecutorBuilder::request_timeout`]) the future resolves to
+    /// [`SpawnError::NotServed`] if the loop has not served it in time, as
+    /// [`spawn_async`](Self::spawn_async) says.
     ///
     /// ```
     /// # let ex = napix_executor::Executor::start()?;
@@ -484,7 +490,7 @@ impl Executor {
             if !discard_output {
                 command.stdio = [StdioPlan::Null, StdioPlan::Piped, StdioPlan::Piped];
             }
-            queue_async(shared, command)
+            queue_async(shared, command, self.request_timeout)
         })();
         queued.unwrap_or_else(SpawnFuture::failed)
     }
@@ -497,7 +503,31 @@ impl Executor {
     /// Cancel-safe: dropping the future before it completes withdraws the request, and a child
     /// the executor thread spawned for it meanwhile is killed (SIGTERM, the grace, SIGKILL) and
     /// reaped. A child whose spawn completed before the drop runs on like a dropped handle's and
-    /// is reaped when it exits.
+    /// is reaped when it exits (or is killed, with [`Command::kill_on_drop`]).
+    ///
+    /// # Request timeout
+    ///
+    /// With [`ExecutorBuilder::request_timeout`] (or [`with_request_timeout`](Self::with_request_timeout))
+    /// the future resolves to [`SpawnError::NotServed`] when the loop has not served the request
+    /// by then (nobody runs it), and the request is withdrawn. A blocking caller times out by
+    /// itself; a future needs something to wake it, and the loop cannot (it is not running) nor
+    /// can a runtime the library does not depend on. So one thread per process
+    /// (`napix-request-timer`) keeps every pending deadline and wakes each expired future: it
+    /// is started by the first async spawn made with a request timeout, sleeps without a
+    /// timeout when no deadline is pending, and costs nothing to executors without a request
+    /// timeout. Inside a runtime, its own timer does the same without that thread:
+    /// `tokio::time::timeout(d, ex.spawn_async(&cmd))` (the dropped future withdraws the
+    /// request).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use napix_executor::{Command, Executor, SpawnError};
+    /// let ex = Executor::builder().request_timeout(Duration::from_millis(100)).build()?;
+    /// // Nobody runs the loop.
+    /// let got = pollster::block_on(ex.spawn_async(&Command::new("true")));
+    /// assert!(matches!(got, Err(SpawnError::NotServed { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// ```
     /// use napix_executor::{Command, Executor, Stdio};
@@ -514,7 +544,11 @@ impl Executor {
     pub fn spawn_async(&self, command: &Command) -> SpawnFuture {
         let queued = self.ready().and_then(|shared| {
             let defaults = [StdioPlan::Null, StdioPlan::Inherit, StdioPlan::Inherit];
-            queue_async(shared, prepare(shared, command, defaults)?)
+            queue_async(
+                shared,
+                prepare(shared, command, defaults)?,
+                self.request_timeout,
+            )
         });
         queued.unwrap_or_else(SpawnFuture::failed)
     }
@@ -617,9 +651,30 @@ fn prepare(
     Ok(command)
 }
 
-/// Queues a prepared spawn whose answer a task awaits.
-fn queue_async(shared: &Arc<Shared>, command: PreparedCommand) -> Result<SpawnFuture, SpawnError> {
+/// Queues a prepared spawn whose answer a task awaits; with a `timeout`, the request timer
+/// ends the wait at its deadline.
+fn queue_async(
+    shared: &Arc<Shared>,
+    command: PreparedCommand,
+    timeout: Option<Duration>,
+) -> Result<SpawnFuture, SpawnError> {
     let reply = ReplySlot::for_task();
+    // No clock read without a timeout (the common case); one too far to represent is none.
+    let queued_at = timeout.map(|_| Instant::now());
+    let deadline = queued_at
+        .zip(timeout)
+        .and_then(|(now, t)| now.checked_add(t));
+    if let Some(at) = deadline {
+        let weak: std::sync::Weak<ReplySlot<_>> = Arc::downgrade(&reply);
+        if let Err(e) = crate::request_timer::expire_at(at, weak) {
+            let errno = e.raw_os_error().unwrap_or(libc::EAGAIN);
+            return Err(SpawnError::from_errno(
+                &command.program,
+                SpawnStage::Prepare,
+                errno,
+            ));
+        }
+    }
     let request = Message::Spawn(Box::new(SpawnRequest {
         command,
         owner: thread::current().id(),
@@ -629,5 +684,9 @@ fn queue_async(shared: &Arc<Shared>, command: PreparedCommand) -> Result<SpawnFu
     if shared.queue().push(request).is_err() {
         return Err(SpawnError::Stopped);
     }
-    Ok(SpawnFuture::queued(reply, Arc::downgrade(shared)))
+    Ok(SpawnFuture::queued(
+        reply,
+        Arc::downgrade(shared),
+        deadline.and(queued_at),
+    ))
 }

@@ -35,8 +35,10 @@
 //! | [`Executor::run_with`] | the calling thread, while a closure runs on another | the closure returns, errs or panics |
 //! | [`Executor::run`] (the seed's way; [`executor()`] expects it) | the calling thread | [`Executor::stop`] |
 //!
-//! A request waiting for a loop nobody runs logs a `tracing` warning after a second, and fails
-//! with [`SpawnError::NotServed`] after [`ExecutorBuilder::request_timeout`] if one is set.
+//! A request waiting for a loop nobody runs logs a `tracing` warning after a second (a blocking
+//! one), and fails with [`SpawnError::NotServed`] after [`ExecutorBuilder::request_timeout`] if
+//! one is set (a blocking one, and an async one: one timer thread for the process wakes the
+//! futures, see [`Executor::spawn_async`]).
 //!
 //! # Async
 //!
@@ -298,7 +300,8 @@
 //!
 //! and beside them `lifetime.rs` (a child's deadline, kill grace and [`KillScope`]),
 //! `kill_scope.rs` (signalling a cgroup's members), `cgroup.rs` (finding cgroup v2, checking,
-//! killing and removing cgroups), `rusage.rs`
+//! killing and removing cgroups), `request_timer.rs` (the one thread that ends async requests
+//! at their request timeout), `rusage.rs`
 //! ([`ResourceUsage`]), `shared.rs` (the state one executor's threads share), `proc_state.rs` (one
 //! child's state: status, waiters, signalling), `poller.rs` (epoll, timerfd and doorbell behind one
 //! type), `spin.rs` (bounded polling before sleeping), `timeline.rs` ([`Timeline`]: where one
@@ -316,7 +319,7 @@
 //! reactor -> spawn -> shared -> queue, table -> proc_state -> spin, sys
 //!         -> reap -> sigchld -> sys
 //!         -> reap, escalation -> proc_state
-//! queue -> poller, request, proc_state, waker_list
+//! queue -> poller, request, request_timer, proc_state, waker_list
 //! proc_state -> waker_list, timeline
 //! ```
 #![deny(unsafe_code)]
@@ -344,6 +347,7 @@ mod queue;
 mod reactor;
 mod reap;
 mod request;
+mod request_timer;
 mod resource;
 mod run_modes;
 mod rusage;

@@ -19,6 +19,7 @@ use crate::error::SpawnError;
 use crate::poller::Waker;
 use crate::proc_state::{ProcState, Spawned};
 use crate::request::PreparedCommand;
+use crate::request_timer::Expire;
 use crate::spin::SpinPolicy;
 
 /// What a caller thread asks of the executor thread.
@@ -93,6 +94,9 @@ struct SlotInner<T> {
     /// The task to wake, for a slot awaited by a future.
     waker: Option<TaskWaker>,
     abandoned: bool,
+    /// Its request timeout passed before the answer came ([`Expire`]): the awaiting future
+    /// gives up at its next poll.
+    expired: bool,
 }
 
 impl<T> ReplySlot<T> {
@@ -103,6 +107,7 @@ impl<T> ReplySlot<T> {
                 value: None,
                 waker: None,
                 abandoned: false,
+                expired: false,
             }),
             waiter,
         })
@@ -174,11 +179,18 @@ impl<T> ReplySlot<T> {
         }
     }
 
-    /// The answer if it came; else registers the task to be woken when it does.
-    pub(crate) fn poll_reply(&self, cx: &mut Context<'_>) -> Poll<T> {
+    /// The answer if it came (`Some`); `None` once the request timeout expired the slot (it
+    /// is then abandoned: a later answer goes back to the executor thread); else registers the
+    /// task to be woken when either happens.
+    pub(crate) fn poll_reply(&self, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let mut inner = self.lock();
         if let Some(v) = inner.value.take() {
-            return Poll::Ready(v);
+            return Poll::Ready(Some(v));
+        }
+        if inner.expired {
+            inner.abandoned = true;
+            inner.waker = None;
+            return Poll::Ready(None);
         }
         match &mut inner.waker {
             Some(w) => w.clone_from(cx.waker()),
@@ -235,6 +247,23 @@ impl<T> ReplySlot<T> {
             } else {
                 thread::park_timeout(sleep);
             }
+        }
+    }
+}
+
+/// The request timer's deadline passed: unless the answer came first, the awaiting task is woken
+/// to give up.
+impl<T: Send> Expire for ReplySlot<T> {
+    fn expire(&self) {
+        let mut inner = self.lock();
+        if inner.value.is_some() || inner.abandoned {
+            return;
+        }
+        inner.expired = true;
+        let waker = inner.waker.take();
+        drop(inner);
+        if let Some(w) = waker {
+            w.wake();
         }
     }
 }
@@ -420,7 +449,19 @@ mod tests {
         assert!(slot.poll_reply(&mut cx).is_pending());
         assert_eq!(slot.fulfil(3), Ok(()));
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
-        assert_eq!(slot.poll_reply(&mut cx), Poll::Ready(3));
+        assert_eq!(slot.poll_reply(&mut cx), Poll::Ready(Some(3)));
+        // Expired before its answer: the task is woken and gives up; the answer goes back.
+        let slot = ReplySlot::<u32>::for_task();
+        assert!(slot.poll_reply(&mut cx).is_pending());
+        slot.expire();
+        assert_eq!(count.0.load(Ordering::SeqCst), 2);
+        assert_eq!(slot.poll_reply(&mut cx), Poll::Ready(None));
+        assert_eq!(slot.fulfil(4), Err(4));
+        // Answered first: expiring changes nothing.
+        let slot = ReplySlot::<u32>::for_task();
+        assert_eq!(slot.fulfil(5), Ok(()));
+        slot.expire();
+        assert_eq!(slot.poll_reply(&mut cx), Poll::Ready(Some(5)));
 
         let slot = ReplySlot::<u32>::for_current_thread();
         let spin = SpinPolicy::new(Duration::ZERO);

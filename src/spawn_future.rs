@@ -10,6 +10,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use crate::error::SpawnError;
 use crate::handle::ExecHandle;
@@ -23,7 +24,11 @@ type Reply = Arc<ReplySlot<Result<Spawned, SpawnError>>>;
 /// [`Executor::spawn_async`](crate::Executor::spawn_async) or
 /// [`Executor::create_process_async`](crate::Executor::create_process_async).
 ///
-/// `Send` and `'static`; needs no particular runtime. Cancel-safe: dropping it before it completes
+/// `Send` and `'static`; needs no particular runtime. With a request timeout
+/// ([`ExecutorBuilder::request_timeout`](crate::ExecutorBuilder::request_timeout)) it resolves to
+/// [`SpawnError::NotServed`] when the executor's loop has not served it in time (one timer
+/// thread for the process wakes it; see [`Executor::spawn_async`](crate::Executor::spawn_async)).
+/// Cancel-safe: dropping it before it completes
 /// withdraws the request, and a child the executor thread spawned for it meanwhile is killed
 /// (SIGTERM, the grace, SIGKILL) and reaped; dropping it once the child is spawned but before it
 /// was polled again treats the child like a dropped handle's (it runs on and is reaped, or is
@@ -40,6 +45,8 @@ enum Inner {
     Queued {
         reply: Reply,
         executor: Weak<Shared>,
+        /// When it was queued, if a request timeout may end it (for `NotServed::waited`).
+        queued_at: Option<Instant>,
     },
     /// The answer was handed out.
     Done,
@@ -65,9 +72,19 @@ impl SpawnFuture {
         }
     }
 
-    pub(crate) fn queued(reply: Reply, executor: Weak<Shared>) -> SpawnFuture {
+    /// A queued request; `queued_at` is set when a request timeout was registered for it
+    /// (see [`crate::request_timer`]).
+    pub(crate) fn queued(
+        reply: Reply,
+        executor: Weak<Shared>,
+        queued_at: Option<Instant>,
+    ) -> SpawnFuture {
         SpawnFuture {
-            inner: Inner::Queued { reply, executor },
+            inner: Inner::Queued {
+                reply,
+                executor,
+                queued_at,
+            },
         }
     }
 }
@@ -83,11 +100,19 @@ impl Future for SpawnFuture {
                 // Polled again after completion: stays an error rather than a panic.
                 None => Err(SpawnError::Stopped),
             },
-            Inner::Queued { reply, executor } => match reply.poll_reply(cx) {
+            Inner::Queued {
+                reply,
+                executor,
+                queued_at,
+            } => match reply.poll_reply(cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(answer) => {
+                Poll::Ready(Some(answer)) => {
                     answer.and_then(|spawned| ExecHandle::new(spawned, executor.clone()))
                 }
+                // The request timeout expired the slot (and withdrew the request).
+                Poll::Ready(None) => Err(SpawnError::NotServed {
+                    waited: queued_at.map_or(Duration::ZERO, |t| t.elapsed()),
+                }),
             },
             Inner::Done => Err(SpawnError::Stopped),
         };
@@ -98,7 +123,10 @@ impl Future for SpawnFuture {
 
 impl Drop for SpawnFuture {
     fn drop(&mut self) {
-        if let Inner::Queued { reply, executor } = &self.inner {
+        if let Inner::Queued {
+            reply, executor, ..
+        } = &self.inner
+        {
             // An answer that came meanwhile becomes the handle nobody took, dropped here: its
             // child runs on, or is killed if the command asked for kill_on_drop. Without one, the
             // executor thread disposes of a late answer (it kills the child).

@@ -253,3 +253,85 @@ fn request_timeout_with_a_loop_serves_everything() {
         .collect();
     join_all(threads, Duration::from_secs(60));
 }
+
+/// The request timeout applies to async spawns too: on a loop nobody runs, `create_process_async`
+/// and `spawn_async` resolve to `NotServed` after it, under pollster and tokio, 50 at once with
+/// one timer thread for all of them (not one per future); the withdrawn requests are never
+/// spawned once a loop runs, and a served future with a timeout completes as usual.
+#[test]
+fn request_timeout_ends_async_spawns_without_a_loop() {
+    let _serial = serial();
+    let ex = Executor::builder()
+        .request_timeout(Duration::from_millis(300))
+        .build()
+        .expect("build");
+    let limit = Duration::from_secs(10);
+    let pollster_ex = ex.clone();
+    let (e, took) = bounded(limit, "create_process_async, pollster", move || {
+        let t = Instant::now();
+        let e = pollster::block_on(pollster_ex.create_process_async(&["sleep", "30"], true))
+            .expect_err("no loop");
+        (e, t.elapsed())
+    });
+    match e {
+        SpawnError::NotServed { waited } => {
+            assert!(waited >= Duration::from_millis(300), "{waited:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    let tokio_ex = ex.clone();
+    let (results, threads_before, threads_during) =
+        bounded(limit, "spawn_async x50, tokio", move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime")
+                .block_on(async move {
+                    let before = thread_count();
+                    let mut cmd = napix_executor::Command::new("sleep");
+                    cmd.arg("30");
+                    let tasks: Vec<_> = (0..50)
+                        .map(|_| tokio::spawn(tokio_ex.spawn_async(&cmd)))
+                        .collect();
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    let during = thread_count();
+                    let mut results = Vec::new();
+                    for t in tasks {
+                        results.push(t.await.expect("task"));
+                    }
+                    (results, before, during)
+                })
+        });
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r, Err(SpawnError::NotServed { .. }))),
+        "{results:?}"
+    );
+    assert!(
+        threads_during <= threads_before + 1,
+        "50 waiting futures took {threads_before} -> {threads_during} threads"
+    );
+    // A loop now: nothing withdrawn is spawned; a future with a timeout is served.
+    let runner = {
+        let ex = ex.clone();
+        std::thread::spawn(move || ex.run())
+    };
+    let served = ex.clone();
+    let h = bounded(limit, "served async spawn", move || {
+        pollster::block_on(served.create_process_async(&["/bin/true"], true))
+    })
+    .expect("served now");
+    assert!(wait_for(&h, Duration::from_secs(5)).success());
+    assert!(
+        children().is_empty(),
+        "a withdrawn request was spawned: {:?}",
+        children()
+    );
+    ex.stop();
+    runner.join().expect("run thread").expect("run");
+}

@@ -1,0 +1,235 @@
+//! The request timeout of async spawns ([`Executor::spawn_async`] and
+//! [`Executor::create_process_async`] on an executor with a request timeout): one thread for
+//! the whole process, started the first time such a future is made, that ends each request not
+//! served by its deadline.
+//!
+//! Why a thread: a blocking caller times out by itself (`park_timeout`), but a future only runs
+//! when something wakes it. The executor's loop cannot be that something (the timeout exists
+//! for a loop nobody runs), the library has no runtime to ask for a timer, and a thread per
+//! future would defeat the point of async. So one thread keeps a heap of deadlines and sleeps
+//! on a condition variable until the earliest (with no deadline pending, without a timeout: it
+//! never wakes an idle process). It is only started when a request timeout is set and an async
+//! spawn is made; executors without one, and blocking callers, never start it.
+//!
+//! It holds each request's reply slot weakly: a request answered or dropped meanwhile costs
+//! one heap entry until its deadline, and nothing more.
+//!
+//! [`Executor::spawn_async`]: crate::Executor::spawn_async
+//! [`Executor::create_process_async`]: crate::Executor::create_process_async
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::io;
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Instant;
+
+/// Something the timer ends at its deadline: a reply slot whose future then resolves to
+/// `NotServed`, unless its answer came first.
+pub(crate) trait Expire: Send + Sync {
+    fn expire(&self);
+}
+
+/// Ends `slot` at `at`, unless it is gone by then. Starts the timer thread the first time (in
+/// this process).
+///
+/// # Errors
+/// The error of creating the thread (`EAGAIN`: out of threads); nothing was registered then.
+pub(crate) fn expire_at(at: Instant, slot: Weak<dyn Expire>) -> io::Result<()> {
+    let mut state = TIMER.lock();
+    let pid = std::process::id();
+    if state.thread_in != Some(pid) {
+        // First use, or a process forked from the one whose thread it was (threads do not
+        // survive fork): start one here.
+        std::thread::Builder::new()
+            .name("napix-request-timer".into())
+            .spawn(|| TIMER.serve())?;
+        state.thread_in = Some(pid);
+    }
+    let earliest = state.heap.peek().map(|e| e.at);
+    let seq = state.next_seq;
+    state.next_seq += 1;
+    state.heap.push(Deadline { at, seq, slot });
+    if earliest.is_none_or(|e| at < e) {
+        // The thread sleeps until the old earliest deadline (or for good): it must look again.
+        TIMER.changed.notify_one();
+    }
+    Ok(())
+}
+
+static TIMER: Timer = Timer {
+    state: Mutex::new(State {
+        heap: BinaryHeap::new(),
+        next_seq: 0,
+        thread_in: None,
+    }),
+    changed: Condvar::new(),
+};
+
+struct Timer {
+    state: Mutex<State>,
+    /// Signalled when a deadline earlier than every pending one arrives.
+    changed: Condvar,
+}
+
+struct State {
+    /// Pending deadlines, earliest on top.
+    heap: BinaryHeap<Deadline>,
+    /// Orders deadlines at the same instant (first come, first expired).
+    next_seq: u64,
+    /// The process whose timer thread runs (`None` before the first use).
+    thread_in: Option<u32>,
+}
+
+struct Deadline {
+    at: Instant,
+    seq: u64,
+    slot: Weak<dyn Expire>,
+}
+
+// Reversed, so that `BinaryHeap` (a max-heap) has the earliest deadline on top.
+impl Ord for Deadline {
+    fn cmp(&self, other: &Deadline) -> Ordering {
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+impl PartialOrd for Deadline {
+    fn partial_cmp(&self, other: &Deadline) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Deadline {
+    fn eq(&self, other: &Deadline) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+
+impl Eq for Deadline {}
+
+impl Timer {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The thread: expires what is due, sleeps until the next deadline.
+    fn serve(&self) {
+        let mut due = Vec::new();
+        let mut state = self.lock();
+        loop {
+            let now = Instant::now();
+            due.extend(take_due(&mut state.heap, now));
+            if !due.is_empty() {
+                // Outside the lock: expiring wakes a task, which may do anything.
+                drop(state);
+                for slot in due.drain(..) {
+                    if let Some(slot) = slot.upgrade() {
+                        slot.expire();
+                    }
+                }
+                state = self.lock();
+                continue;
+            }
+            state = match state
+                .heap
+                .peek()
+                .map(|e| e.at.saturating_duration_since(now))
+            {
+                None => self
+                    .changed
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner),
+                Some(sleep) => {
+                    self.changed
+                        .wait_timeout(state, sleep)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+            };
+        }
+    }
+}
+
+/// Pops every deadline at or before `now`.
+fn take_due(heap: &mut BinaryHeap<Deadline>, now: Instant) -> Vec<Weak<dyn Expire>> {
+    let mut due = Vec::new();
+    while heap.peek().is_some_and(|e| e.at <= now) {
+        if let Some(e) = heap.pop() {
+            due.push(e.slot);
+        }
+    }
+    due
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+    use std::time::Duration;
+
+    struct Count(AtomicUsize);
+
+    impl Expire for Count {
+        fn expire(&self) {
+            self.0.fetch_add(1, AtomicOrdering::SeqCst);
+        }
+    }
+
+    fn weak(c: &Arc<Count>) -> Weak<dyn Expire> {
+        let w: Weak<Count> = Arc::downgrade(c);
+        w
+    }
+
+    #[test]
+    fn deadlines_come_out_earliest_first_and_only_when_due() {
+        let t = Instant::now();
+        let a = Arc::new(Count(AtomicUsize::new(0)));
+        let mut heap = BinaryHeap::new();
+        for (i, ms) in [30u64, 10, 20, 10].into_iter().enumerate() {
+            heap.push(Deadline {
+                at: t + Duration::from_millis(ms),
+                seq: i as u64,
+                slot: weak(&a),
+            });
+        }
+        assert!(take_due(&mut heap, t).is_empty());
+        assert_eq!(take_due(&mut heap, t + Duration::from_millis(10)).len(), 2);
+        assert_eq!(
+            heap.peek().map(|e| e.at),
+            Some(t + Duration::from_millis(20))
+        );
+        assert_eq!(take_due(&mut heap, t + Duration::from_secs(1)).len(), 2);
+        assert!(heap.is_empty());
+    }
+
+    /// Through the real thread: a later deadline registered first does not delay an earlier
+    /// one, each fires once, and a slot dropped before its deadline is skipped.
+    #[test]
+    fn the_thread_expires_each_slot_once_at_its_deadline() {
+        let late = Arc::new(Count(AtomicUsize::new(0)));
+        let early = Arc::new(Count(AtomicUsize::new(0)));
+        let dropped = Arc::new(Count(AtomicUsize::new(0)));
+        let t = Instant::now();
+        expire_at(t + Duration::from_millis(400), weak(&late)).expect("timer thread");
+        expire_at(t + Duration::from_millis(50), weak(&early)).expect("timer thread");
+        expire_at(t + Duration::from_millis(50), weak(&dropped)).expect("timer thread");
+        let dropped_weak = Arc::downgrade(&dropped);
+        drop(dropped);
+        let start = Instant::now();
+        while early.0.load(AtomicOrdering::SeqCst) == 0 {
+            assert!(start.elapsed() < Duration::from_secs(10), "never expired");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(t.elapsed() >= Duration::from_millis(50));
+        assert!(dropped_weak.upgrade().is_none());
+        while late.0.load(AtomicOrdering::SeqCst) == 0 {
+            assert!(start.elapsed() < Duration::from_secs(10), "never expired");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(t.elapsed() >= Duration::from_millis(400));
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(early.0.load(AtomicOrdering::SeqCst), 1);
+        assert_eq!(late.0.load(AtomicOrdering::SeqCst), 1);
+    }
+}
