@@ -73,7 +73,11 @@
 //! `sys/spawn/setup.rs` documents. A bad option is a typed error before anything is spawned
 //! ([`SpawnError::InvalidOption`], [`SpawnError::OptionFailed`] at stage
 //! [`SpawnStage::Prepare`]); a step that fails in the child names the option, the stage and the
-//! errno ([`SpawnError::OptionFailed`], e.g. stage [`SpawnStage::Setuid`] with `EPERM`).
+//! errno ([`SpawnError::OptionFailed`], e.g. stage [`SpawnStage::Setuid`] with `EPERM`). The
+//! PosixSpawn backend gets one errno back from glibc for a failed file action and a failed exec
+//! alike; it attributes a failure to the `dup2` (`EBADF`) or the `chdir` (a directory that is
+//! now missing or not searchable) by looking again after the fact, so the same failure gives
+//! the same stage on every backend.
 //!
 //! ```
 //! use napix_executor::{Command, Executor, Stdio};

@@ -245,16 +245,20 @@ fn uid_change_without_the_right(backend: SpawnBackend) {
         .expect("libtest names the thread after the test")
         .to_owned();
     let exe = std::env::current_exe().expect("test binary");
+    // A directory 65534 may look at (stat) but not enter (chdir): the helper's chdir case.
+    let dir = private_dir();
     let mut cmd = Command::new(&exe);
     cmd.args(["--exact", &name, "--nocapture", "--test-threads=1"])
         .env(HELPER_ENV, "1")
+        .env(PRIVATE_DIR_ENV, &dir.0)
         .uid(65534)
         .gid(65534)
         .stdout(Stdio::piped())
         .stderr(Stdio::merge_stdout());
-    let result = run_command(&r.arc(), cmd);
-    if backend == SpawnBackend::PosixSpawn {
-        let err = result.expect_err("posix_spawn cannot change the uid");
+    let result = if backend == SpawnBackend::PosixSpawn {
+        let mut as_nobody = Command::new("/bin/true");
+        as_nobody.uid(65534);
+        let err = run_command(&r.arc(), as_nobody).expect_err("no uid step");
         assert!(matches!(
             err,
             SpawnError::UnsupportedOption {
@@ -262,8 +266,13 @@ fn uid_change_without_the_right(backend: SpawnBackend) {
                 ..
             }
         ));
-        return;
-    }
+        // posix_spawn cannot start the helper as 65534; a Fork executor does, and the helper
+        // then checks posix_spawn from there.
+        let launcher = start(SpawnBackend::Fork, GRACE);
+        run_command(&launcher.arc(), cmd)
+    } else {
+        run_command(&r.arc(), cmd)
+    };
     let (out, status) = result.expect("run the helper as 65534");
     assert!(status.success(), "helper failed:\n{out}");
     assert!(
@@ -272,7 +281,32 @@ fn uid_change_without_the_right(backend: SpawnBackend) {
     );
 }
 
-/// Runs as user 65534: a `setuid(0)` and a raised hard limit both fail in the child with EPERM.
+/// The environment variable that names [`private_dir`] to the helper.
+const PRIVATE_DIR_ENV: &str = "NAPIX_PRIVATE_DIR";
+
+/// A root-owned 0700 directory, removed on drop.
+struct PrivateDir(std::path::PathBuf);
+
+impl Drop for PrivateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+fn private_dir() -> PrivateDir {
+    let dir = std::env::temp_dir().join(format!(
+        "napix-private-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    PrivateDir(dir)
+}
+
+/// Runs as user 65534: a `setuid(0)` and a raised hard limit both fail in the child with EPERM,
+/// and on every backend a working directory it may not enter fails at the child's `chdir`
+/// (posix_spawn: mapped from glibc's single errno), not at the exec.
 fn unprivileged_side(backend: SpawnBackend) {
     assert_eq!(
         rustix::process::getuid().as_raw(),
@@ -280,6 +314,51 @@ fn unprivileged_side(backend: SpawnBackend) {
         "helper runs unprivileged"
     );
     let r = start(backend, GRACE);
+    let dir = std::env::var_os(PRIVATE_DIR_ENV).expect("the parent names the directory");
+    let mut cmd = Command::new("/bin/true");
+    cmd.current_dir(&dir);
+    let err = run_command(&r.arc(), cmd).expect_err("65534 may not enter a 0700 root directory");
+    let expected = SpawnError::OptionFailed {
+        program: "/bin/true".into(),
+        option: CommandOption::CurrentDir,
+        stage: SpawnStage::Chdir,
+        errno: libc::EACCES,
+    };
+    check(
+        err,
+        expected,
+        ErrorKind::PermissionDenied,
+        "chdir in the child",
+    );
+    // The same directory with a missing program: the chdir still fails first.
+    let mut cmd = Command::new("/nonexistent/napix-program");
+    cmd.current_dir(&dir);
+    let err = run_command(&r.arc(), cmd).expect_err("chdir fails before the exec");
+    assert!(
+        matches!(
+            err,
+            SpawnError::OptionFailed {
+                option: CommandOption::CurrentDir,
+                stage: SpawnStage::Chdir,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    // A missing program in an enterable directory is still the exec's.
+    let mut cmd = Command::new("/nonexistent/napix-program");
+    cmd.current_dir("/");
+    let err = run_command(&r.arc(), cmd).expect_err("no such program");
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err:?}");
+    assert!(
+        !matches!(err, SpawnError::OptionFailed { .. }),
+        "the exec's, not an option's: {err:?}"
+    );
+    if backend == SpawnBackend::PosixSpawn {
+        still_serving(&r);
+        println!("unprivileged side checked");
+        return;
+    }
     let mut cmd = Command::new("/bin/true");
     cmd.uid(0);
     let err = run_command(&r.arc(), cmd).expect_err("setuid(0) as 65534");

@@ -8,15 +8,21 @@
 //! It is looked up at run time, as std's `weak!` does, so that linking this crate does not raise
 //! the glibc a binary needs; without it the backend answers `Unsupported` rather than let the
 //! child inherit the parent's descriptors.
+//!
+//! glibc's child reports a failed file action (a `dup2`, the `chdir`) with the same single
+//! errno as a failed exec. The caller's thread checks beforehand what it can (the directory
+//! exists, every descriptor is open, every number fits); a failure that still comes back is
+//! attributed by [`step_that_failed`], so that it carries the same stage and option as on the
+//! other backends.
 
 use std::ffi::CStr;
 use std::mem::MaybeUninit;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::sync::OnceLock;
 
 use rustix::process::Pid;
 
-use super::{ChildSetup, ChildStdio, SpawnFailure, Spawned};
+use super::{ChildFd, ChildSetup, ChildStdio, SpawnFailure, Spawned};
 use crate::error::CommandOption;
 use crate::error::SpawnStage;
 
@@ -304,16 +310,78 @@ pub(super) fn spawn(
     };
     if rc != 0 {
         // glibc reports the child's exec errno here; a failure of clone itself too (EAGAIN).
-        let stage = match rc {
-            libc::EAGAIN | libc::ENOMEM => SpawnStage::Spawn,
-            _ => SpawnStage::Exec,
+        let failure = match rc {
+            libc::EAGAIN | libc::ENOMEM => SpawnFailure::new(SpawnStage::Spawn, rc),
+            _ => step_that_failed(rc, stdio, setup),
         };
-        return Err(SpawnFailure::new(stage, rc));
+        return Err(failure);
     }
     match Pid::from_raw(pid) {
         Some(pid) => Ok(Spawned { pid, pidfd: None }),
         None => Err(SpawnFailure::new(SpawnStage::Spawn, libc::EINVAL)),
     }
+}
+
+/// Which step of the child most likely failed with `errno`: glibc's child runs the file actions
+/// (stdio and extra `dup2`s, the closes, `chdir`) before `execve` and reports whichever failed
+/// with the same single errno, so the parent looks again at what each action needed.
+///
+/// - `EBADF` never comes from `execve`: it is a `dup2` whose source is no longer open or whose
+///   number is at or above `RLIMIT_NOFILE` (lowered since the command was prepared). The first
+///   such stdio stream or extra descriptor is named; if none is found now, the first extra (or
+///   stdin) is.
+/// - An errno `chdir` can give, for a command with a working directory that is now missing,
+///   not a directory, or not searchable (`access(X_OK)`), is the working directory's.
+/// - Anything else is the exec's, as for the other backends.
+///
+/// The look happens after the fact, so a directory that comes back in between is blamed on the
+/// exec; the caller-side check before the spawn (`request.rs`) catches the usual cases first.
+fn step_that_failed(errno: i32, stdio: &ChildStdio<'_>, setup: &ChildSetup) -> SpawnFailure {
+    let at = |stage, index| SpawnFailure {
+        index,
+        ..SpawnFailure::new(stage, errno)
+    };
+    if errno == libc::EBADF {
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+        let usable = |source: BorrowedFd<'_>, target: i32| {
+            rustix::io::fcntl_getfd(source).is_ok()
+                && limit.is_none_or(|l| u64::try_from(target).is_ok_and(|t| t < l))
+        };
+        for (stream, fd) in stdio.fds.iter().enumerate() {
+            if let ChildFd::Fd(fd) = fd
+                && !usable(*fd, stream as i32)
+            {
+                return at(SpawnStage::Stdio, stream);
+            }
+        }
+        if let Some(index) = setup
+            .fds
+            .iter()
+            .position(|f| !usable(f.source.as_fd(), f.target))
+        {
+            return at(SpawnStage::Fd, index);
+        }
+        return match setup.fds.is_empty() {
+            false => at(SpawnStage::Fd, 0),
+            true => at(SpawnStage::Stdio, 0),
+        };
+    }
+    let chdir_errno = matches!(
+        errno,
+        libc::ENOENT | libc::ENOTDIR | libc::EACCES | libc::ELOOP | libc::ENAMETOOLONG | libc::EIO
+    );
+    if let Some(dir) = &setup.cwd
+        && chdir_errno
+    {
+        let enterable = rustix::fs::stat(dir.as_c_str()).is_ok_and(|st| {
+            rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
+        }) && rustix::fs::access(dir.as_c_str(), rustix::fs::Access::EXEC_OK)
+            .is_ok();
+        if !enterable {
+            return at(SpawnStage::Chdir, 0);
+        }
+    }
+    SpawnFailure::new(SpawnStage::Exec, errno)
 }
 
 #[cfg(test)]
@@ -328,6 +396,51 @@ mod tests {
             let member = unsafe { libc::sigismember(&set, sig) };
             assert_eq!(member, 1, "signal {sig} missing from the sigdefault set");
         }
+    }
+
+    #[test]
+    fn file_action_failures_are_named_not_blamed_on_the_exec() {
+        use super::super::ExtraFd;
+        use std::sync::Arc;
+        let null = std::fs::File::open("/dev/null").expect("open");
+        let null = std::os::fd::OwnedFd::from(null);
+        let stdio = ChildStdio {
+            fds: [ChildFd::Fd(null.as_fd()), ChildFd::Inherit, ChildFd::Stdout],
+            null: null.as_fd(),
+        };
+        let source = Arc::new(null.try_clone().expect("dup"));
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+            .current
+            .unwrap_or(1 << 20);
+        let beyond = i32::try_from(limit).unwrap_or(i32::MAX);
+        let setup = ChildSetup {
+            fds: vec![
+                ExtraFd {
+                    target: 5,
+                    source: source.clone(),
+                },
+                ExtraFd {
+                    target: beyond,
+                    source,
+                },
+            ],
+            ..ChildSetup::default()
+        };
+        // A dup2 onto a number at or above RLIMIT_NOFILE: the second extra descriptor.
+        let f = step_that_failed(libc::EBADF, &stdio, &setup);
+        assert!(matches!(f.stage, SpawnStage::Fd) && f.index == 1, "{f:?}");
+        // A working directory that is gone: the chdir's; one that is there: the exec's.
+        let mut setup = ChildSetup {
+            cwd: Some(c"/nonexistent/napix-dir".to_owned()),
+            ..ChildSetup::default()
+        };
+        let f = step_that_failed(libc::ENOENT, &stdio, &setup);
+        assert!(matches!(f.stage, SpawnStage::Chdir), "{f:?}");
+        setup.cwd = Some(c"/".to_owned());
+        let f = step_that_failed(libc::ENOENT, &stdio, &setup);
+        assert!(matches!(f.stage, SpawnStage::Exec), "{f:?}");
+        let f = step_that_failed(libc::EACCES, &stdio, &ChildSetup::default());
+        assert!(matches!(f.stage, SpawnStage::Exec), "{f:?}");
     }
 
     #[test]
