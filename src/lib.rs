@@ -58,6 +58,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! Speed: awaited from a tokio task, a spawn and wait cost 0.83-0.87x `tokio::process` on the
+//! README's 2-vCPU VM (the table and the command are there); no spawner can reach 0.6x there, as
+//! the floor itself (one clone-vfork and `waitid`, no executor) costs 0.65-0.70x.
+//!
 //! Dropping either future is harmless: a dropped wait leaves the child running and reaped; a
 //! dropped spawn withdraws the request (a child spawned for it meanwhile is killed and reaped).
 //! A spawn future dropped after its child was spawned drops the handle it held: the child runs
