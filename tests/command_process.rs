@@ -121,6 +121,41 @@ fn extra_fd_whose_number_holds_executor_fds(backend: SpawnBackend) {
     assert!(matches!(err, SpawnError::NotFound { .. }), "{err:?}");
 }
 
+/// Extras on every number from 3 to 24 and on 150, so that some land on the executor's own
+/// descriptors and (Vfork) on or above its slots: each number holds its own pipe in the child,
+/// spawned twice from one command, and no executor descriptor keeps a write end (each reader
+/// sees EOF).
+fn extra_fds_on_every_low_number(backend: SpawnBackend) {
+    use std::os::unix::fs::MetadataExt;
+    let r = start(backend, GRACE);
+    let numbers = (3..=24).chain([150]);
+    let mut readers = Vec::new();
+    let mut cmd = sh("for n in $(seq 3 24) 150; do echo \"$n $(readlink /proc/self/fd/$n)\"; done");
+    let mut expected = String::new();
+    // Given in reverse, so the order given is not the order installed.
+    for n in numbers.rev() {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        let ino = std::fs::File::from(OwnedFd::from(writer.try_clone().expect("dup")))
+            .metadata()
+            .expect("fstat")
+            .ino();
+        cmd.fd(n, OwnedFd::from(writer));
+        readers.push((n, reader));
+        expected = format!("{n} pipe:[{ino}]\n{expected}");
+    }
+    let cmd = Arc::new(cmd);
+    for round in 0..2 {
+        let h = spawn_command(&r.arc(), &cmd).expect("spawn");
+        let out = read_all(h.take_stdout().expect("piped"), LIMIT);
+        assert!(wait_for(&h, LIMIT).success());
+        assert_eq!(String::from_utf8_lossy(&out), expected, "round {round}");
+    }
+    drop(cmd);
+    for (n, reader) in readers {
+        assert_eq!(read_all(reader, LIMIT), b"", "fd {n}: EOF, no writer left");
+    }
+}
+
 fn umask_is_the_childs(backend: SpawnBackend) {
     let r = start(backend, GRACE);
     let mut cmd = sh("umask");
@@ -205,6 +240,7 @@ per_backend!(
     extra_fds_at_chosen_numbers_and_nothing_else,
     extra_fd_seen_from_outside,
     extra_fd_whose_number_holds_executor_fds,
+    extra_fds_on_every_low_number,
     umask_is_the_childs,
     rlimits_are_the_childs,
     credentials_are_the_childs,

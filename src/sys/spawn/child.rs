@@ -20,7 +20,7 @@ use std::ffi::CStr;
 use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicI32, Ordering};
 
-use super::setup::{ChildFailure, ChildSetup, Step};
+use super::setup::{ChildFailure, ChildSetup, ExtraSlots, Step};
 
 /// How the child tells the parent that execve failed.
 pub(super) enum ExecErrorReport<'a> {
@@ -49,6 +49,9 @@ pub(super) struct ChildPlan<'a> {
     /// descriptor table and must first take a private copy of descriptors `0..=top` (the `stdio`
     /// sources are all at most `top`) before touching any descriptor.
     pub(super) shared_fd_table: Option<u32>,
+    /// With `shared_fd_table`: the slots the extra descriptors are read from (see
+    /// [`ChildSetup::install_fds`]); their numbers are at most `top` too.
+    pub(super) extra_slots: Option<ExtraSlots<'a>>,
 }
 
 /// Set in the errno a Shared report carries when the child could not unshare its descriptor table
@@ -175,15 +178,19 @@ unsafe fn prepare_and_exec(plan: &ChildPlan<'_>) -> i32 {
             return ChildFailure::new(Step::Stdio, target, e.raw_os_error()).pack();
         }
     }
-    if let Err(failure) = plan.setup.install_fds() {
+    if let Err(failure) = plan.setup.install_fds(plan.extra_slots) {
         return failure.pack();
     }
     match plan.shared_fd_table {
-        // Only 0..=top exist in the private table (and no extra descriptor: those need the
-        // full table).
-        Some(top) if top >= 3 => close_range(3, top),
-        Some(_) => {}
-        None => close_others(&plan.report, plan.setup),
+        // Only 0..=top exist in the private table.
+        Some(top) if plan.setup.fds.is_empty() => {
+            if top >= 3 {
+                close_range(3, top);
+            }
+        }
+        // 0..=top, the extras installed and the sources moved above (close-on-exec, but closed
+        // here all the same): keep the extras only.
+        Some(_) | None => close_others(&plan.report, plan.setup),
     }
     if plan.setup.has_process_steps()
         && let Err(failure) = plan.setup.apply()

@@ -124,6 +124,7 @@ pub(super) fn spawn(
         setup: exec.setup,
         non_default_signals: exec.non_default_signals,
         shared_fd_table: None,
+        extra_slots: None,
         report: ExecErrorReport::Pipe(err_write.as_fd()),
     };
     // Into a cgroup, the child first writes one byte here: a child that never ran was killed as

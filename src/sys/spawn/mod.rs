@@ -278,12 +278,7 @@ impl Spawner {
                     non_default_signals: self.dispositions.non_default(&blocked),
                     setup: &command.setup,
                 };
-                // Extra descriptors sit anywhere in the table: the child needs a full copy.
-                let slots = if command.setup.fds.is_empty() {
-                    self.vfork_slots.as_mut()
-                } else {
-                    None
-                };
+                let slots = self.vfork_slots.as_mut();
                 vfork::spawn(stack, slots, &exec, stdio, clone_pidfd, &blocked)
             }
         }

@@ -57,6 +57,15 @@ pub(crate) struct CgroupPlace {
     pub(crate) dir: Arc<OwnedFd>,
 }
 
+/// Where a Vfork child sharing our descriptor table reads its extra descriptors from: `fds[i]`
+/// for extra `i` (a slot of the executor's), and `spare`, the first of `fds.len()` numbers
+/// free above every slot, every extra number and the copied part of the table.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ExtraSlots<'a> {
+    pub(super) fds: &'a [i32],
+    pub(super) spare: i32,
+}
+
 /// One descriptor passed to the child at a chosen number.
 #[derive(Debug, Clone)]
 pub(crate) struct ExtraFd {
@@ -100,11 +109,45 @@ impl ChildSetup {
     }
 
     /// Step 1b: installs each extra descriptor at its number (`dup3`, which clears
-    /// close-on-exec on the copy; the sources are all above every target, so none is
-    /// overwritten before it is read).
-    pub(super) fn install_fds(&self) -> Result<(), ChildFailure> {
+    /// close-on-exec on the copy).
+    ///
+    /// `slots`, when given (the Vfork backend sharing our table), holds the descriptor each
+    /// extra is read from instead of its source: one of the executor's low-numbered slots,
+    /// which may sit at or below another extra's number. Those are first moved, in the child's
+    /// private table, to `spare + index` (numbers the parent checked are free and below
+    /// `RLIMIT_NOFILE`), so that no install overwrites a source not yet read and no source is
+    /// its own target. Without `slots` the sources are above every number already (request.rs).
+    pub(super) fn install_fds(&self, slots: Option<ExtraSlots<'_>>) -> Result<(), ChildFailure> {
+        let floor = self.fd_floor();
+        let source_of = |index: usize, fd: &ExtraFd| match slots {
+            Some(s) => match s.fds.get(index) {
+                Some(&slot) if slot <= floor => s.spare + index as i32,
+                Some(&slot) => slot,
+                None => fd.source.as_raw_fd(),
+            },
+            None => fd.source.as_raw_fd(),
+        };
+        if let Some(s) = slots {
+            for (index, &slot) in s.fds.iter().enumerate() {
+                if slot > floor {
+                    continue;
+                }
+                // SAFETY: dup3 takes integers; `slot` is open in our private copy of the table.
+                let ret = unsafe {
+                    libc::syscall(
+                        libc::SYS_dup3,
+                        slot,
+                        s.spare + index as i32,
+                        libc::O_CLOEXEC,
+                    )
+                };
+                if ret < 0 {
+                    return Err(ChildFailure::new(Step::Fd, index, last_errno()));
+                }
+            }
+        }
         for (index, fd) in self.fds.iter().enumerate() {
-            let source = fd.source.as_raw_fd();
+            let source = source_of(index, fd);
             // SAFETY: dup3 takes integers; the parent keeps `source` open until the child has
             // exec'd or exited.
             let ret = unsafe { libc::syscall(libc::SYS_dup3, source, fd.target, 0) };

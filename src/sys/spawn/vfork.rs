@@ -12,7 +12,8 @@ use rustix::mm::{MapFlags, MprotectFlags, ProtFlags};
 use rustix::process::Pid;
 
 use super::child::{ChildPlan, ExecErrorReport, UNSHARE_FAILED, exec_child};
-use super::{ChildFd, ChildStdio, Exec, SpawnFailure, Spawned};
+use super::setup::ExtraSlots;
+use super::{ChildFd, ChildStdio, Exec, ExtraFd, SpawnFailure, Spawned};
 use crate::error::SpawnStage;
 use crate::sys::BlockAllSignals;
 
@@ -88,17 +89,44 @@ extern "C" fn child_entry(arg: *mut libc::c_void) -> libc::c_int {
     unsafe { exec_child(&*(arg as *const ChildPlan<'_>)) }
 }
 
-/// Three descriptors, at the lowest numbers free when they were made, that hold the child's
-/// stdin/stdout/stderr sources at spawn time.
+/// Descriptors, at the lowest numbers free when they were made, that hold the child's
+/// stdin/stdout/stderr sources and its extra descriptors' sources at spawn time.
 ///
 /// The child is cloned with CLONE_FILES and takes a private copy of only the descriptors up to
 /// the highest slot (see `child.rs`), instead of the kernel copying the whole table: with one
 /// pidfd per tracked child, 10,000 children made every spawn copy and then close 10,000 fds.
+/// The three stdio slots are made at the first spawn and kept. An extra descriptor's source is
+/// duplicated for one spawn at the lowest free number and closed after it (so the executor
+/// holds no more descriptors than before); where the table is dense that number sits high and
+/// the child's copy reaches it, which is still no more than the whole table.
 pub(super) struct StdioSlots {
     slots: [OwnedFd; 3],
     /// The descriptor each slot was last loaded from (to skip a dup3 when it has not changed).
     mirrors: [RawFd; 3],
     top: u32,
+    /// This spawn's duplicates of the extra descriptors' sources, closed by `release`.
+    extras: Vec<OwnedFd>,
+    /// Their numbers, which the child reads (both vectors keep their capacity across spawns).
+    extra_raw: Vec<i32>,
+}
+
+/// What one spawn's child reads from the slots.
+struct Loaded {
+    /// What the child installs on 0, 1, 2.
+    stdio: [i32; 3],
+    /// The highest number the child must copy.
+    top: u32,
+    /// First of the free numbers the child moves low extra sources to.
+    spare: i32,
+}
+
+/// Why the slots cannot carry a spawn.
+enum LoadError {
+    /// Not for this spawn (no descriptor for another slot, or no room below `RLIMIT_NOFILE`
+    /// for the child's moves): clone without CLONE_FILES instead.
+    Decline,
+    /// A `dup3` into a slot failed: the spawn fails.
+    Failed(rustix::io::Errno),
 }
 
 impl StdioSlots {
@@ -110,37 +138,70 @@ impl StdioSlots {
             mirrors: [fill.as_raw_fd(); 3],
             slots,
             top,
+            extras: Vec::new(),
+            extra_raw: Vec::new(),
         })
     }
 
     /// Makes each slot refer to the matching source (close-on-exec in the parent; the child's
     /// dup2 onto 0-2 clears that) and returns what the child installs: a slot, or the
-    /// untouched -1 / 1 of an inherited or merged stream (0-2 are in the child's copy).
-    fn load(&mut self, stdio: &ChildStdio<'_>) -> Result<[i32; 3], rustix::io::Errno> {
+    /// untouched -1 / 1 of an inherited or merged stream (0-2 are in the child's copy). The
+    /// extras' duplicates go to `extras` and their numbers to `extra_raw`.
+    /// (`release` undoes all of it after the clone.)
+    fn load(&mut self, stdio: &ChildStdio<'_>, extras: &[ExtraFd]) -> Result<Loaded, LoadError> {
+        let mut top = self.top;
+        let mut spare = 0;
+        self.extras.clear();
+        self.extra_raw.clear();
+        if !extras.is_empty() {
+            for fd in extras {
+                let low = rustix::io::fcntl_dupfd_cloexec(&*fd.source, 3)
+                    .map_err(|_| LoadError::Decline)?;
+                self.extra_raw.push(low.as_raw_fd());
+                self.extras.push(low);
+            }
+            top = top.max(self.extra_raw.iter().map(|&fd| fd as u32).max().unwrap_or(0));
+            let floor = extras.iter().map(|f| f.target).max().unwrap_or(2);
+            // The child moves sources up to `spare..spare + n`: above the copied part and
+            // every extra number, and below the descriptor limit.
+            spare = (top as i32).max(floor).saturating_add(1);
+            let end = u64::try_from(spare).unwrap_or(0) + extras.len() as u64;
+            let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+            if limit.is_some_and(|l| end > l) || spare == i32::MAX {
+                return Err(LoadError::Decline);
+            }
+        }
         let mut raw = stdio.raw();
         for (i, fd) in stdio.fds.iter().enumerate() {
             let ChildFd::Fd(source) = fd else {
                 continue;
             };
             if self.mirrors[i] != source.as_raw_fd() {
-                rustix::io::dup3(source, &mut self.slots[i], rustix::io::DupFlags::CLOEXEC)?;
+                rustix::io::dup3(source, &mut self.slots[i], rustix::io::DupFlags::CLOEXEC)
+                    .map_err(LoadError::Failed)?;
                 self.mirrors[i] = source.as_raw_fd();
             }
             raw[i] = self.slots[i].as_raw_fd();
         }
-        Ok(raw)
+        Ok(Loaded {
+            stdio: raw,
+            top,
+            spare,
+        })
     }
 
-    /// Points every slot back at `rest` (stdin's /dev/null), so that no slot keeps a pipe's write
-    /// end open (its reader would never see EOF).
+    /// Points every slot back at `rest` (stdin's /dev/null) and closes the extras' duplicates,
+    /// so that nothing of ours keeps a pipe's write end open (its reader would never see EOF).
     fn release(&mut self, rest: BorrowedFd<'_>) {
-        for i in 0..3 {
-            if self.mirrors[i] != rest.as_raw_fd()
-                && rustix::io::dup3(rest, &mut self.slots[i], rustix::io::DupFlags::CLOEXEC).is_ok()
+        for (slot, mirror) in self.slots.iter_mut().zip(self.mirrors.iter_mut()) {
+            if *mirror != rest.as_raw_fd()
+                && rustix::io::dup3(rest, slot, rustix::io::DupFlags::CLOEXEC).is_ok()
             {
-                self.mirrors[i] = rest.as_raw_fd();
+                *mirror = rest.as_raw_fd();
             }
         }
+        self.extras.clear();
+        self.extra_raw.clear();
     }
 }
 
@@ -166,10 +227,25 @@ pub(super) fn spawn(
     let Some(slots) = share else {
         return clone_and_exec(stack, exec, stdio.raw(), None, clone_pidfd);
     };
-    let raw = slots
-        .load(stdio)
-        .map_err(|e| SpawnFailure::new(SpawnStage::Spawn, e.raw_os_error()))?;
-    let result = clone_and_exec(stack, exec, raw, Some(slots.top), clone_pidfd);
+    let loaded = match slots.load(stdio, &exec.setup.fds) {
+        Ok(loaded) => loaded,
+        Err(LoadError::Decline) => {
+            slots.release(stdio.null);
+            return clone_and_exec(stack, exec, stdio.raw(), None, clone_pidfd);
+        }
+        Err(LoadError::Failed(e)) => {
+            slots.release(stdio.null);
+            return Err(SpawnFailure::new(SpawnStage::Spawn, e.raw_os_error()));
+        }
+    };
+    let shared = SharedTable {
+        top: loaded.top,
+        extras: (!exec.setup.fds.is_empty()).then_some(ExtraSlots {
+            fds: &slots.extra_raw,
+            spare: loaded.spare,
+        }),
+    };
+    let result = clone_and_exec(stack, exec, loaded.stdio, Some(shared), clone_pidfd);
     slots.release(stdio.null);
     match result {
         Err(SpawnFailure { errno, .. }) if errno & UNSHARE_FAILED != 0 => {
@@ -189,11 +265,18 @@ pub(super) fn spawn(
     }
 }
 
+/// A clone that shares our descriptor table: the child copies `0..=top`, and reads its extra
+/// descriptors from `extras` when it has some.
+struct SharedTable<'a> {
+    top: u32,
+    extras: Option<ExtraSlots<'a>>,
+}
+
 fn clone_and_exec(
     stack: &mut ChildStack,
     exec: &Exec<'_>,
     stdio: [i32; 3],
-    shared_fd_table: Option<u32>,
+    shared: Option<SharedTable<'_>>,
     clone_pidfd: bool,
 ) -> Result<Spawned, SpawnFailure> {
     let exec_errno = AtomicI32::new(0);
@@ -204,7 +287,8 @@ fn clone_and_exec(
         stdio,
         setup: exec.setup,
         non_default_signals: exec.non_default_signals,
-        shared_fd_table,
+        shared_fd_table: shared.as_ref().map(|s| s.top),
+        extra_slots: shared.as_ref().and_then(|s| s.extras),
         report: ExecErrorReport::Shared(&exec_errno),
     };
     let mut pidfd: libc::c_int = -1;
@@ -212,7 +296,7 @@ fn clone_and_exec(
     if clone_pidfd {
         flags |= libc::CLONE_PIDFD;
     }
-    if shared_fd_table.is_some() {
+    if shared.is_some() {
         flags |= libc::CLONE_FILES;
     }
     let ret = if let Some(cgroup) = &exec.setup.cgroup {
