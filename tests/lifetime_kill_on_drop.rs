@@ -12,7 +12,7 @@ mod common;
 use std::future::Future;
 use std::os::unix::process::ExitStatusExt;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -171,28 +171,38 @@ fn only_the_last_clone_kills(backend: SpawnBackend) {
     assert!(gone_within(pid, Duration::from_secs(5)));
 }
 
+/// An executor whose loop is not running yet: a spawn future made on it is surely pending at
+/// its first poll. [`Running::spawn`] starts the loop.
+fn idle(backend: SpawnBackend) -> Arc<Executor> {
+    Arc::new(
+        builder(backend)
+            .kill_grace(Duration::from_secs(5))
+            .build()
+            .expect("build"),
+    )
+}
+
 /// A spawn future dropped once its child was spawned (the answer waiting in it, never polled
-/// again): the child is killed. Driven by hand with a no-op waker, as a minimal executor would.
+/// again): the child is killed. Under pollster's `block_on`: the task polls the future once
+/// (pending: the loop starts only then), waits for the spawn, and ends, dropping it.
 fn dropped_spawn_future_kills_its_spawned_child(backend: SpawnBackend) {
     let _serial = serial();
-    let ex = started(backend, Duration::from_secs(5));
-    let mut fut = Box::pin(ex.spawn_async(&sleeper(true)));
-    let mut cx = Context::from_waker(std::task::Waker::noop());
-    // Polled once, so it is the kind of future a select! drops half-way.
-    let first = fut.as_mut().poll(&mut cx);
-    assert!(
-        wait_until(Duration::from_secs(10), || ex.running().len() == 1),
-        "the loop never spawned the child"
-    );
-    let pid = ex.running()[0].pid;
-    if let Poll::Ready(r) = first {
-        // Answered before the first poll returned: still the case the test is about once the
-        // handle goes, but say so.
-        eprintln!("spawn answered on the first poll");
-        drop(r.expect("spawn"));
-    } else {
-        drop(fut);
-    }
+    let ex = idle(backend);
+    let in_task = Arc::clone(&ex);
+    let (pid, running) = bounded(Duration::from_secs(20), "pollster task", move || {
+        pollster::block_on(async move {
+            let mut fut = std::pin::pin!(in_task.spawn_async(&sleeper(true)));
+            // Polled once, so it is the kind of future a select! drops half-way.
+            let first = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
+            assert!(first.is_pending(), "answered without a loop");
+            let running = Running::spawn(Arc::clone(&in_task));
+            assert!(
+                wait_until(Duration::from_secs(10), || in_task.running().len() == 1),
+                "the loop never spawned the child"
+            );
+            (in_task.running()[0].pid, running)
+        })
+    });
     assert!(
         gone_within(pid, Duration::from_secs(10)),
         "the child of a dropped spawn future ran on"
@@ -200,6 +210,7 @@ fn dropped_spawn_future_kills_its_spawned_child(backend: SpawnBackend) {
     assert!(ex.running().is_empty());
 
     // Without kill_on_drop it runs on, as a dropped handle's.
+    let _running = running;
     let mut cmd = Command::new("/bin/sh");
     cmd.args(["-c", "sleep 0.5"]);
     let fut = ex.spawn_async(&cmd);
@@ -216,9 +227,8 @@ fn dropped_spawn_future_kills_its_spawned_child(backend: SpawnBackend) {
 /// survives either way.
 fn spawn_future_cancelled_under_tokio(backend: SpawnBackend) {
     let _serial = serial();
-    let ex = started(backend, Duration::from_secs(5));
     for multi_thread in [false, true] {
-        let ex = ex.clone();
+        let ex = idle(backend);
         bounded(Duration::from_secs(30), "tokio cancel", move || {
             let rt = if multi_thread {
                 tokio::runtime::Builder::new_multi_thread()
@@ -233,24 +243,32 @@ fn spawn_future_cancelled_under_tokio(backend: SpawnBackend) {
             .expect("tokio runtime");
             rt.block_on(async {
                 // A parked task: its spawn future holds the answer until the abort drops it.
-                // A task that polls its spawn future once and then waits for ever: the answer
-                // stays in the future until the abort drops it.
+                // A task that polls its spawn future once (pending: no loop runs yet) and then
+                // waits for ever: the answer stays in the future until the abort drops it.
                 let fut = ex.spawn_async(&sleeper(true));
+                let (polled_tx, polled_rx) = std::sync::mpsc::channel();
                 let task = tokio::spawn(async move {
                     let mut fut = std::pin::pin!(fut);
                     let mut polled = false;
                     std::future::poll_fn(move |cx| {
                         if !polled {
                             polled = true;
-                            if let Poll::Ready(r) = fut.as_mut().poll(cx) {
-                                eprintln!("spawn answered on the first poll");
-                                drop(r.expect("spawn"));
-                            }
+                            let _ = polled_tx.send(fut.as_mut().poll(cx).is_pending());
                         }
                         Poll::<()>::Pending
                     })
                     .await
                 });
+                let t = Instant::now();
+                let pending = loop {
+                    if let Ok(pending) = polled_rx.try_recv() {
+                        break pending;
+                    }
+                    assert!(t.elapsed() < Duration::from_secs(10), "the task never ran");
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                };
+                assert!(pending, "answered without a loop");
+                let _running = Running::spawn(Arc::clone(&ex));
                 let t = Instant::now();
                 while ex.running().is_empty() {
                     assert!(t.elapsed() < Duration::from_secs(10), "never spawned");
