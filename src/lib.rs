@@ -276,8 +276,12 @@
 //!   child from a process that took over its pid, with three limits: a process that got the pid
 //!   within the same clock tick (10 ms) as the child's own start looks the same; the pid is
 //!   checked, then signalled (`kill`), and a recycle between the two (microseconds; it needs the
-//!   whole pid space to wrap) is not seen; without a readable `/proc` (none mounted, or the
-//!   process out of descriptors at that moment) the pid alone names the child. Pidfd mode has none of these windows.
+//!   whole pid space to wrap) is not seen; without a readable `/proc` (none mounted) the pid
+//!   alone names the child (the loop keeps one descriptor in reserve to read `/proc` when the
+//!   process is out of them). Pidfd mode has these windows only for a child that runs but whose
+//!   pidfd could not be opened after the spawn (out of descriptors; `posix_spawn` cannot return
+//!   one): the spawn fails with `ResourceExhausted`, and that child, named by pid and start time
+//!   the same way, is killed and reaped by pid if it is still ours.
 //! - Each tracked child holds one fd (three with pipes); see [`raise_fd_limit`]. Only the Vfork
 //!   backend's spawn cost stays flat as that number grows: glibc's `posix_spawn` and `fork` copy
 //!   the whole descriptor table into every child (about 1 ms at 10,000 fds here).

@@ -59,7 +59,7 @@ pub(crate) fn run(shared: &Shared) -> io::Result<()> {
         shared,
         spawner: Spawner::new(),
         escalations: Escalations::new(shared.config().kill_grace),
-        reaper: Reaper::new(SysWait, sigchld),
+        reaper: Reaper::new(SysWait::new(), sigchld),
         cgroups: Leftovers::default(),
         stop_seen: false,
         armed: None,

@@ -6,7 +6,8 @@
 //!   the statuses of the host's own children;
 //! - stalled children: a pidfd readable without a status (a tracer holds it), re-checked on the
 //!   timer;
-//! - orphans: children killed because they could not be tracked, reaped by pid on the timer;
+//! - orphans: children killed because they could not be tracked, reaped by pid on the timer and
+//!   named, like signal mode's children, by pid *and* start time ([`Orphan`]);
 //! - in signal mode, the SIGCHLD source and its look schedule ([`crate::sigchld`]).
 //!
 //! The kernel is reached through the [`Wait`] seam, so the bookkeeping runs in unit tests
@@ -46,6 +47,13 @@ pub(crate) trait Wait {
     fn exited_unreaped(&self, child: &ProcState) -> bool;
     /// The same by bare pid, for orphans.
     fn try_wait_pid(&self, pid: Pid) -> Result<Option<ExitStatus>, Errno>;
+    /// The start time of the process that has `pid` now (`/proc/<pid>/stat` field 22): `Ok(None)`
+    /// when none has it, an error when it cannot be read.
+    fn start_time(&self, pid: Pid) -> std::io::Result<Option<u64>>;
+    /// Whether `pid` is a child of this process that nobody reaped yet (`waitid(WNOWAIT)`).
+    fn is_unreaped_child(&self, pid: Pid) -> bool;
+    /// `SIGKILL` by pid, for a child that has no pidfd.
+    fn kill(&self, pid: Pid);
     /// SIGCHLD's action now (signal mode: is our handler still installed?).
     fn sigchld_action(&self) -> SigchldAction;
     /// A child of this process that has exited and is waitable, left in place (signal mode).
@@ -53,7 +61,17 @@ pub(crate) trait Wait {
 }
 
 /// The real kernel.
-pub(crate) struct SysWait;
+pub(crate) struct SysWait {
+    start_times: crate::sys::procfs::StartTimes,
+}
+
+impl SysWait {
+    pub(crate) fn new() -> SysWait {
+        SysWait {
+            start_times: crate::sys::procfs::StartTimes::new(),
+        }
+    }
+}
 
 impl Wait for SysWait {
     fn try_wait(&self, child: &ProcState) -> Result<Option<Exit>, Errno> {
@@ -79,6 +97,22 @@ impl Wait for SysWait {
     }
     fn try_wait_pid(&self, pid: Pid) -> Result<Option<ExitStatus>, Errno> {
         try_wait_id(WaitId::Pid(pid))
+    }
+    fn start_time(&self, pid: Pid) -> std::io::Result<Option<u64>> {
+        self.start_times.read(pid)
+    }
+    fn is_unreaped_child(&self, pid: Pid) -> bool {
+        let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
+        loop {
+            return match waitid(WaitId::Pid(pid), options) {
+                Ok(_) => true,
+                Err(Errno::INTR) => continue,
+                Err(_) => false,
+            };
+        }
+    }
+    fn kill(&self, pid: Pid) {
+        crate::sys::kill_unreaped_child(pid);
     }
     fn sigchld_action(&self) -> SigchldAction {
         crate::sys::sigchld::sigchld_action()
@@ -108,11 +142,36 @@ pub(crate) enum Reaped {
     Lost(Errno),
 }
 
+/// A child that runs but could not be tracked: killed, then reaped by pid on the timer.
+///
+/// A pid alone names it only while it is unreaped. When the host ignores SIGCHLD the kernel reaps
+/// it the moment it dies and may give the number to another process, even another child of ours
+/// whose status a wait by pid would steal; so it is named as signal mode names its children, by
+/// pid and start time, and checked before the kill and before every wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Orphan {
+    pub(crate) pid: Pid,
+    /// `None` when `/proc` could not be read: then the pid alone names it.
+    start_time: Option<u64>,
+}
+
+impl Orphan {
+    /// Whether the process that has the pid now is still this orphan (`Err`: `/proc` unreadable,
+    /// the pid is all there is to go by).
+    fn is_still_there<W: Wait>(&self, wait: &W) -> bool {
+        match (self.start_time, wait.start_time(self.pid)) {
+            (_, Ok(None)) => false,
+            (Some(ours), Ok(Some(now))) => ours == now,
+            (None, Ok(Some(_))) | (_, Err(_)) => true,
+        }
+    }
+}
+
 /// Reaping with its retry lists and, in signal mode, the SIGCHLD source.
 pub(crate) struct Reaper<W: Wait = SysWait> {
     wait: W,
     /// Children killed because they could not be tracked (no pidfd): reaped with WNOHANG.
-    orphans: Vec<Pid>,
+    orphans: Vec<Orphan>,
     /// Tracked children whose pidfd was readable but gave no status: re-checked later.
     stalled: Vec<Arc<ProcState>>,
     /// With ChildWatch::Signal: what wakes the loop when a child may have exited.
@@ -173,9 +232,40 @@ impl<W: Wait> Reaper<W> {
         std::mem::take(&mut self.stalled)
     }
 
-    /// Remembers a child that was killed because it could not be tracked.
+    /// The start time of the process that has `pid` now, read with the descriptor held in
+    /// reserve if the process is out of them (see [`Wait::start_time`]).
+    pub(crate) fn start_time(&self, pid: Pid) -> std::io::Result<Option<u64>> {
+        self.wait.start_time(pid)
+    }
+
+    /// A child that runs but got no pidfd (`pidfd_open` failed, `EMFILE`): names it by pid and
+    /// start time while it is surely ours, kills it if it still is, and reaps it later. A child
+    /// that is already gone (the kernel reaped it: the host ignores SIGCHLD) is left alone: its
+    /// pid may be someone else's.
+    pub(crate) fn kill_untracked(&mut self, pid: Pid) {
+        let start_time = match self.wait.start_time(pid) {
+            Ok(Some(t)) => Some(t),
+            Ok(None) => return,
+            Err(_) => None,
+        };
+        // The start time was just read from the process that has the pid; that it is an unreaped
+        // child of ours rules out a stranger that took the number before the read.
+        if !self.wait.is_unreaped_child(pid) {
+            return;
+        }
+        self.wait.kill(pid);
+        self.orphans.push(Orphan { pid, start_time });
+    }
+
+    /// A child killed through its pidfd that could not be tracked further (the poller refused
+    /// the pidfd): reaped later by pid, named by pid and start time.
     pub(crate) fn add_orphan(&mut self, pid: Pid) {
-        self.orphans.push(pid);
+        let start_time = match self.wait.start_time(pid) {
+            Ok(Some(t)) => Some(t),
+            Ok(None) => return,
+            Err(_) => None,
+        };
+        self.orphans.push(Orphan { pid, start_time });
     }
 
     pub(crate) fn has_orphans(&self) -> bool {
@@ -185,14 +275,22 @@ impl<W: Wait> Reaper<W> {
     /// Reaps the orphans that have exited; keeps the others.
     pub(crate) fn reap_orphans(&mut self) {
         let wait = &self.wait;
-        // EINTR: try again next time; any other error: it is not our child any more.
-        self.orphans
-            .retain(|&pid| matches!(wait.try_wait_pid(pid), Ok(None) | Err(Errno::INTR)));
+        // EINTR: try again next time; any other error: it is not our child any more. A pid that
+        // names another process now: the kernel reaped the orphan, nothing to wait for.
+        self.orphans.retain(|orphan| {
+            orphan.is_still_there(wait)
+                && matches!(wait.try_wait_pid(orphan.pid), Ok(None) | Err(Errno::INTR))
+        });
     }
 
-    /// Takes the orphans, for the blocking reap when the loop gives up.
+    /// Takes the orphans that are still there, for the blocking reap when the loop gives up.
     pub(crate) fn take_orphans(&mut self) -> Vec<Pid> {
+        let wait = &self.wait;
         std::mem::take(&mut self.orphans)
+            .into_iter()
+            .filter(|orphan| orphan.is_still_there(wait))
+            .map(|orphan| orphan.pid)
+            .collect()
     }
 
     /// The SIGCHLD source, when there is one.
@@ -253,6 +351,15 @@ mod tests {
         /// What SIGCHLD's action is, and how often it was asked for.
         action: Cell<Option<SigchldAction>>,
         actions_asked: Cell<usize>,
+        /// pid -> the start time of the process that has it now (absent: 1000 + pid; `None`: no
+        /// process has it).
+        start_times: RefCell<HashMap<i32, Option<u64>>>,
+        /// Pids that are not unreaped children of ours.
+        not_ours: RefCell<Vec<i32>>,
+        /// Pids sent SIGKILL, in order.
+        killed: RefCell<Vec<i32>>,
+        /// Pids waited for, in order.
+        waited: RefCell<Vec<i32>>,
     }
 
     impl MockWait {
@@ -274,6 +381,7 @@ mod tests {
         }
         fn try_wait_pid(&self, pid: Pid) -> Result<Option<ExitStatus>, Errno> {
             self.calls.set(self.calls.get() + 1);
+            self.waited.borrow_mut().push(pid.as_raw_nonzero().get());
             let mut answers = self.answers.borrow_mut();
             let answer = answers
                 .get(&pid.as_raw_nonzero().get())
@@ -293,6 +401,20 @@ mod tests {
         }
         fn waitable(&self) -> Option<Pid> {
             None
+        }
+        fn start_time(&self, pid: Pid) -> std::io::Result<Option<u64>> {
+            let n = pid.as_raw_nonzero().get();
+            Ok(*self
+                .start_times
+                .borrow()
+                .get(&n)
+                .unwrap_or(&Some(1000 + n as u64)))
+        }
+        fn is_unreaped_child(&self, pid: Pid) -> bool {
+            !self.not_ours.borrow().contains(&pid.as_raw_nonzero().get())
+        }
+        fn kill(&self, pid: Pid) {
+            self.killed.borrow_mut().push(pid.as_raw_nonzero().get());
         }
     }
 
@@ -367,13 +489,53 @@ mod tests {
         let t0 = Instant::now();
         assert_eq!(r.next_check(t0, false), Some(t0 + RETRY_REAP));
         r.reap_orphans();
-        let left: Vec<i32> = r.orphans.iter().map(|p| p.as_raw_nonzero().get()).collect();
+        let left: Vec<i32> = r
+            .orphans
+            .iter()
+            .map(|o| o.pid.as_raw_nonzero().get())
+            .collect();
         assert_eq!(left, [22, 23]);
         wait.set(22, Ok(Some(ExitStatus::from_raw(9))));
         wait.set(23, Ok(Some(ExitStatus::from_raw(9))));
         r.reap_orphans();
         assert!(!r.has_orphans());
         assert_eq!(r.next_check(t0, false), None);
+    }
+
+    #[test]
+    fn an_untracked_child_is_killed_only_while_its_pid_is_still_our_unreaped_child() {
+        let wait = MockWait::default();
+        let mut r = Reaper::new(&wait, None);
+        // 30: ours and running. 31: gone (the kernel reaped it). 32: the pid names a process
+        // that is not our child.
+        wait.start_times.borrow_mut().insert(31, None);
+        wait.not_ours.borrow_mut().push(32);
+        for n in [30, 31, 32] {
+            r.kill_untracked(pid(n));
+        }
+        assert_eq!(*wait.killed.borrow(), [30]);
+        assert_eq!(r.orphans.len(), 1);
+        assert_eq!(r.orphans[0].pid, pid(30));
+    }
+
+    #[test]
+    fn an_orphan_whose_pid_went_to_another_process_is_never_waited_for() {
+        let wait = MockWait::default();
+        let mut r = Reaper::new(&wait, None);
+        r.kill_untracked(pid(40));
+        r.kill_untracked(pid(41));
+        // The kernel reaped 40 behind our back and another child of ours took the number: a
+        // later start time. 41 is still there, a zombie now.
+        wait.start_times.borrow_mut().insert(40, Some(5000));
+        wait.set(41, Ok(Some(ExitStatus::from_raw(9))));
+        r.reap_orphans();
+        assert_eq!(*wait.waited.borrow(), [41], "only 41 was waited for");
+        assert!(!r.has_orphans());
+        // The same check when the loop gives up and reaps blocking.
+        r.kill_untracked(pid(42));
+        r.kill_untracked(pid(43));
+        wait.start_times.borrow_mut().insert(42, Some(7));
+        assert_eq!(r.take_orphans(), [pid(43)]);
     }
 
     #[test]

@@ -73,10 +73,9 @@ pub(crate) fn spawn<W: Wait>(
             Opened::Tracked(fd) => Some(fd),
             Opened::Gone => return Ok(lost_at_spawn(shared, pid, stdin, stdout, stderr)),
             Opened::Failed(e) => {
-                // Running but untrackable (out of fds): it is our unreaped child, so its pid is
-                // still safe to signal. Kill it, reap it later without blocking, report.
-                crate::sys::kill_unreaped_child(pid);
-                reaper.add_orphan(pid);
+                // Running but untrackable (out of fds): named by pid and start time, killed if
+                // still ours, reaped later without blocking; the spawn fails.
+                reaper.kill_untracked(pid);
                 return Err(fail(SpawnStage::Pidfd, crate::sys::errno_of(e)));
             }
         },
@@ -85,7 +84,7 @@ pub(crate) fn spawn<W: Wait>(
     // while the pid is surely the child's (unreaped, unless the kernel reaps by itself).
     let start_time = match &pidfd {
         Some(_) => None,
-        None => match crate::sys::procfs::start_time(pid) {
+        None => match reaper.start_time(pid) {
             Ok(Some(t)) => Some(t),
             Ok(None) => return Ok(lost_at_spawn(shared, pid, stdin, stdout, stderr)),
             Err(e) => {

@@ -12,12 +12,12 @@
 
 mod common;
 
-use std::collections::HashSet;
 use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::faults::{NofileLimit, limit_leaving};
 use common::{
     RUN_WATCHDOG, Running, assert_no_children, describe_fds, kill_bounded, our_fds, spawn_ok,
     start_with_watch, wait_for, wait_until,
@@ -25,62 +25,6 @@ use common::{
 use napix_executor::{ChildWatch, SpawnBackend, SpawnError, SpawnStage};
 
 const GRACE: Duration = Duration::from_millis(200);
-
-/// Restores the soft RLIMIT_NOFILE when dropped (also when an assertion fails meanwhile).
-struct NofileLimit {
-    saved: libc::rlimit,
-}
-
-impl NofileLimit {
-    fn lower_to(soft: u64) -> NofileLimit {
-        let saved = get_nofile();
-        set_nofile(libc::rlimit {
-            rlim_cur: soft,
-            rlim_max: saved.rlim_max,
-        });
-        NofileLimit { saved }
-    }
-}
-
-impl Drop for NofileLimit {
-    fn drop(&mut self) {
-        set_nofile(self.saved);
-    }
-}
-
-fn get_nofile() -> libc::rlimit {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes the struct we pass.
-    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
-    assert_eq!(rc, 0, "getrlimit: {}", std::io::Error::last_os_error());
-    lim
-}
-
-fn set_nofile(lim: libc::rlimit) {
-    // SAFETY: setrlimit reads the struct we pass.
-    let rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
-    assert_eq!(rc, 0, "setrlimit: {}", std::io::Error::last_os_error());
-}
-
-/// The soft limit that leaves exactly `free` descriptor numbers available: a new descriptor
-/// takes the lowest free number, and fails with EMFILE when that number is not below the limit.
-fn limit_leaving(free: usize) -> u64 {
-    let open: HashSet<u32> = our_fds().into_iter().collect();
-    let mut seen = 0;
-    let mut n = 0;
-    loop {
-        if !open.contains(&n) {
-            if seen == free {
-                return n as u64;
-            }
-            seen += 1;
-        }
-        n += 1;
-    }
-}
 
 #[derive(Debug)]
 struct Outcome {

@@ -18,38 +18,14 @@ mod common;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+use common::faults::{NS_LAST_PID, SavedSigchld, take_pid};
 use common::{RUN_WATCHDOG, Running, is_live_child, spawn_ok, start_with_watch};
 use napix_executor::{ChildWatch, SpawnBackend};
 
 const GRACE: Duration = Duration::from_millis(100);
-const NS_LAST_PID: &str = "/proc/sys/kernel/ns_last_pid";
 /// Attempts per configuration: another process on the machine may take the pid first, or the
 /// executor may look before the stranger is there (then nothing was at stake).
 const ATTEMPTS: usize = 60;
-
-/// SIGCHLD's whole action, put back when dropped (signal-hook's handler included).
-struct SavedSigchld(libc::sigaction);
-
-impl SavedSigchld {
-    fn set(handler: libc::sighandler_t) -> SavedSigchld {
-        // SAFETY: sigaction writes the old action into a zeroed struct we own; the new one is
-        // SIG_IGN or SIG_DFL, no code of ours.
-        unsafe {
-            let mut old = std::mem::zeroed::<libc::sigaction>();
-            let mut new = std::mem::zeroed::<libc::sigaction>();
-            new.sa_sigaction = handler;
-            assert_eq!(libc::sigaction(libc::SIGCHLD, &new, &mut old), 0);
-            SavedSigchld(old)
-        }
-    }
-}
-
-impl Drop for SavedSigchld {
-    fn drop(&mut self) {
-        // SAFETY: puts back the action sigaction returned.
-        unsafe { libc::sigaction(libc::SIGCHLD, &self.0, std::ptr::null_mut()) };
-    }
-}
 
 fn pidfd_open(pid: u32) -> Option<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags; a new fd is owned at once.
@@ -67,46 +43,6 @@ fn readable(fd: &OwnedFd, limit: Duration) -> bool {
     };
     // SAFETY: one pollfd we own.
     unsafe { libc::poll(&mut p, 1, limit.as_millis() as i32) == 1 }
-}
-
-/// Another child of this process, waiting in `pause()` until killed.
-struct Stranger(libc::pid_t);
-
-impl Stranger {
-    fn kill(&self) {
-        // SAFETY: kill takes two integers; the pid is our unreaped child (SIGCHLD is ignored
-        // only after it is dead, when the kernel reaps it).
-        unsafe { libc::kill(self.0, libc::SIGKILL) };
-    }
-}
-
-/// A host child with pid `pid` if the pid counter lets us have it. A raw `fork` right after the
-/// counter is written: the less time in between, the less often another process on the machine
-/// takes the pid first.
-fn take_pid(pid: u32) -> Option<Stranger> {
-    let counter = std::fs::OpenOptions::new()
-        .write(true)
-        .open(NS_LAST_PID)
-        .ok()?;
-    let value = (pid - 1).to_string();
-    std::io::Write::write_all(&mut &counter, value.as_bytes()).ok()?;
-    // SAFETY: the child only calls pause() and _exit, both async-signal-safe.
-    let got = unsafe { libc::fork() };
-    if got == 0 {
-        loop {
-            // SAFETY: async-signal-safe; SIGKILL ends it.
-            unsafe { libc::pause() };
-        }
-    }
-    if got < 0 {
-        return None;
-    }
-    let stranger = Stranger(got);
-    if got as u32 == pid {
-        return Some(stranger);
-    }
-    stranger.kill();
-    None
 }
 
 /// What one configuration saw.

@@ -135,11 +135,9 @@ fn without_a_kill_a_leaders_exit_leaves_its_group_alone(backend: SpawnBackend) {
     let _ = StdCommand::new("kill").arg(left[0].to_string()).status();
 }
 
-const NS_LAST_PID: &str = "/proc/sys/kernel/ns_last_pid";
-
 /// A stranger process group (not our child's) whose id is `pgid`, if the pid counter lets us.
 fn take_group_id(pgid: u32) -> Option<std::process::Child> {
-    std::fs::write(NS_LAST_PID, (pgid - 1).to_string()).ok()?;
+    std::fs::write(common::faults::NS_LAST_PID, (pgid - 1).to_string()).ok()?;
     let mut stranger = StdCommand::new("sleep")
         .arg("30")
         .process_group(0)

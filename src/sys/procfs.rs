@@ -10,7 +10,9 @@
 //! the pid within the same tick as the child's own start looks the same. That needs the whole pid
 //! space to wrap within 10 ms.
 
+use std::cell::RefCell;
 use std::io;
+use std::os::fd::OwnedFd;
 
 use rustix::process::Pid;
 
@@ -56,6 +58,46 @@ pub(crate) fn start_time(pid: Pid) -> io::Result<Option<u64>> {
             }
         }
         Err(e) => Err(e),
+    }
+}
+
+/// Reads start times also when the process is out of descriptors: one descriptor (`/dev/null`)
+/// is held in reserve and given up for the read when opening `/proc/<pid>/stat` fails with
+/// `EMFILE` or `ENFILE`. A child that could not get its pidfd failed for exactly that reason, and
+/// without its start time it would be named by its pid alone. The reserve is taken back right
+/// after the read (the number it gave up is free again), or at a later read if that fails.
+///
+/// One per executor thread (not `Sync`): the loop alone reads through it.
+pub(crate) struct StartTimes {
+    reserve: RefCell<Option<OwnedFd>>,
+}
+
+impl StartTimes {
+    pub(crate) fn new() -> StartTimes {
+        StartTimes {
+            reserve: RefCell::new(super::open_dev_null().ok()),
+        }
+    }
+
+    /// [`start_time`] of `pid`, with the reserve given up for the read if need be.
+    pub(crate) fn read(&self, pid: Pid) -> io::Result<Option<u64>> {
+        let mut reserve = self.reserve.borrow_mut();
+        match start_time(pid) {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                if reserve.take().is_none() {
+                    return Err(e);
+                }
+                let read = start_time(pid);
+                *reserve = super::open_dev_null().ok();
+                read
+            }
+            read => {
+                if reserve.is_none() {
+                    *reserve = super::open_dev_null().ok();
+                }
+                read
+            }
+        }
     }
 }
 

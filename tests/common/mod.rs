@@ -13,6 +13,8 @@
 //! pipes) go through [`bounded`], which panics instead of hanging.
 #![allow(dead_code, unused_macros)]
 
+pub mod faults;
+
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::{self, Read};
