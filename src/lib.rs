@@ -139,6 +139,11 @@
 //! 5. The reap's `waitid` (raw, with its fifth argument; `wait4` in signal mode) also returns the
 //!    child's resource usage: [`ExecHandle::rusage`].
 //!
+//! Built with [`ExecutorBuilder::timeline(true)`](ExecutorBuilder::timeline), the executor
+//! stamps each child's way through these steps (queued, spawn started, spawned, exit observed,
+//! reaped, and the caller's reply and wait): [`ExecHandle::timeline`] gives them as a
+//! [`Timeline`], with the time of each hop. `napix-exec bench` prints them per contender.
+//!
 //! # Capturing output
 //!
 //! A child that fills a pipe nobody reads blocks in `write`, and a caller that waits for it

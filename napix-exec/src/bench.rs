@@ -18,6 +18,13 @@
 //! (`--threads`); and the latency of one more spawn with N children tracked, with the time
 //! `stop()` takes to bring `run()` back (`--tracked`).
 //!
+//! Where the time goes (`bench_hops.rs`): the executors under test record each child's
+//! `Timeline` (`--no-hops` turns that off), so the latency section breaks every executor
+//! contender's spawn+wait into hops (hand-off in, clone+exec, child run, exit to reap, hand-off
+//! out) and the threads section does so per thread count, beside the raw threads' spawn call and
+//! wait; the threads section also reports the bench process's CPU time per spawn+wait (callers,
+//! executor thread, the rest) against raw threads'.
+//!
 //! Honesty rules: contenders run interleaved (round-robin in small batches, the first one rotating)
 //! after a warm-up, so that noise hits all alike; each section repeats R times and shows the spread
 //! of the per-repeat medians; the executors are built once per section and reused.

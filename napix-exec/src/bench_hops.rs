@@ -24,6 +24,9 @@ const HOPS: [(&str, HopOf); 5] = [
     ("hand-off out", Timeline::hand_off_out),
 ];
 
+/// The index of clone+exec in [`HOPS`]: the executor thread's own time per spawn.
+const CLONE_EXEC: usize = 1;
+
 /// Hop durations (ns) of many spawns, one list per hop.
 #[derive(Default, Clone)]
 pub struct HopSamples {
@@ -52,6 +55,13 @@ impl HopSamples {
             mine.extend(theirs);
         }
         self.incomplete += other.incomplete;
+    }
+
+    /// The clone+exec hops added up: how long the executor thread spent spawning. `None`
+    /// without a complete sample.
+    pub fn clone_exec_total(&self) -> Option<std::time::Duration> {
+        let list = &self.per_hop[CLONE_EXEC];
+        (!list.is_empty()).then(|| std::time::Duration::from_nanos(list.iter().sum()))
     }
 
     /// Median and p99 per hop; `None` without a complete sample.
@@ -280,6 +290,7 @@ mod tests {
         running.reaped = None;
         s.record(Some(running));
         s.record(None);
+        assert_eq!(s.clone_exec_total(), Some(Duration::from_micros(50 + 70)));
         let h = s.summarize().expect("two complete samples");
         assert_eq!((h.samples, h.incomplete), (2, 2));
         let medians: Vec<f64> = h.hops.iter().map(|x| x.median_ns).collect();
@@ -304,6 +315,7 @@ mod tests {
     fn no_complete_sample_gives_no_breakdown() {
         let mut s = HopSamples::default();
         s.record(None);
+        assert_eq!(s.clone_exec_total(), None);
         assert!(s.summarize().is_none());
     }
 

@@ -580,6 +580,9 @@ pub struct LoopLoad {
     pub sleeps_per_spawn: f64,
     /// Times it was preempted per spawn+wait.
     pub preempted_per_spawn: f64,
+    /// Share of the window the thread spent inside clone+exec (on CPU or blocked until the
+    /// child's exec), from the children's timelines; `None` without timelines.
+    pub in_spawn: Option<f64>,
 }
 
 impl LoopLoad {
@@ -597,6 +600,7 @@ impl LoopLoad {
             cpu_ns_per_spawn: run / per,
             sleeps_per_spawn: b.voluntary.saturating_sub(a.voluntary) as f64 / per,
             preempted_per_spawn: b.involuntary.saturating_sub(a.involuntary) as f64 / per,
+            in_spawn: None,
         }
     }
 }
@@ -711,12 +715,16 @@ pub fn throughput(
     }
     let wall = end.duration_since(t0);
     let load = exec.map(|(_, tid)| {
-        LoopLoad::between(
+        let mut load = LoopLoad::between(
             before.expect("read when exec is given"),
             ThreadCpu::read(tid),
             wall,
             spawns,
-        )
+        );
+        load.in_spawn = hops
+            .clone_exec_total()
+            .map(|t| t.as_secs_f64() / wall.as_secs_f64());
+        load
     });
     let loop_ns = load.as_ref().map(|l| l.cpu_ns_per_spawn);
     Ok(Rate {

@@ -401,12 +401,13 @@ pub fn throughput_table(rows: &[ThroughputRow], window_ms: u128, backend: &str) 
             "exec/raw2",
             "exec/rawT",
             "loop busy",
+            "loop in spawn",
             "user/sys",
             "loop cpu/spawn",
             "sleeps/spawn",
         ],
     );
-    t.wide_only([2, 4, 9, 10, 11]);
+    t.wide_only([2, 4, 10, 11, 12]);
     for r in rows {
         let load = r.executor_thread.as_ref();
         t.row(vec![
@@ -427,6 +428,8 @@ pub fn throughput_table(rows: &[ThroughputRow], window_ms: u128, backend: &str) 
             fmt_ratio(r.ratio_to_raw_2_threads),
             fmt_ratio(Some(r.ratio_to_raw_same_threads)),
             load.map_or("-".into(), |l| format!("{:.0}%", l.busy * 100.0)),
+            load.and_then(|l| l.in_spawn)
+                .map_or("-".into(), |x| format!("{:.0}%", x * 100.0)),
             load.map_or("-".into(), |l| {
                 if l.user_share.is_finite() {
                     format!("{:.0}/{:.0}%", l.user_share * 100.0, l.sys_share * 100.0)
@@ -439,8 +442,10 @@ pub fn throughput_table(rows: &[ThroughputRow], window_ms: u128, backend: &str) 
         ]);
     }
     t.note(
-        "loop busy = executor thread on-CPU time / wall time (100% = the single spawning thread \
-         is the wall); user/sys from /proc/self/task/TID/stat; sleeps = voluntary context switches",
+        "loop busy = executor thread on-CPU time / wall time; loop in spawn = the time the \
+         executor thread spent inside clone+exec (on CPU or blocked until the child's exec, from \
+         the timelines) / wall time: near 100%, the single spawning thread is the wall; \
+         user/sys from /proc/self/task/TID/stat; sleeps = voluntary context switches",
     );
     t
 }
