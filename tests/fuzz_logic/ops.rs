@@ -483,8 +483,8 @@ pub fn run_plan(plan: &Plan) -> Report {
 /// nothing else (no pidfd, no other child's pipe end), an empty mask, default dispositions, the
 /// arguments byte for byte.
 fn run_probe(case: &Case, arg: u8) {
-    let Some(path) = probe::path() else { return };
-    let mut argv = vec![path.clone().into_os_string()];
+    let path = probe::path();
+    let mut argv = vec![path.as_os_str().to_owned()];
     argv.extend(probe::args(arg));
     let h = match case.ex.create_process(&argv, false) {
         Ok(h) => h,
@@ -669,9 +669,7 @@ fn apply(case: &Case, op: Op) {
                     "running() owner {:?} unknown",
                     p.owner
                 );
-                let is_probe = probe::path().is_some_and(|path| {
-                    p.command.first().map(std::path::Path::new) == Some(path.as_path())
-                });
+                let is_probe = p.command.first().map(std::path::Path::new) == Some(probe::path());
                 assert!(
                     is_probe
                         || PROGRAMS.iter().any(|prog| prog

@@ -1,36 +1,135 @@
 //! The probe child (`examples/napix_probe.rs`): where it is, what it reports, and what a child
 //! of the executor must have inherited.
 //!
-//! Found through `NAPIX_PROBE` (a path), else beside this test binary (`target/<profile>/examples/`,
-//! built by `cargo test`). Without it the checks that need it are skipped, with a note once.
+//! Found through `NAPIX_PROBE` (a path), else beside this binary (`target/<profile>/examples/`
+//! for a test binary, which `cargo test` builds). When it is not there (`cargo test --test
+//! fuzz_replay` alone builds no example; a fuzz target's binary has none beside it) it is built
+//! at the first use with the cargo that built this code, `cargo build --example napix_probe`: for
+//! a test binary into its own target directory and profile, for anything else into the
+//! repository's default target directory. When that fails too, the first use panics: the checks
+//! of what children inherit never pass by being skipped.
 
 use std::ffi::OsString;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStringExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::OnceLock;
 
-/// The probe's path, if it was built.
-pub fn path() -> Option<&'static PathBuf> {
-    static PATH: OnceLock<Option<PathBuf>> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let found = std::env::var_os("NAPIX_PROBE")
-            .map(PathBuf::from)
-            .or_else(|| {
-                // target/<profile>/deps/<test binary> -> target/<profile>/examples/napix_probe
-                let exe = std::env::current_exe().ok()?;
-                Some(exe.parent()?.parent()?.join("examples/napix_probe"))
-            });
-        let found = found.filter(|p| p.is_file());
-        if found.is_none() {
-            eprintln!(
-                "napix_probe not built (cargo build --example napix_probe, or NAPIX_PROBE=path): \
-                 checks of what children inherit are skipped"
-            );
+/// The probe's path; built first if need be (see the module's docs). Panics when it cannot be.
+pub fn path() -> &'static Path {
+    static PATH: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    match PATH.get_or_init(find_or_build) {
+        Ok(path) => path,
+        Err(why) => panic!("napix_probe: {why}"),
+    }
+}
+
+fn find_or_build() -> Result<PathBuf, String> {
+    if let Some(given) = std::env::var_os("NAPIX_PROBE") {
+        let given = PathBuf::from(given);
+        return if given.is_file() {
+            Ok(given)
+        } else {
+            Err(format!("NAPIX_PROBE={} is not a file", given.display()))
+        };
+    }
+    let root = repository_root()?;
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let mut build = Command::new(env!("CARGO"));
+    build
+        .args([
+            "build",
+            "--quiet",
+            "--example",
+            "napix_probe",
+            "--manifest-path",
+        ])
+        .arg(root.join("Cargo.toml"));
+    // A test binary: target[/<triple>]/<profile>/deps/<name>. Build beside it, same profile.
+    let probe = match test_binary_layout(&exe) {
+        Some(layout) => {
+            let probe = layout.profile_dir.join("examples/napix_probe");
+            if probe.is_file() {
+                return Ok(probe);
+            }
+            build.arg("--target-dir").arg(&layout.target_dir);
+            build.args(["--profile", &layout.profile]);
+            if let Some(triple) = &layout.triple {
+                build.args(["--target", triple]);
+            }
+            probe
         }
-        found
+        // A fuzz target or anything else: the repository's own target directory, dev profile.
+        None => {
+            let target_dir = root.join("target");
+            build.arg("--target-dir").arg(&target_dir);
+            target_dir.join("debug/examples/napix_probe")
+        }
+    };
+    eprintln!(
+        "napix_probe not built at {}: building it ({build:?})",
+        probe.display()
+    );
+    let status = build
+        .status()
+        .map_err(|e| format!("running {build:?}: {e}"))?;
+    if !status.success() || !probe.is_file() {
+        return Err(format!(
+            "{build:?} ended with {status} and left no {}; build it yourself \
+             (cargo build --example napix_probe) or set NAPIX_PROBE",
+            probe.display()
+        ));
+    }
+    Ok(probe)
+}
+
+/// The first directory up from the crate that compiled this code with `examples/napix_probe.rs`
+/// (the root package itself, or the repository above `fuzz/`).
+fn repository_root() -> Result<PathBuf, String> {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors()
+        .find(|dir| dir.join("examples/napix_probe.rs").is_file())
+        .map(Path::to_path_buf)
+        .ok_or_else(|| format!("no examples/napix_probe.rs above {}", here.display()))
+}
+
+/// Where a test binary's cargo put it.
+struct Layout {
+    target_dir: PathBuf,
+    /// `--target <triple>` when the build was for one (its own directory level).
+    triple: Option<String>,
+    profile_dir: PathBuf,
+    /// The cargo profile: `dev` for the `debug` directory, else the directory's name.
+    profile: String,
+}
+
+fn test_binary_layout(exe: &Path) -> Option<Layout> {
+    let deps = exe.parent()?;
+    if deps.file_name()? != "deps" {
+        return None;
+    }
+    let profile_dir = deps.parent()?;
+    let profile = match profile_dir.file_name()?.to_str()? {
+        "debug" => "dev".to_string(),
+        other => other.to_string(),
+    };
+    let above = profile_dir.parent()?;
+    // Cargo marks the target directory itself with CACHEDIR.TAG; a `<triple>` level has none.
+    let (target_dir, triple) = if above.join("CACHEDIR.TAG").is_file() {
+        (above.to_path_buf(), None)
+    } else {
+        (
+            above.parent()?.to_path_buf(),
+            Some(above.file_name()?.to_str()?.to_string()),
+        )
+    };
+    Some(Layout {
+        target_dir,
+        triple,
+        profile_dir: profile_dir.to_path_buf(),
+        profile,
     })
-    .as_ref()
 }
 
 /// Arguments that must reach the child byte for byte: non-UTF-8, empty, whitespace, option-like.

@@ -160,7 +160,13 @@ impl StdioSlots {
                 self.extra_raw.push(low.as_raw_fd());
                 self.extras.push(low);
             }
-            top = top.max(self.extra_raw.iter().map(|&fd| fd as u32).max().unwrap_or(0));
+            top = top.max(
+                self.extra_raw
+                    .iter()
+                    .map(|&fd| fd as u32)
+                    .max()
+                    .unwrap_or(0),
+            );
             let floor = extras.iter().map(|f| f.target).max().unwrap_or(2);
             // The child moves sources up to `spare..spare + n`: above the copied part and
             // every extra number, and below the descriptor limit.
