@@ -14,7 +14,7 @@ use crate::proc_state::Spawned;
 use crate::queue::{Message, ReplySlot, SpawnRequest};
 use crate::request::{PreparedCommand, StdioPlan};
 use crate::run_modes::LoopThread;
-use crate::shared::{ChildWatch, Config, Shared};
+use crate::shared::{ChildWatch, Config, Shared, SpawnSite};
 use crate::spawn_future::SpawnFuture;
 use crate::sys::spawn::SpawnBackend;
 use crate::table::ProcessInfo;
@@ -66,6 +66,16 @@ impl ExecutorBuilder {
     /// sleeps.
     pub fn spin(mut self, spin: Duration) -> Self {
         self.config.spin = spin;
+        self
+    }
+
+    /// Which thread clones each child (default [`SpawnSite::ExecutorThread`]).
+    /// [`SpawnSite::CallingThread`] saves the hand-off to the executor thread and back on every
+    /// spawn: the caller clones the child itself (Vfork backend, pidfd mode; other commands still
+    /// go through the executor thread), and the executor thread still alone reaps, escalates and
+    /// tracks it. See [`SpawnSite`] for what changes for the child.
+    pub fn spawn_site(mut self, site: SpawnSite) -> Self {
+        self.config.spawn_site = site;
         self
     }
 
@@ -246,6 +256,7 @@ impl Executor {
                 spin: DEFAULT_SPIN,
                 watch: ChildWatch::Auto,
                 timeline: false,
+                spawn_site: SpawnSite::ExecutorThread,
             },
             request_timeout: None,
         }
@@ -429,6 +440,10 @@ impl Executor {
         shared: &Arc<Shared>,
         command: PreparedCommand,
     ) -> Result<ExecHandle, SpawnError> {
+        if crate::spawn_site::on_calling_thread(shared, &command) {
+            let spawned = crate::spawn_site::spawn_here(shared, command)?;
+            return ExecHandle::new(spawned, Arc::downgrade(shared));
+        }
         // A caller that may give up leaves its slot with the queued request: it cannot reuse it.
         let reply = match self.request_timeout {
             None => ReplySlot::reusable(&SPAWN_REPLY),

@@ -281,7 +281,8 @@ impl ExecHandle {
         };
         if let Err(refused) = shared.queue().push(message) {
             // Stopped: answered at once (Stopped while the child lives, ESRCH once reaped).
-            refused.refuse();
+            // (A signal message is never an adopted child: nothing comes back.)
+            let _ = refused.refuse();
         }
         reply.wait(shared.spin())
     }

@@ -248,6 +248,43 @@
 //! [`SpawnError::OptionFailed`] naming the cgroup. [`Command::cgroup_per_child`] never reuses a
 //! cgroup and so never meets it.
 //!
+//! # Which thread spawns
+//!
+//! By default the executor thread clones every child, and a caller waits for its reply: two
+//! cross-thread wake-ups per spawn, and one thread doing every clone. Built with
+//! [`ExecutorBuilder::spawn_site`]`(`[`SpawnSite::CallingThread`]`)`, the thread calling
+//! [`Executor::spawn`] or `create_process` clones the child itself (`clone(CLONE_VM |
+//! CLONE_VFORK | CLONE_PIDFD)`, the Vfork backend's code), puts its pidfd in the epoll set and
+//! the child in the table, and returns: no reply hop, and as many clones at once as there are
+//! calling threads. The executor thread still alone reaps, escalates and tracks every child.
+//!
+//! The seed keeps every spawn on one thread because of the POSIX advice about `fork` in a
+//! multi-threaded process: the child is a copy of one thread, and a lock another thread held at
+//! the fork (malloc's, stdio's, a Rust `Mutex`) stays locked in it for ever, so the child may only
+//! call async-signal-safe functions. That advice is about what the *child* does before `execve`,
+//! not about which parent thread clones. The Vfork child calls no library function and takes no
+//! lock between `clone` and `execve`: it runs raw system calls on a plan built before the clone,
+//! on its own stack (`sys/spawn/child.rs`). `CLONE_VFORK` suspends only the calling thread until
+//! the exec, so the plan on that thread's stack stays valid while the other threads run on; the
+//! calling thread blocks every signal around the clone so that no handler of ours runs in the
+//! child, which resets every disposition and empties its mask before `execve`; `CLONE_PIDFD`
+//! hands the pidfd back with the clone, so the child is never untracked. None of that depends on
+//! being the executor thread. What does stays there:
+//!
+//! - [`Command::parent_death_signal`]: `PR_SET_PDEATHSIG` fires when the spawning *thread*
+//!   exits, and a calling thread may end long before the executor does;
+//! - [`ChildWatch::Signal`]: without a pidfd a pid names the child only until it is reaped, and
+//!   only the executor thread knows when that is;
+//! - the `PosixSpawn` and `Fork` backends, the async spawns (no task blocks its runtime's thread
+//!   in a clone), and any spawn while no thread runs the loop.
+//!
+//! The child otherwise inherits the per-thread attributes of the calling thread instead of the
+//! executor thread's: CPU affinity, nice value, seccomp filters, a working directory or umask
+//! made per thread with `unshare(CLONE_FS)`, credentials changed per thread with a raw
+//! `setresuid`. A spawn racing [`Executor::stop`] is refused, or its child is killed with the
+//! others: `run` does not return while a calling thread is between its check and the table.
+//! The README's throughput table measures both sites against threads spawning for themselves.
+//!
 //! # Caveats
 //!
 //! - The loop must run for `create_process` and `wait` to make progress (see "Running the
@@ -259,7 +296,7 @@
 //!   survives the shell's SIGKILL); a command's [`KillScope`] widens that to its process group
 //!   (race-free: only while the child is unreaped) or its cgroup v2.
 //! - A parent-death signal follows the *thread* that spawned the child, which is the thread in
-//!   [`Executor::run`]: it fires when that thread ends (Go's `Pdeathsig` bites programs that
+//!   [`Executor::run`] (with either [`SpawnSite`]): it fires when that thread ends (Go's `Pdeathsig` bites programs that
 //!   spawn from short-lived threads; here the spawning thread is the executor's).
 //! - If the host sets SIGCHLD to SIG_IGN the kernel reaps children itself: statuses are then lost,
 //!   reported as exit code 255 with [`ExecHandle::status_lost`] true. In pidfd mode the executor
@@ -304,6 +341,7 @@
 //! | `queue.rs` | where a request enters: the message queue, its doorbell, reply slots, the stop protocol (closing the queue) |
 //! | `reactor.rs` | the loop: what each readiness event means |
 //! | `spawn.rs` | where a child is spawned: pipes, backend, pidfd, registration, table insert |
+//! | `spawn_site.rs` | [`SpawnSite::CallingThread`]: the same spawn on the caller's thread, handed to the loop |
 //! | `child_stdio.rs` | the child's stdio on the executor thread: pipes, `/dev/null`, merged stderr |
 //! | `sys/spawn/` | one file per backend; `child.rs` is the code between fork and exec, `setup.rs` the command's steps there (cwd, umask, rlimits, credentials, extra fds) and their order |
 //! | `table.rs` | the children spawned and not yet reaped |
@@ -330,6 +368,7 @@
 //!
 //! ```text
 //! executor
+//!   -> spawn_site -> spawn, queue
 //!   -> spawn_future -> handle -> exit_future -> proc_state
 //!   -> run_modes -> reactor
 //!   -> output -> handle
@@ -372,6 +411,7 @@ mod shared;
 mod sigchld;
 mod spawn;
 mod spawn_future;
+mod spawn_site;
 mod spin;
 mod stdio;
 mod sys;
@@ -391,7 +431,7 @@ pub use lifetime::KillScope;
 pub use output::{DEFAULT_LINGER, LimitedOutput, OutputLimits};
 pub use resource::Resource;
 pub use rusage::ResourceUsage;
-pub use shared::ChildWatch;
+pub use shared::{ChildWatch, SpawnSite};
 pub use spawn_future::SpawnFuture;
 pub use stdio::Stdio;
 pub use sys::spawn::SpawnBackend;

@@ -7,7 +7,7 @@
 //! with the close is answered by whichever side drains last, so no message is ever left
 //! unanswered.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker as TaskWaker};
 use std::thread::{self, Thread};
@@ -31,6 +31,9 @@ pub(crate) enum Message {
     /// Answer at once: measures the hand-off alone (sent only by `Executor::round_trip`).
     #[cfg_attr(not(feature = "bench-internals"), allow(dead_code))]
     Ping(Arc<ReplySlot<()>>),
+    /// A child a calling thread spawned and tracks already (`SpawnSite::CallingThread`) whose
+    /// deadline the loop must set, or which may have missed the escalation of `stop()`.
+    Adopted(Adopted),
     /// Send a signal to a child that has no pidfd (ChildWatch::Signal), if it is still ours.
     Signal {
         state: Arc<ProcState>,
@@ -48,10 +51,19 @@ pub(crate) struct SpawnRequest {
     pub(crate) queued: Option<Instant>,
 }
 
+/// A child spawned on its caller's thread, in the table and the poll set already.
+pub(crate) struct Adopted {
+    pub(crate) state: Arc<ProcState>,
+    /// When it was spawned: its timeout counts from there.
+    pub(crate) spawned_at: Instant,
+}
+
 impl Message {
-    /// Answers a message that will never be served because the executor stopped.
-    pub(crate) fn refuse(self) {
+    /// Answers a message that will never be served because the executor stopped. An adopted
+    /// child is no request to refuse: it comes back, for the loop to kill.
+    pub(crate) fn refuse(self) -> Option<Adopted> {
         match self {
+            Message::Adopted(adopted) => return Some(adopted),
             // A refusal given back (its caller gave up) is nothing to dispose of.
             Message::Spawn(req) => {
                 let _ = req.reply.fulfil(Err(SpawnError::Stopped));
@@ -70,6 +82,7 @@ impl Message {
                 }));
             }
         }
+        None
     }
 }
 
@@ -280,6 +293,24 @@ pub(crate) struct RequestQueue {
     sleeping: AtomicBool,
     /// Set once by `close()`; never cleared.
     closed: AtomicBool,
+    /// Spawns under way on calling threads ([`enter_caller_spawn`](Self::enter_caller_spawn)):
+    /// the loop must not end while one is.
+    caller_spawns: AtomicUsize,
+    /// Adopted children that came after the close: the loop escalates them.
+    late: Mutex<Vec<Adopted>>,
+}
+
+/// A spawn under way on a calling thread; ends when dropped.
+pub(crate) struct CallerSpawn<'a>(&'a RequestQueue);
+
+impl Drop for CallerSpawn<'_> {
+    fn drop(&mut self) {
+        self.0.caller_spawns.fetch_sub(1, Ordering::SeqCst);
+        if self.0.closed.load(Ordering::SeqCst) {
+            // The stopping loop may be waiting for us alone.
+            self.0.ring();
+        }
+    }
 }
 
 impl RequestQueue {
@@ -289,7 +320,51 @@ impl RequestQueue {
             waker,
             sleeping: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            caller_spawns: AtomicUsize::new(0),
+            late: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Registers a spawn on the calling thread; `None` (nothing registered) once closed.
+    /// SeqCst pairs with the loop's [`callers_settled`](Self::callers_settled): either the loop
+    /// sees our count, or we see the close.
+    pub(crate) fn enter_caller_spawn(&self) -> Option<CallerSpawn<'_>> {
+        self.caller_spawns.fetch_add(1, Ordering::SeqCst);
+        let registered = CallerSpawn(self);
+        if self.closed.load(Ordering::SeqCst) {
+            return None;
+        }
+        Some(registered)
+    }
+
+    /// Hands an adopted child to the loop; after the close it waits on the late list, which the
+    /// loop drains as long as it runs (it runs while a caller spawn is registered).
+    pub(crate) fn push_adopted(&self, adopted: Adopted) {
+        if self.closed.load(Ordering::SeqCst) {
+            self.lock_late().push(adopted);
+        } else {
+            self.messages.push(Message::Adopted(adopted));
+            if self.closed.load(Ordering::SeqCst) {
+                self.refuse_pending();
+            }
+        }
+        self.ring();
+    }
+
+    /// Adopted children that came after the close.
+    pub(crate) fn take_late(&self) -> Vec<Adopted> {
+        std::mem::take(&mut *self.lock_late())
+    }
+
+    /// True when no spawn is under way on a calling thread and none of their children waits
+    /// for the loop: a stopped loop may end. (Reads the count first: a caller pushes to the late
+    /// list before it leaves.)
+    pub(crate) fn callers_settled(&self) -> bool {
+        self.caller_spawns.load(Ordering::SeqCst) == 0 && self.lock_late().is_empty()
+    }
+
+    fn lock_late(&self) -> MutexGuard<'_, Vec<Adopted>> {
+        self.late.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Queues `message` and wakes the executor thread if it may be asleep. After
@@ -328,7 +403,9 @@ impl RequestQueue {
     /// Answers every queued message with "stopped".
     fn refuse_pending(&self) {
         while let Some(m) = self.messages.pop() {
-            m.refuse();
+            if let Some(adopted) = m.refuse() {
+                self.lock_late().push(adopted);
+            }
         }
     }
 
@@ -348,10 +425,16 @@ impl RequestQueue {
 
     /// Announces that the loop is about to block. Returns false (and stays awake) when a message
     /// arrived meanwhile, or when the queue was closed and the loop has not acted on it yet
-    /// (`close_seen`).
-    pub(crate) fn prepare_to_sleep(&self, close_seen: bool) -> bool {
+    /// (`close_seen`), or when the loop waits only for caller spawns (`awaiting_callers`) and
+    /// they are done (SeqCst pairs with [`CallerSpawn`]'s drop: either it sees `sleeping` and
+    /// rings, or we see it gone).
+    pub(crate) fn prepare_to_sleep(&self, close_seen: bool, awaiting_callers: bool) -> bool {
         self.sleeping.store(true, Ordering::SeqCst);
-        if self.messages.is_empty() && (close_seen || !self.closed.load(Ordering::SeqCst)) {
+        if self.messages.is_empty()
+            && (close_seen || !self.closed.load(Ordering::SeqCst))
+            && !(awaiting_callers && self.callers_settled())
+            && self.lock_late().is_empty()
+        {
             true
         } else {
             self.sleeping.store(false, Ordering::SeqCst);
@@ -385,6 +468,49 @@ mod tests {
     fn ping() -> (Arc<ReplySlot<()>>, Message) {
         let slot = ReplySlot::for_current_thread();
         (slot.clone(), Message::Ping(slot))
+    }
+
+    fn adopted(serial: u64) -> Adopted {
+        let pid = rustix::process::Pid::from_raw(1).expect("positive");
+        let spin = Arc::new(SpinPolicy::new(Duration::ZERO));
+        Adopted {
+            state: Arc::new(ProcState::new(serial, pid, None, spin)),
+            spawned_at: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn an_adopted_child_is_never_refused_and_a_stopped_loop_waits_for_caller_spawns() {
+        let (_poller, q) = queue();
+        q.push_adopted(adopted(1));
+        assert!(matches!(q.pop(), Some(Message::Adopted(a)) if a.state.serial == 1));
+        // Queued when the close comes: moved to the late list, not dropped.
+        q.push_adopted(adopted(2));
+        let registered = q.enter_caller_spawn().expect("not closed yet");
+        q.close();
+        assert!(q.pop().is_none());
+        assert!(!q.callers_settled(), "a caller spawn is under way");
+        // The loop, done but for the caller, sleeps (it is rung when the caller leaves).
+        assert!(
+            !q.prepare_to_sleep(true, true),
+            "the late adoption is pending"
+        );
+        let late = q.take_late();
+        assert_eq!(late.iter().map(|a| a.state.serial).collect::<Vec<_>>(), [2]);
+        assert!(q.prepare_to_sleep(true, true), "still registered: sleep");
+        q.woke_up();
+        // After the close: straight to the late list.
+        q.push_adopted(adopted(3));
+        drop(registered);
+        assert!(!q.callers_settled(), "its child waits for the loop");
+        assert_eq!(q.take_late().len(), 1);
+        assert!(q.callers_settled());
+        assert!(
+            !q.prepare_to_sleep(true, true),
+            "nothing left to wait for: end"
+        );
+        assert!(q.enter_caller_spawn().is_none(), "no spawn after the close");
+        assert!(q.callers_settled(), "a refused registration does not count");
     }
 
     #[test]
@@ -478,7 +604,7 @@ mod tests {
     #[test]
     fn a_sleeping_loop_is_woken_by_close_and_a_closed_queue_keeps_it_awake() {
         let (poller, q) = queue();
-        assert!(q.prepare_to_sleep(false));
+        assert!(q.prepare_to_sleep(false, false));
         q.close();
         let mut events = crate::poller::Events::with_capacity(4);
         poller
@@ -487,8 +613,8 @@ mod tests {
         assert_eq!(events.get(0), Some(crate::poller::Event::Doorbell));
         q.woke_up();
         // Until the loop has acted on the close it may not sleep; afterwards it may.
-        assert!(!q.prepare_to_sleep(false));
-        assert!(q.prepare_to_sleep(true));
+        assert!(!q.prepare_to_sleep(false, false));
+        assert!(q.prepare_to_sleep(true, false));
     }
 
     /// Threads push while another closes and a fake loop serves: every push is either given back

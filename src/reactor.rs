@@ -21,7 +21,7 @@ use crate::error::SpawnError;
 use crate::escalation::{Escalations, Start};
 use crate::poller::{Event, Events};
 use crate::proc_state::{ProcState, lost_status, reap_blocking};
-use crate::queue::Message;
+use crate::queue::{Adopted, Message};
 use crate::reap::{Reaped, Reaper, SysWait};
 use crate::shared::{ChildWatch, Shared};
 use crate::sigchld::SigchldSource;
@@ -87,10 +87,15 @@ impl Reactor<'_> {
             if queue.is_closed() && !self.stop_seen {
                 self.begin_stop();
             }
-            if self.stop_seen && self.shared.table().is_empty() && !self.reaper.has_orphans() {
+            // Done once stopped, every child reaped, and no caller thread is mid-spawn (the
+            // count is read first: a caller's child is in the table before it leaves).
+            let callers_settled = queue.callers_settled();
+            let done =
+                self.stop_seen && self.shared.table().is_empty() && !self.reaper.has_orphans();
+            if done && callers_settled {
                 return Ok(());
             }
-            if !queue.prepare_to_sleep(self.stop_seen) {
+            if !queue.prepare_to_sleep(self.stop_seen, done) {
                 continue;
             }
             let waited = self.shared.poller().wait(&mut self.events);
@@ -115,8 +120,12 @@ impl Reactor<'_> {
     }
 
     fn drain_queue(&mut self) {
+        for adopted in self.shared.queue().take_late() {
+            self.adopt(adopted);
+        }
         while let Some(message) = self.shared.queue().pop() {
             match message {
+                Message::Adopted(adopted) => self.adopt(adopted),
                 Message::Spawn(mut request) => {
                     let reply = request.reply.clone();
                     // Removed here, without blocking the loop, unless a tracked child takes it.
@@ -201,6 +210,16 @@ impl Reactor<'_> {
             if !self.cgroups.is_empty() {
                 self.rearm(Instant::now());
             }
+        }
+    }
+
+    /// A child a calling thread spawned (and put in the table and the poll set): its deadline,
+    /// and the kill if the executor is stopping (it may have come after `begin_stop` looked at
+    /// the table; an escalation under way already is left alone).
+    fn adopt(&mut self, adopted: Adopted) {
+        self.set_deadline(&adopted.state, adopted.spawned_at);
+        if self.stop_seen || self.shared.is_stopped() {
+            self.start_escalation(Instant::now(), vec![adopted.state]);
         }
     }
 

@@ -34,6 +34,29 @@ pub enum ChildWatch {
     Signal,
 }
 
+/// Which thread clones the child. The executor thread always reaps, escalates and tracks it.
+///
+/// | site | who clones | the caller waits for | fits |
+/// |---|---|---|---|
+/// | `ExecutorThread` (default) | the executor thread | the loop's reply (a cross-thread wake-up) | every backend, every option |
+/// | `CallingThread` | the thread calling [`Executor::spawn`](crate::Executor::spawn) / `create_process` | nothing: the clone returns once the child exec'd | Vfork in [`ChildWatch::Pidfd`] mode |
+///
+/// With `CallingThread`, a command that needs the executor thread (a
+/// [`parent_death_signal`](crate::Command::parent_death_signal), signal mode, another backend, or
+/// a loop that is not running) is still spawned by the executor thread, and the async spawns
+/// ([`Executor::spawn_async`](crate::Executor::spawn_async)) always are, so that no task blocks
+/// its runtime's thread. The child inherits the calling thread's per-thread attributes (CPU
+/// affinity, nice value, seccomp filters) instead of the executor thread's. See the crate docs
+/// ("Which thread spawns") for why cloning from any thread is safe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SpawnSite {
+    /// The executor thread clones every child (the seed's design).
+    #[default]
+    ExecutorThread,
+    /// The calling thread clones the child itself and hands it to the executor thread.
+    CallingThread,
+}
+
 /// Settings fixed when the executor is built.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
@@ -44,6 +67,7 @@ pub(crate) struct Config {
     pub(crate) watch: ChildWatch,
     /// Record each child's [`Timeline`](crate::Timeline).
     pub(crate) timeline: bool,
+    pub(crate) spawn_site: SpawnSite,
 }
 
 /// State shared by the executor thread, the caller threads and (weakly) the handles.

@@ -16,13 +16,87 @@ use crate::exit_future::ExitFd;
 use crate::proc_state::{ProcState, Spawned, lost_status};
 use crate::queue::SpawnRequest;
 use crate::reap::{Reaper, Wait};
+use crate::request::PreparedCommand;
 use crate::shared::{ChildWatch, Shared};
 use crate::sys::spawn::Spawner;
 use crate::table::{Entry, ProcessInfo};
 use crate::timeline::TimelineRecorder;
 
-/// Spawns what `request` asks for and tracks it. A child that runs but cannot be tracked is
-/// killed and handed to `reaper` as an orphan, and the spawn fails.
+/// A child the backend started, before it is tracked: its pid, its pidfd (if the backend made one
+/// atomically), our ends of its pipes, and when it was spawned.
+pub(crate) struct Started {
+    pub(crate) pid: Pid,
+    pub(crate) pidfd: Option<OwnedFd>,
+    /// Our ends of its stdin, stdout and stderr pipes.
+    pub(crate) parent: [Option<OwnedFd>; 3],
+    /// When the backend was called.
+    pub(crate) at: Instant,
+    /// How long the backend call took (the clone and the exec).
+    pub(crate) took: std::time::Duration,
+}
+
+/// The first half of every spawn, on whichever thread spawns: the pipes, then the backend call.
+/// The child's copies of the pipe ends are closed when this returns (ours must go, or a reader
+/// never sees EOF).
+pub(crate) fn start_child(
+    shared: &Shared,
+    spawner: &mut Spawner,
+    command: &PreparedCommand,
+    clone_pidfd: bool,
+) -> Result<Started, SpawnError> {
+    let null = shared.dev_null();
+    let plans = &command.stdio;
+    let parts = StdioParts::new(plans, null, command.setup.fd_floor()).map_err(|e| {
+        SpawnError::from_errno(&command.program, SpawnStage::Pipe, e.raw_os_error())
+    })?;
+    let stdio = parts.child_stdio(plans, null);
+    let at = Instant::now();
+    let spawned = spawner
+        .spawn(shared.config().backend, command, &stdio, clone_pidfd)
+        .map_err(|f| command.child_error(f))?;
+    let took = at.elapsed();
+    debug!(
+        pid = spawned.pid.as_raw_nonzero().get(),
+        program = %command.program.display(),
+        backend = shared.config().backend.name(),
+        spawn_us = took.as_micros() as u64,
+        "spawned"
+    );
+    Ok(Started {
+        pid: spawned.pid,
+        pidfd: spawned.pidfd,
+        parent: parts.parent,
+        at,
+        took,
+    })
+}
+
+/// The second half: puts a tracked child in the table (the trace behind `running()`), with the
+/// command it runs (moved out of `argv`).
+pub(crate) fn insert_entry(
+    shared: &Shared,
+    state: &Arc<ProcState>,
+    argv: &mut Vec<std::ffi::CString>,
+    owner: std::thread::ThreadId,
+    started: Instant,
+) {
+    let command = std::mem::take(argv)
+        .into_iter()
+        .map(|a| std::os::unix::ffi::OsStringExt::from_vec(a.into_bytes()))
+        .collect();
+    shared.table().insert(Entry {
+        info: ProcessInfo {
+            pid: state.pid,
+            command,
+            owner,
+            started,
+        },
+        state: state.clone(),
+    });
+}
+
+/// Spawns what `request` asks for on the executor thread and tracks it. A child that runs but
+/// cannot be tracked is killed and handed to `reaper` as an orphan, and the spawn fails.
 ///
 /// The request's argument vector moves into the table; the rest of it (environment, stdin
 /// source, setup) stays for the caller to drop once the reply is out: freeing it is no part of
@@ -40,33 +114,23 @@ pub(crate) fn spawn<W: Wait>(
     let fail = |stage: SpawnStage, errno: Errno| {
         SpawnError::from_errno(program, stage, errno.raw_os_error())
     };
-    let null = shared.dev_null();
-    let plans = &request.command.stdio;
-    let parts = StdioParts::new(plans, null, request.command.setup.fd_floor())
-        .map_err(|e| fail(SpawnStage::Pipe, e))?;
-    let stdio = parts.child_stdio(plans, null);
     let watch_pidfd = config.watch == ChildWatch::Pidfd;
     let exit_fd = if watch_pidfd {
         None
     } else {
         Some(ExitFd::create().map_err(|e| fail(SpawnStage::ExitFd, crate::sys::errno_of(e)))?)
     };
-    let started = Instant::now();
-    let spawned = spawner
-        .spawn(config.backend, &request.command, &stdio, watch_pidfd)
-        .map_err(|f| request.command.child_error(f))?;
-    let spawn_time = started.elapsed();
+    let started = start_child(shared, spawner, &request.command, watch_pidfd)?;
     let timeline = spawn_started.map(|at| {
         Box::new(TimelineRecorder::new(
             request.queued,
             at,
-            started + spawn_time,
+            started.at + started.took,
         ))
     });
-    // The child has its copies; ours must go or the reader never sees EOF.
-    let [stdin, stdout, stderr] = parts.parent;
-    let pid = spawned.pid;
-    let pidfd = match spawned.pidfd {
+    let [stdin, stdout, stderr] = started.parent;
+    let pid = started.pid;
+    let pidfd = match started.pidfd {
         Some(fd) => Some(fd),
         None if !watch_pidfd => None,
         None => match open_pidfd(pid) {
@@ -101,32 +165,18 @@ pub(crate) fn spawn<W: Wait>(
         reaper.add_orphan(pid);
         return Err(fail(SpawnStage::Register, e));
     }
-    let raw_pid = pid.as_raw_nonzero().get() as u32;
     let mut state =
         ProcState::new(serial, pid, pidfd, shared.spin().clone()).with_start_time(start_time);
     state.timeline = timeline;
     state.lifetime = request.command.lifetime.clone();
     let state = Arc::new(state);
-    debug!(
-        pid = raw_pid,
-        program = %program.display(),
-        backend = config.backend.name(),
-        spawn_us = spawn_time.as_micros() as u64,
-        "spawned"
+    insert_entry(
+        shared,
+        &state,
+        &mut request.command.argv,
+        request.owner,
+        started.at,
     );
-    let command = std::mem::take(&mut request.command.argv)
-        .into_iter()
-        .map(|a| std::os::unix::ffi::OsStringExt::from_vec(a.into_bytes()))
-        .collect();
-    shared.table().insert(Entry {
-        info: ProcessInfo {
-            pid: raw_pid,
-            command,
-            owner: request.owner,
-            started,
-        },
-        state: state.clone(),
-    });
     Ok(Spawned {
         state,
         stdin,

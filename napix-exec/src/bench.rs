@@ -43,7 +43,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use napix_executor::SpawnBackend;
+use napix_executor::{SpawnBackend, SpawnSite};
 
 use crate::duration;
 
@@ -250,6 +250,7 @@ impl Config {
                 grace,
                 spin: a.spin,
                 timeline: !a.no_hops,
+                site: SpawnSite::ExecutorThread,
             },
         }
     }
@@ -733,19 +734,23 @@ fn measure(
             cfg.window.as_millis(),
             backend_name(default),
         ));
-        let rows: Vec<(usize, &CpuRow)> = report
-            .throughput
-            .iter()
-            .map(|r| (r.threads, &r.cpu))
-            .collect();
+        let mut rows: Vec<(String, &CpuRow)> = Vec::new();
+        for r in &report.throughput {
+            rows.push((format!("executor T={}", r.threads), &r.cpu));
+            rows.push((format!("site T={}", r.threads), &r.caller_site_cpu));
+        }
         ui.table(bench_hops::cpu_table(&rows));
         let mut rows: Vec<(String, &bench_hops::Hops)> = Vec::new();
         for r in &report.throughput {
-            if let Some(h) = &r.executor_hops {
-                rows.push((format!("executor T={}", r.threads), h));
-            }
-            if let Some(h) = &r.raw_hops {
-                rows.push((format!("raw T={}", r.threads), h));
+            let each = [
+                ("executor", &r.executor_hops),
+                ("site", &r.caller_site_hops),
+                ("raw", &r.raw_hops),
+            ];
+            for (name, hops) in each {
+                if let Some(h) = hops {
+                    rows.push((format!("{name} T={}", r.threads), h));
+                }
             }
         }
         if !rows.is_empty() {
@@ -823,13 +828,31 @@ fn throughput_section(
     counts: &[usize],
 ) -> Res<Vec<ThroughputRow>> {
     let backend = SpawnBackend::default();
+    // Two executors side by side: children cloned by the executor thread (the default), and by
+    // the submitting threads themselves (SpawnSite::CallingThread); then raw threads.
     let rig = Rig::start(&[backend], cfg.tuning)?;
-    let exec = (rig.get(backend), rig.tid(backend));
+    let sited = Rig::start(
+        &[backend],
+        Tuning {
+            site: SpawnSite::CallingThread,
+            ..cfg.tuning
+        },
+    )?;
+    let execs = [
+        (rig.get(backend), rig.tid(backend)),
+        (sited.get(backend), sited.tid(backend)),
+    ];
+    let run = |exec: Option<(&napix_executor::Executor, i32)>, threads: usize, window| {
+        bench_measure::throughput(exec, &target.argv, target.check, threads, window)
+    };
     // Warm-up: fault in the worker paths once.
-    bench_measure::throughput(Some(exec), &target.argv, target.check, 1, cfg.window / 5)?;
-    bench_measure::throughput(None, &target.argv, target.check, 1, cfg.window / 5)?;
-    let mut exec_rates: Vec<Vec<bench_measure::Rate>> = counts.iter().map(|_| vec![]).collect();
-    let mut raw_rates: Vec<Vec<bench_measure::Rate>> = counts.iter().map(|_| vec![]).collect();
+    for exec in execs {
+        run(Some(exec), 1, cfg.window / 5)?;
+    }
+    run(None, 1, cfg.window / 5)?;
+    // Per thread count, per contender (executor, caller site, raw), one window per repeat.
+    let mut rates: Vec<[Vec<bench_measure::Rate>; 3]> =
+        counts.iter().map(|_| Default::default()).collect();
     for r in 0..cfg.repeat {
         for (i, &t) in counts.iter().enumerate() {
             ui.step(format!(
@@ -837,77 +860,102 @@ fn throughput_section(
                 r + 1,
                 cfg.repeat
             ));
-            let exec_run =
-                || bench_measure::throughput(Some(exec), &target.argv, target.check, t, cfg.window);
-            let raw_run =
-                || bench_measure::throughput(None, &target.argv, target.check, t, cfg.window);
-            if (r + i) % 2 == 0 {
-                exec_rates[i].push(exec_run()?);
-                raw_rates[i].push(raw_run()?);
-            } else {
-                raw_rates[i].push(raw_run()?);
-                exec_rates[i].push(exec_run()?);
+            // Interleaved, each repeat and thread count starting with another contender.
+            for k in 0..3 {
+                let c = (r + i + k) % 3;
+                rates[i][c].push(run(execs.get(c).copied(), t, cfg.window)?);
             }
             ui.done();
         }
     }
     rig.shutdown()?;
+    sited.shutdown()?;
     let raw_median = |t: usize| {
         counts.iter().position(|&c| c == t).map(|i| {
-            let rates: Vec<f64> = raw_rates[i].iter().map(|x| x.per_second).collect();
+            let rates: Vec<f64> = rates[i][2].iter().map(|x| x.per_second).collect();
             bench_stats::median(&rates)
         })
     };
     let (raw1, raw2) = (raw_median(1), raw_median(2));
     let mut rows = Vec::new();
     for (i, &t) in counts.iter().enumerate() {
-        let mut rates = std::mem::take(&mut exec_rates[i]);
-        let mut raws = std::mem::take(&mut raw_rates[i]);
-        // Each repeat's executor window against the raw window run beside it.
-        let cpu_ratio_per_repeat: Vec<f64> = rates
-            .iter()
-            .zip(&raws)
-            .map(|(e, r)| e.cpu.process_ns / r.cpu.process_ns)
-            .collect();
-        let (mut hops, mut raw_hops) = (HopSamples::default(), HopSamples::default());
-        for rate in &mut rates {
-            hops.merge(std::mem::take(&mut rate.hops));
-        }
-        for rate in &mut raws {
-            raw_hops.merge(std::mem::take(&mut rate.hops));
-        }
-        rates.sort_by(|a, b| a.per_second.total_cmp(&b.per_second));
-        raws.sort_by(|a, b| a.per_second.total_cmp(&b.per_second));
-        let executor_per_s = Spread::of(rates.iter().map(|x| x.per_second).collect());
-        let load = rates.get(rates.len() / 2).and_then(|x| x.load.clone());
-        let raw_per_s = Spread::of(raws.iter().map(|x| x.per_second).collect());
-        let (Some(exec_mid), Some(raw_mid)) =
-            (rates.get(rates.len() / 2), raws.get(raws.len() / 2))
-        else {
+        let [exec, site, raw] = std::mem::take(&mut rates[i]).map(Windows::of);
+        let (Some(exec_mid), Some(site_mid), Some(cpu), Some(caller_site_cpu)) = (
+            exec.median(),
+            site.median(),
+            exec.cpu_against(&raw),
+            site.cpu_against(&raw),
+        ) else {
             return Err("a throughput row without windows".into());
         };
-        let cpu = CpuRow {
-            executor: exec_mid.cpu.clone(),
-            raw: raw_mid.cpu.clone(),
-            ratio: exec_mid.cpu.process_ns / raw_mid.cpu.process_ns,
-            ratio_per_repeat: cpu_ratio_per_repeat,
-        };
+        let executor_per_s = exec.spread();
+        let caller_site_per_s = site.spread();
+        let raw_per_s = raw.spread();
         rows.push(ThroughputRow {
             threads: t,
             ratio_to_raw_1_thread: raw1.map(|r| executor_per_s.median / r),
             ratio_to_raw_2_threads: raw2.map(|r| executor_per_s.median / r),
             ratio_to_raw_same_threads: executor_per_s.median / raw_per_s.median,
-            executor_per_s,
-            raw_per_s,
-            executor_thread: load,
+            caller_site_ratio_to_raw_same_threads: caller_site_per_s.median / raw_per_s.median,
+            executor_thread: exec_mid.load.clone(),
+            caller_site_thread: site_mid.load.clone(),
             cpu,
-            executor_hops: hops.summarize(),
-            raw_hops: raw_hops.summarize(),
+            caller_site_cpu,
+            executor_hops: exec.hops.summarize(),
+            caller_site_hops: site.hops.summarize(),
+            raw_hops: raw.hops.summarize(),
+            executor_per_s,
+            caller_site_per_s,
+            raw_per_s,
         });
     }
     // Only the asked counts are shown; 1 and 2 were measured for the ratios.
     rows.retain(|r| cfg.threads.contains(&r.threads));
     Ok(rows)
+}
+
+/// One throughput contender's windows at one thread count, sorted by rate, their hops pooled.
+struct Windows {
+    windows: Vec<bench_measure::Rate>,
+    hops: HopSamples,
+}
+
+impl Windows {
+    fn of(mut windows: Vec<bench_measure::Rate>) -> Windows {
+        let mut hops = HopSamples::default();
+        for w in &mut windows {
+            hops.merge(std::mem::take(&mut w.hops));
+        }
+        windows.sort_by(|a, b| a.per_second.total_cmp(&b.per_second));
+        Windows { windows, hops }
+    }
+
+    /// The window with the median rate.
+    fn median(&self) -> Option<&bench_measure::Rate> {
+        self.windows.get(self.windows.len() / 2)
+    }
+
+    fn spread(&self) -> Spread {
+        Spread::of(self.windows.iter().map(|x| x.per_second).collect())
+    }
+
+    /// CPU per spawn against `raw`: the median windows, and each repeat's pair (windows sorted
+    /// by rate pair the n-th slowest with the n-th slowest).
+    fn cpu_against(&self, raw: &Windows) -> Option<CpuRow> {
+        let (mid, raw_mid) = (self.median()?, raw.median()?);
+        let ratio_per_repeat = self
+            .windows
+            .iter()
+            .zip(&raw.windows)
+            .map(|(e, r)| e.cpu.process_ns / r.cpu.process_ns)
+            .collect();
+        Some(CpuRow {
+            ratio: mid.cpu.process_ns / raw_mid.cpu.process_ns,
+            executor: mid.cpu.clone(),
+            raw: raw_mid.cpu.clone(),
+            ratio_per_repeat,
+        })
+    }
 }
 
 /// The scale section: one rig per N (its executor tracks the N sleepers).

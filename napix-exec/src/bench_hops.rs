@@ -222,12 +222,13 @@ pub struct CpuRow {
 }
 
 /// One row per thread count.
-pub fn cpu_table(rows: &[(usize, &CpuRow)]) -> Table {
+/// One row per contender and thread count, labelled.
+pub fn cpu_table(rows: &[(String, &CpuRow)]) -> Table {
     let mut t = Table::new(
         "CPU per spawn+wait: the bench process's own CPU time (children excluded) / spawns, in \
          the throughput windows",
         &[
-            "threads",
+            "contender",
             "executor",
             "callers",
             "loop",
@@ -238,12 +239,12 @@ pub fn cpu_table(rows: &[(usize, &CpuRow)]) -> Table {
         ],
     );
     t.wide_only([7]);
-    for (threads, r) in rows {
+    for (label, r) in rows {
         let e = &r.executor;
         let other = e.process_ns - e.callers_ns - e.loop_ns.unwrap_or(0.0);
         let (lo, hi) = super::bench_stats::min_max(&r.ratio_per_repeat);
         t.row(vec![
-            threads.to_string(),
+            label.clone(),
             fmt_ns(e.process_ns),
             fmt_ns(e.callers_ns),
             e.loop_ns.map_or("-".into(), fmt_ns),
@@ -257,7 +258,9 @@ pub fn cpu_table(rows: &[(usize, &CpuRow)]) -> Table {
         "executor = CLOCK_PROCESS_CPUTIME_ID / spawns with T threads submitting to one executor; \
          callers = the T submitting threads' own CPU (CLOCK_THREAD_CPUTIME_ID, summed); loop = \
          the executor thread's (schedstat); other = the rest of the process; raw = the same with \
-         T threads each spawning (clone-vfork + waitid) for itself. Windows with the median rate",
+         T threads each spawning (clone-vfork + waitid) for itself. Windows with the median rate. \
+         site = the same with an executor built with SpawnSite::CallingThread (the executor \
+         column is then its process CPU)",
     );
     t
 }

@@ -13,7 +13,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use napix_executor::direct::Prepared;
-use napix_executor::{ExecHandle, Executor, SpawnBackend, Timeline};
+use napix_executor::{ExecHandle, Executor, SpawnBackend, SpawnSite, Timeline};
 
 use super::bench_hops::{CpuPerSpawn, HopSamples, process_cpu_ns, raw_timeline, thread_cpu_ns};
 
@@ -206,6 +206,8 @@ pub struct Tuning {
     pub spin: Option<Duration>,
     /// `ExecutorBuilder::timeline`: record each child's timeline, for the hop breakdown.
     pub timeline: bool,
+    /// `ExecutorBuilder::spawn_site`: which thread clones the children.
+    pub site: SpawnSite,
 }
 
 /// One executor under test, looping in `run()` on its own thread.
@@ -230,7 +232,8 @@ impl Rig {
             let mut builder = Executor::builder()
                 .backend(backend)
                 .kill_grace(tuning.grace)
-                .timeline(tuning.timeline);
+                .timeline(tuning.timeline)
+                .spawn_site(tuning.site);
             if let Some(spin) = tuning.spin {
                 builder = builder.spin(spin);
             }

@@ -383,6 +383,13 @@ pub struct ThroughputRow {
     pub executor_hops: Option<Hops>,
     /// The raw threads' spawn call and wait (every repeat pooled), in the same terms.
     pub raw_hops: Option<Hops>,
+    /// The same through an executor built with `SpawnSite::CallingThread` (the submitting
+    /// threads clone; the executor thread reaps).
+    pub caller_site_per_s: Spread,
+    pub caller_site_ratio_to_raw_same_threads: f64,
+    pub caller_site_thread: Option<LoopLoad>,
+    pub caller_site_cpu: CpuRow,
+    pub caller_site_hops: Option<Hops>,
 }
 
 pub fn throughput_table(rows: &[ThroughputRow], window_ms: u128, backend: &str) -> Table {
@@ -400,14 +407,18 @@ pub fn throughput_table(rows: &[ThroughputRow], window_ms: u128, backend: &str) 
             "exec/raw1",
             "exec/raw2",
             "exec/rawT",
+            "site/s",
+            "min-max",
+            "site/rawT",
             "loop busy",
             "loop in spawn",
+            "site busy",
             "user/sys",
             "loop cpu/spawn",
             "sleeps/spawn",
         ],
     );
-    t.wide_only([2, 4, 10, 11, 12]);
+    t.wide_only([2, 4, 5, 6, 9, 14, 15, 16]);
     for r in rows {
         let load = r.executor_thread.as_ref();
         t.row(vec![
@@ -427,9 +438,19 @@ pub fn throughput_table(rows: &[ThroughputRow], window_ms: u128, backend: &str) 
             fmt_ratio(r.ratio_to_raw_1_thread),
             fmt_ratio(r.ratio_to_raw_2_threads),
             fmt_ratio(Some(r.ratio_to_raw_same_threads)),
+            fmt_count(r.caller_site_per_s.median),
+            format!(
+                "{}-{}",
+                fmt_count(r.caller_site_per_s.min),
+                fmt_count(r.caller_site_per_s.max)
+            ),
+            fmt_ratio(Some(r.caller_site_ratio_to_raw_same_threads)),
             load.map_or("-".into(), |l| format!("{:.0}%", l.busy * 100.0)),
             load.and_then(|l| l.in_spawn)
                 .map_or("-".into(), |x| format!("{:.0}%", x * 100.0)),
+            r.caller_site_thread
+                .as_ref()
+                .map_or("-".into(), |l| format!("{:.0}%", l.busy * 100.0)),
             load.map_or("-".into(), |l| {
                 if l.user_share.is_finite() {
                     format!("{:.0}/{:.0}%", l.user_share * 100.0, l.sys_share * 100.0)
@@ -442,10 +463,12 @@ pub fn throughput_table(rows: &[ThroughputRow], window_ms: u128, backend: &str) 
         ]);
     }
     t.note(
-        "loop busy = executor thread on-CPU time / wall time; loop in spawn = the time the \
-         executor thread spent inside clone+exec (on CPU or blocked until the child's exec, from \
-         the timelines) / wall time: near 100%, the single spawning thread is the wall; \
-         user/sys from /proc/self/task/TID/stat; sleeps = voluntary context switches",
+        "site = an executor built with SpawnSite::CallingThread (each submitting thread clones, \
+         the executor thread reaps). loop/site busy = executor thread on-CPU time / wall time; \
+         loop in spawn = the time the executor thread spent inside clone+exec (on CPU or blocked \
+         until the child's exec, from the timelines) / wall time: near 100%, the single spawning \
+         thread is the wall; user/sys from /proc/self/task/TID/stat; sleeps = voluntary context \
+         switches",
     );
     t
 }

@@ -1,0 +1,118 @@
+//! Which thread clones the child: the executor thread (the default, the seed's one-spawner
+//! design) or the thread that asked ([`SpawnSite::CallingThread`]). Either way the executor
+//! thread alone reaps, escalates kills and keeps the table.
+//!
+//! Why cloning from any thread is safe, and what stays on the executor thread: the crate docs,
+//! "Which thread spawns".
+//!
+//! # The stop() race
+//!
+//! A spawn on a calling thread registers itself (a counter in the queue) before it looks whether
+//! the executor is stopped, and the loop does not end while one is registered. The child's pidfd
+//! goes into the epoll set and the child into the table on the calling thread. A child with a
+//! timeout, or one that may have missed the escalation `stop()` starts, is handed to the loop
+//! too, which sets its deadline or escalates it: so no child is left untracked or unkilled.
+
+use std::cell::RefCell;
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::thread;
+use std::time::Instant;
+
+use rustix::process::WaitId;
+
+use crate::error::{SpawnError, SpawnStage};
+use crate::proc_state::{ProcState, Spawned, reap_blocking};
+use crate::queue::Adopted;
+use crate::request::PreparedCommand;
+use crate::shared::{ChildWatch, Shared, SpawnSite};
+use crate::sys::spawn::{SpawnBackend, Spawner};
+use crate::timeline::TimelineRecorder;
+
+thread_local! {
+    /// Each calling thread's spawn state (the vfork stack, the stdio slots): repeated spawns
+    /// allocate nothing.
+    static SPAWNER: RefCell<Spawner> = RefCell::new(Spawner::new());
+}
+
+/// Whether `command` is spawned on the calling thread by an executor with these settings.
+pub(crate) fn on_calling_thread(shared: &Shared, command: &PreparedCommand) -> bool {
+    let config = shared.config();
+    config.spawn_site == SpawnSite::CallingThread
+        && config.backend == SpawnBackend::Vfork
+        && config.watch == ChildWatch::Pidfd
+        && command.setup.lifetime.parent_death.is_none()
+        && shared.is_looping()
+}
+
+/// Spawns `command` on this thread and hands the child to the executor thread. Errors as the
+/// executor thread's spawn; [`SpawnError::Stopped`] if the executor stopped before the clone.
+pub(crate) fn spawn_here(
+    shared: &Shared,
+    mut command: PreparedCommand,
+) -> Result<Spawned, SpawnError> {
+    // With a timeline: no queue to wait in, so the hand-off in is nil.
+    let asked = shared.config().timeline.then(Instant::now);
+    let queue = shared.queue();
+    // Registered before the look at "stopped": the loop does not end while we are here.
+    let Some(_registered) = queue.enter_caller_spawn() else {
+        return Err(SpawnError::Stopped);
+    };
+    let started = SPAWNER
+        .with_borrow_mut(|spawner| crate::spawn::start_child(shared, spawner, &command, true))?;
+    let fail = |stage, errno: rustix::io::Errno| {
+        SpawnError::from_errno(&command.program, stage, errno.raw_os_error())
+    };
+    let Some(pidfd) = started.pidfd else {
+        // Pidfd mode means Linux 5.4+, where CLONE_PIDFD (5.2) works: not expected. The child is
+        // ours and unreaped, so its pid is safe to signal; it dies at once.
+        crate::sys::kill_unreaped_child(started.pid);
+        reap_blocking(WaitId::Pid(started.pid));
+        return Err(fail(SpawnStage::Pidfd, rustix::io::Errno::NOSYS));
+    };
+    let serial = shared.next_serial();
+    if let Err(e) = shared.poller().add_child(&pidfd, serial) {
+        // Not watched: kill it and reap it here (SIGKILLed, it exits at once).
+        let _ = crate::sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+        reap_blocking(WaitId::PidFd(pidfd.as_fd()));
+        return Err(fail(SpawnStage::Register, e));
+    }
+    let mut state = ProcState::new(serial, started.pid, Some(pidfd), shared.spin().clone());
+    state.lifetime = command.lifetime.clone();
+    state.timeline = asked.map(|at| {
+        Box::new(TimelineRecorder::new(
+            Some(at),
+            at,
+            started.at + started.took,
+        ))
+    });
+    let state = Arc::new(state);
+    // A cgroup made for the child is its state's now (the loop removes it after the reap); on
+    // an earlier return it goes with `command`.
+    if let Some(made) = command.made_cgroup.take() {
+        made.adopt();
+    }
+    crate::spawn::insert_entry(
+        shared,
+        &state,
+        &mut command.argv,
+        thread::current().id(),
+        started.at,
+    );
+    // The loop must set a deadline, or escalate a child that may have missed stop()'s
+    // escalation (stop() came after our look above). Anything else needs no word to the loop.
+    if state.lifetime.timeout.is_some() || queue.is_closed() {
+        queue.push_adopted(Adopted {
+            state: state.clone(),
+            spawned_at: started.at,
+        });
+    }
+    let [stdin, stdout, stderr] = started.parent;
+    Ok(Spawned {
+        state,
+        stdin,
+        stdout,
+        stderr,
+        exit_fd: None,
+    })
+}
