@@ -99,7 +99,8 @@ impl Reactor<'_> {
                 continue;
             }
             let waited = self.shared.poller().wait(&mut self.events);
-            self.woke = self.shared.config().timeline.then(Instant::now);
+            // Only for a wait that returned events: an interrupted one leaves no pass to stamp.
+            self.woke = (waited.is_ok() && self.shared.config().timeline).then(Instant::now);
             queue.woke_up();
             match waited {
                 Ok(()) => {}
