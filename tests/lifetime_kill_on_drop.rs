@@ -62,7 +62,7 @@ fn dropped_handle_kills_its_child(backend: SpawnBackend) {
 
     // The default: a dropped handle's child runs on, and is reaped when it exits.
     let mut cmd = Command::new("/bin/sh");
-    cmd.args(["-c", "sleep 0.5"]);
+    cmd.args(["-c", "sleep 1"]);
     let h = spawn_bounded(&ex, cmd);
     let pid = h.pid();
     drop(h);
@@ -212,7 +212,7 @@ fn dropped_spawn_future_kills_its_spawned_child(backend: SpawnBackend) {
     // Without kill_on_drop it runs on, as a dropped handle's.
     let _running = running;
     let mut cmd = Command::new("/bin/sh");
-    cmd.args(["-c", "sleep 0.5"]);
+    cmd.args(["-c", "sleep 1"]);
     let fut = ex.spawn_async(&cmd);
     assert!(wait_until(Duration::from_secs(10), || ex.running().len() == 1));
     let pid = ex.running()[0].pid;
