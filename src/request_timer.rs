@@ -14,6 +14,11 @@
 //! It holds each request's reply slot weakly: a request answered or dropped meanwhile costs
 //! one heap entry until its deadline, and nothing more.
 //!
+//! After `fork()` the child has no timer thread: the first async spawn with a timeout there
+//! starts its own (the state records which process the thread belongs to). A fork that happens
+//! while another thread holds the timer's lock (a heap push: a few instructions) leaves the
+//! child's copy locked for good, as with any lock held across `fork()`.
+//!
 //! [`Executor::spawn_async`]: crate::Executor::spawn_async
 //! [`Executor::create_process_async`]: crate::Executor::create_process_async
 
