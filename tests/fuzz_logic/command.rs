@@ -303,22 +303,7 @@ pub fn run(options: u8, b: &mut Bytes<'_>) -> super::request::Outcome {
             }
         }
     }
-    // The executor thread drops its copy of the request (the stdin pipe or memfd) just after
-    // answering: give it a moment.
-    let settled = (0..400).any(|_| {
-        let same = super::procfs::fds() == fds_before && super::procfs::children().is_empty();
-        if !same {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        same
-    });
-    assert!(
-        settled,
-        "{spec:?}: left behind: fds {} (were {}), children {:?}",
-        super::procfs::describe_fds(&super::procfs::fds()),
-        super::procfs::describe_fds(&fds_before),
-        super::procfs::children()
-    );
+    super::procfs::assert_settled(&spec, &fds_before);
     outcome
 }
 

@@ -15,6 +15,7 @@
 pub mod command;
 pub mod input;
 pub mod ops;
+pub mod path_search;
 pub mod probe;
 pub mod procfs;
 pub mod request;

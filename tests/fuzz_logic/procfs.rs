@@ -70,3 +70,23 @@ pub fn ignored(pid: u32) -> Option<u64> {
     let hex = status.lines().find_map(|l| l.strip_prefix("SigIgn:"))?;
     u64::from_str_radix(hex.trim(), 16).ok()
 }
+
+/// Waits (at most 2 s) until this process has exactly the descriptors `before` and no child,
+/// then panics naming `what` if it does not. The executor thread drops its copy of a request
+/// (a stdin pipe or memfd) just after answering, and a reaped child's state a moment later.
+pub fn assert_settled(what: &dyn std::fmt::Debug, before: &[i32]) {
+    let settled = (0..400).any(|_| {
+        let same = fds() == before && children().is_empty();
+        if !same {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        same
+    });
+    assert!(
+        settled,
+        "{what:?}: left behind: fds {} (were {}), children {:?}",
+        describe_fds(&fds()),
+        describe_fds(before),
+        children()
+    );
+}

@@ -28,7 +28,8 @@
 //!
 //! Options: bits 0-1 backend (`SpawnBackend::ALL[b % 3]`), bit 2 spawn when safe, bit 3 go
 //! through an `Executor` (else `direct`), bit 4 `discard_output` on the executor route; bit 5
-//! switches to command mode: the rest of the input is a `Command`'s options ([`super::command`]).
+//! switches to command mode: the rest of the input is a `Command`'s options ([`super::command`]);
+//! bits 5 and 7 together to PATH mode: a `Command` whose `PATH` varies ([`super::path_search`]).
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io::{self, Read};
@@ -189,6 +190,11 @@ pub struct Outcome {
 
 pub fn run(data: &[u8]) -> Outcome {
     if let Some(&options) = data.first()
+        && options & 0xa0 == 0xa0
+    {
+        return super::path_search::run(options, &mut Bytes::new(&data[1..]));
+    }
+    if let Some(&options) = data.first()
         && options & 32 != 0
     {
         return super::command::run(options, &mut Bytes::new(&data[1..]));
@@ -337,7 +343,9 @@ fn executable(path: &Path) -> bool {
     unsafe { libc::access(c.as_ptr(), libc::X_OK) == 0 }
 }
 
-fn check_error(e: &SpawnError, args: &[OsString]) {
+/// Invariants of every rejection: a `Display` naming the program, an `io::Error` that keeps the
+/// kind and the error itself, errno and kind as the variant says.
+pub fn check_error(e: &SpawnError, args: &[OsString]) {
     let msg = e.to_string();
     assert!(!msg.is_empty(), "empty Display for {e:?}");
     assert!(!format!("{e:?}").is_empty());

@@ -200,7 +200,43 @@ pub fn request() -> Vec<(&'static str, Vec<u8>)> {
             "command-clear-env-null-stdin-fork",
             command(1, &[2, 2, 0, 0, 0, 0, 0, 5, 1, 0, 1, 5, 0, 0]),
         ),
+        // PATH mode: name, PATH kind (0 removed, 1 cleared, 2 empty, 3 entries), entry count,
+        // entries (indices into path_search's table), working directory (1: `/`).
+        (
+            "path-found-late-after-eacces-enoent-enotdir",
+            path(0, &[0, 3, 5, 3, 4, 11, 9, 0, 0]),
+        ),
+        ("path-eacces-wins", path(1, &[0, 3, 3, 3, 9, 11, 0])),
+        (
+            "path-enotdir-of-the-last-entry",
+            path(2, &[0, 3, 2, 8, 9, 0]),
+        ),
+        ("path-eloop-ends-the-search", path(0, &[0, 3, 2, 10, 0, 0])),
+        ("path-removed-default-finds-true", path(1, &[1, 0, 0, 0])),
+        ("path-env-cleared-not-found", path(2, &[0, 1, 0, 0])),
+        ("path-empty", path(0, &[1, 2, 0, 0])),
+        (
+            "path-relative-entry-with-cwd",
+            path(1, &[0, 3, 2, 14, 15, 1]),
+        ),
+        ("path-false-before-true", path(2, &[0, 3, 2, 1, 0, 0])),
+        ("path-long-entry-finds-sh", path(0, &[0, 3, 2, 12, 18, 0])),
+        ("path-entry-over-path-max", path(1, &[0, 3, 2, 19, 0, 0])),
+        ("path-name-over-name-max", path(2, &[3, 3, 2, 11, 0, 0])),
+        (
+            "path-component-over-name-max",
+            path(0, &[0, 3, 2, 20, 0, 0]),
+        ),
+        (
+            "path-system-dirs-and-links",
+            path(1, &[0, 3, 5, 5, 6, 7, 16, 17, 0]),
+        ),
     ]
+}
+
+/// A PATH-mode request seed: option bits 5 and 7, `backend`, then `body`.
+fn path(backend: u8, body: &[u8]) -> Vec<u8> {
+    super::path_search::encode(backend, body)
 }
 
 /// A command-mode request seed: option bit 5, `backend`, then `body`.
