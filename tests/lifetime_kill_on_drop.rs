@@ -316,3 +316,25 @@ per_backend!(
     dropped_spawn_future_kills_its_spawned_child,
     spawn_future_cancelled_under_tokio,
 );
+
+/// A child the calling thread cloned itself (`SpawnSite::CallingThread`: Vfork, pidfd mode) is
+/// the loop's to kill like any other: the handle's drop starts its escalation.
+#[test]
+fn calling_thread_spawn_site_kills_on_drop() {
+    let _serial = serial();
+    let ex = Executor::builder()
+        .backend(SpawnBackend::Vfork)
+        .spawn_site(napix_executor::SpawnSite::CallingThread)
+        .kill_grace(Duration::from_secs(5))
+        .start()
+        .expect("start");
+    let h = spawn_bounded(&ex, sleeper(true));
+    let pid = h.pid();
+    let exit = h.wait_async();
+    drop(h);
+    let status = bounded(Duration::from_secs(10), "exit after the drop", move || {
+        pollster::block_on(exit)
+    });
+    assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
+    assert!(gone_within(pid, Duration::from_secs(5)), "pid {pid} left");
+}
