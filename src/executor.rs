@@ -428,7 +428,11 @@ impl Executor {
         command: &Command,
         defaults: [StdioPlan; 3],
     ) -> Result<ExecHandle, SpawnError> {
-        self.send(shared, prepare(shared, command, defaults)?)
+        // A command's preparation can take microseconds (environment, stdin bytes, directory
+        // check): the loop wakes up meanwhile, if it is the one to spawn.
+        let announced =
+            (!crate::spawn_site::may_spawn_here(shared)).then(|| shared.queue().announce());
+        self.send_announced(shared, prepare(shared, command, defaults)?, announced)
     }
 
     /// Queues a prepared command and waits for the executor thread's answer. (A cgroup made
@@ -440,7 +444,19 @@ impl Executor {
         shared: &Arc<Shared>,
         command: PreparedCommand,
     ) -> Result<ExecHandle, SpawnError> {
+        self.send_announced(shared, command, None)
+    }
+
+    /// [`send`](Self::send) of a request announced with `announced`, withdrawn once it is
+    /// queued.
+    fn send_announced(
+        &self,
+        shared: &Arc<Shared>,
+        command: PreparedCommand,
+        announced: Option<crate::queue::Announced<'_>>,
+    ) -> Result<ExecHandle, SpawnError> {
         if crate::spawn_site::on_calling_thread(shared, &command) {
+            drop(announced);
             let spawned = crate::spawn_site::spawn_here(shared, command)?;
             return ExecHandle::new(spawned, Arc::downgrade(shared));
         }
@@ -455,7 +471,9 @@ impl Executor {
             reply: reply.clone(),
             queued: shared.config().timeline.then(Instant::now),
         }));
-        if shared.queue().push(request).is_err() {
+        let pushed = shared.queue().push(request);
+        drop(announced);
+        if pushed.is_err() {
             return Err(SpawnError::Stopped);
         }
         let start = Instant::now();

@@ -11,7 +11,7 @@
 use std::io;
 use std::process::ExitStatus;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
 use tracing::{debug, info, warn};
@@ -41,6 +41,9 @@ struct Reactor<'a> {
     /// a child reaped in that pass was observed to have exited); `None` outside that pass.
     woke: Option<Instant>,
     events: Events,
+    /// The loop waited for an announced request since it last polled: it polls before it
+    /// waits again, so a stream of announced requests cannot hold back exits and timers.
+    awaited_since_poll: bool,
 }
 
 /// Runs the loop until the executor is stopped and every child is reaped.
@@ -62,6 +65,7 @@ pub(crate) fn run(shared: &Shared) -> io::Result<()> {
         reaper: Reaper::new(SysWait::new(), sigchld),
         cgroups: Leftovers::default(),
         stop_seen: false,
+        awaited_since_poll: false,
         armed: None,
         woke: None,
         events: Events::with_capacity(256),
@@ -79,6 +83,10 @@ pub(crate) fn run(shared: &Shared) -> io::Result<()> {
     result
 }
 
+/// The longest the loop waits for an announced request before it sleeps (it is woken again by
+/// the request's push): preparing a command takes microseconds, not this.
+const ANNOUNCED_WAIT: Duration = Duration::from_micros(50);
+
 impl Reactor<'_> {
     fn run_loop(&mut self) -> io::Result<()> {
         let queue = self.shared.queue();
@@ -95,10 +103,11 @@ impl Reactor<'_> {
             if done && callers_settled {
                 return Ok(());
             }
-            if !queue.prepare_to_sleep(self.stop_seen, done) {
+            if self.await_announced() || !queue.prepare_to_sleep(self.stop_seen, done) {
                 continue;
             }
             let waited = self.shared.poller().wait(&mut self.events);
+            self.awaited_since_poll = false;
             // Only for a wait that returned events: an interrupted one leaves no pass to stamp.
             self.woke = (waited.is_ok() && self.shared.config().timeline).then(Instant::now);
             queue.woke_up();
@@ -118,6 +127,28 @@ impl Reactor<'_> {
             }
             self.woke = None;
         }
+    }
+
+    /// Waits a little for a request a caller announced and is still preparing (see
+    /// [`RequestQueue::announce`](crate::queue::RequestQueue::announce)), yielding the CPU
+    /// meanwhile: sleeping now would make that caller pay the wake-up its announcement paid
+    /// ahead. True if a message came; false at once when none is announced or the loop already
+    /// waited since it last polled, and after [`ANNOUNCED_WAIT`] (a caller that stalls costs
+    /// the loop no more than that).
+    fn await_announced(&mut self) -> bool {
+        let queue = self.shared.queue();
+        if !queue.expecting() || self.stop_seen || self.awaited_since_poll {
+            return false;
+        }
+        self.awaited_since_poll = true;
+        let until = Instant::now() + ANNOUNCED_WAIT;
+        while queue.expecting() {
+            if Instant::now() >= until {
+                return false;
+            }
+            std::thread::yield_now();
+        }
+        true
     }
 
     fn drain_queue(&mut self) {

@@ -37,11 +37,16 @@ thread_local! {
 
 /// Whether `command` is spawned on the calling thread by an executor with these settings.
 pub(crate) fn on_calling_thread(shared: &Shared, command: &PreparedCommand) -> bool {
+    may_spawn_here(shared) && command.setup.lifetime.parent_death.is_none()
+}
+
+/// Whether an executor with these settings spawns on the calling thread at all (then a
+/// request need not wake the loop ahead: see `RequestQueue::announce`).
+pub(crate) fn may_spawn_here(shared: &Shared) -> bool {
     let config = shared.config();
     config.spawn_site == SpawnSite::CallingThread
         && config.backend == SpawnBackend::Vfork
         && config.watch == ChildWatch::Pidfd
-        && command.setup.lifetime.parent_death.is_none()
         && shared.is_looping()
 }
 

@@ -8,7 +8,7 @@ use std::ffi::OsString;
 use std::io;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::{Arc, Barrier, OnceLock, mpsc};
+use std::sync::{Arc, Barrier, Mutex, OnceLock, mpsc};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -183,15 +183,41 @@ pub struct Target {
     pub prepared: Prepared,
     /// Whether a non-zero exit is an error (true for the built-in programs).
     pub check: bool,
+    /// The `exec-options` command and the `std-options` one: each built once and spawned for
+    /// every sample, as a server spawns a configured command many times. Each spawn still
+    /// does all of its work (the environment merged with ours, the directory checked or
+    /// entered, the stdin bytes carried).
+    options: napix_executor::Command,
+    std_options: Mutex<Command>,
 }
 
 impl Target {
     pub fn new(argv: Vec<OsString>, check: bool) -> Res<Target> {
         let prepared = Prepared::new(&argv)?;
+        let mut options = napix_executor::Command::new(&argv[0]);
+        options
+            .args(&argv[1..])
+            .envs(OPTION_VARS)
+            .env_remove(OPTION_REMOVED)
+            .current_dir(std::env::temp_dir())
+            .stdin(napix_executor::Stdio::from_bytes(OPTION_STDIN))
+            .stdout(napix_executor::Stdio::null())
+            .stderr(napix_executor::Stdio::null());
+        let mut std_options = Command::new(&argv[0]);
+        std_options
+            .args(&argv[1..])
+            .envs(OPTION_VARS)
+            .env_remove(OPTION_REMOVED)
+            .current_dir(std::env::temp_dir())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         Ok(Target {
             argv,
             prepared,
             check,
+            options,
+            std_options: Mutex::new(std_options),
         })
     }
 }
@@ -362,26 +388,12 @@ pub fn spawn_wait(c: &Contender, rig: &Rig, target: &Target) -> Res<(Duration, O
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()?,
-        Kind::ExecutorOptions(b) => {
-            let mut cmd = napix_executor::Command::new(&target.argv[0]);
-            cmd.args(&target.argv[1..])
-                .envs(OPTION_VARS)
-                .env_remove(OPTION_REMOVED)
-                .current_dir(std::env::temp_dir())
-                .stdin(napix_executor::Stdio::from_bytes(OPTION_STDIN))
-                .stdout(napix_executor::Stdio::null())
-                .stderr(napix_executor::Stdio::null());
-            wait_timed(rig.get(b).spawn(&cmd)?, &mut timeline)
-        }
+        Kind::ExecutorOptions(b) => wait_timed(rig.get(b).spawn(&target.options)?, &mut timeline),
         Kind::StdOptions => {
-            let mut child = Command::new(&target.argv[0])
-                .args(&target.argv[1..])
-                .envs(OPTION_VARS)
-                .env_remove(OPTION_REMOVED)
-                .current_dir(std::env::temp_dir())
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
+            let mut child = target
+                .std_options
+                .lock()
+                .map_err(|_| "std-options command lock poisoned")?
                 .spawn()?;
             if let Some(mut stdin) = child.stdin.take() {
                 // The child may exit without reading: a broken pipe is not the bench's error.
