@@ -46,6 +46,8 @@ pub struct Timeline {
     /// The executor thread took the request and began to spawn it.
     pub spawn_started: Option<Instant>,
     /// The spawn call returned with the child's exec done (the backend knows it succeeded).
+    /// The child may have run for a moment by then: the executor thread learns of the exec only
+    /// once it is scheduled again, and a forked child runs beside it.
     pub spawned: Option<Instant>,
     /// The caller got its handle (`create_process`, `spawn` or the spawn future returned).
     pub replied: Option<Instant>,
