@@ -465,17 +465,20 @@ impl Executor {
             None => ReplySlot::reusable(&SPAWN_REPLY),
             Some(_) => ReplySlot::for_current_thread(),
         };
-        let request = Message::Spawn(Box::new(SpawnRequest {
-            command,
-            owner: thread::current().id(),
-            reply: reply.clone(),
-            queued: shared.config().timeline.then(Instant::now),
-        }));
-        let pushed = shared.queue().push(request);
+        let pushed = shared.queue().push(spawn_request(shared, command, &reply));
         drop(announced);
         if pushed.is_err() {
             return Err(SpawnError::Stopped);
         }
+        self.await_reply(shared, &reply)
+    }
+
+    /// Waits for the executor thread's answer to a queued spawn, within the request timeout.
+    fn await_reply(
+        &self,
+        shared: &Arc<Shared>,
+        reply: &ReplySlot<Result<Spawned, SpawnError>>,
+    ) -> Result<ExecHandle, SpawnError> {
         let start = Instant::now();
         let deadline = self.request_timeout.and_then(|t| start.checked_add(t));
         let answer = reply
@@ -487,6 +490,82 @@ impl Executor {
                 waited: start.elapsed(),
             }),
         }
+    }
+
+    /// Starts every command of `commands` and returns their handles, in order, once the
+    /// executor thread has spawned them all: [`spawn`](Self::spawn) for a batch, with one
+    /// hand-off for the whole batch (every request queued, then one wake-up of the executor
+    /// thread, which spawns them in one pass) instead of one per command.
+    ///
+    /// Each element is the result [`spawn`](Self::spawn) would give for that command alone: a
+    /// command that fails (a bad option, a missing program, an exec error) gets its own typed
+    /// error and the others still spawn. With [`SpawnSite::CallingThread`] the commands the
+    /// calling thread may spawn are spawned here, one after the other, without any hand-off.
+    ///
+    /// ```
+    /// use napix_executor::{Command, Executor, SpawnError};
+    /// let ex = Executor::start()?;
+    /// let exit_4 = || {
+    ///     let mut cmd = Command::new("sh");
+    ///     cmd.args(["-c", "exit 4"]);
+    ///     cmd
+    /// };
+    /// let missing = Command::new("/nonexistent/program");
+    /// let results = ex.spawn_many(&[exit_4(), missing, exit_4()]);
+    /// assert!(matches!(results[1], Err(SpawnError::NotFound { .. })));
+    /// for result in [&results[0], &results[2]] {
+    ///     assert_eq!(result.as_ref().map(|h| h.wait().code()).ok(), Some(Some(4)));
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// Per element, as [`spawn`](Self::spawn); after [`stop`](Self::stop) every element is
+    /// [`SpawnError::Stopped`].
+    pub fn spawn_many(&self, commands: &[Command]) -> Vec<Result<ExecHandle, SpawnError>> {
+        let defaults = [StdioPlan::Null, StdioPlan::Inherit, StdioPlan::Inherit];
+        let shared = match self.ready() {
+            Ok(shared) => shared,
+            Err(e) => return commands.iter().map(|_| Err(e.clone())).collect(),
+        };
+        let mut results: Vec<Option<Result<ExecHandle, SpawnError>>> =
+            Vec::with_capacity(commands.len());
+        // Requests for the executor thread: their index in `results` and their reply slot (one
+        // each: the thread's reusable slot serves one request at a time).
+        let mut queued = Vec::new();
+        let mut batch = Vec::new();
+        for command in commands {
+            let prepared = match prepare(shared, command, defaults.clone()) {
+                Ok(prepared) => prepared,
+                Err(e) => {
+                    results.push(Some(Err(e)));
+                    continue;
+                }
+            };
+            if crate::spawn_site::on_calling_thread(shared, &prepared) {
+                let spawned = crate::spawn_site::spawn_here(shared, prepared);
+                results.push(Some(spawned.and_then(|spawned| {
+                    ExecHandle::new(spawned, Arc::downgrade(shared))
+                })));
+                continue;
+            }
+            let reply = ReplySlot::for_current_thread();
+            batch.push(spawn_request(shared, prepared, &reply));
+            queued.push((results.len(), reply));
+            results.push(None);
+        }
+        if !batch.is_empty() && shared.queue().push_batch(batch).is_err() {
+            for (i, _) in queued.drain(..) {
+                results[i] = Some(Err(SpawnError::Stopped));
+            }
+        }
+        for (i, reply) in queued {
+            results[i] = Some(self.await_reply(shared, &reply));
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or(Err(SpawnError::Stopped)))
+            .collect()
     }
 
     /// [`create_process`](Self::create_process) for async code: queues the request at once and
@@ -683,6 +762,20 @@ fn prepare(
         });
     }
     Ok(command)
+}
+
+/// The message asking the executor thread to spawn `command` and answer in `reply`.
+fn spawn_request(
+    shared: &Shared,
+    command: PreparedCommand,
+    reply: &Arc<ReplySlot<Result<Spawned, SpawnError>>>,
+) -> Message {
+    Message::Spawn(Box::new(SpawnRequest {
+        command,
+        owner: thread::current().id(),
+        reply: reply.clone(),
+        queued: shared.config().timeline.then(Instant::now),
+    }))
 }
 
 /// Queues a prepared spawn whose answer a task awaits; with a `timeout`, the request timer

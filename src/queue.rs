@@ -415,6 +415,24 @@ impl RequestQueue {
         Ok(())
     }
 
+    /// Queues every message of `batch` and wakes the executor thread once, if it may be asleep:
+    /// [`push`](Self::push) for many. After [`close`](Self::close) the batch comes back unqueued.
+    pub(crate) fn push_batch(&self, batch: Vec<Message>) -> Result<(), Vec<Message>> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(batch);
+        }
+        for message in batch {
+            self.messages.push(message);
+        }
+        // As in `push`: either the closer's drain sees the batch, or we see the flag.
+        if self.closed.load(Ordering::SeqCst) {
+            self.refuse_pending();
+        } else {
+            self.ring();
+        }
+        Ok(())
+    }
+
     /// Closes the queue: refuses every queued message, refuses every later push, and wakes the
     /// loop so that it sees the close.
     pub(crate) fn close(&self) {
