@@ -234,8 +234,7 @@ impl ExecHandle {
 
     /// Sends SIGTERM alone (no escalation).
     ///
-    /// Errors as [`send_signal`](Self::send_signal): `ESRCH` once the process has been reaped,
-    /// `Stopped` after [`Executor::stop`](crate::Executor::stop) without pidfds.
+    /// Errors as [`send_signal`](Self::send_signal): `ESRCH` once the process has been reaped.
     pub fn terminate(&self) -> io::Result<()> {
         self.send_signal(libc::SIGTERM)
     }
@@ -247,16 +246,17 @@ impl ExecHandle {
     /// Errors, checked in this order:
     /// - `EINVAL` for a number that is not a signal (outside `0..=SIGRTMAX`), always: whatever
     ///   the process's state, before and after [`Executor::stop`];
-    /// - `ESRCH` once the process has been reaped (a recycled pid is never hit);
-    /// - without pidfds ([`ChildWatch::Signal`]) the signal goes through the executor thread;
-    ///   once [`Executor::stop`] was called, a signal the thread has not served yet is refused
-    ///   with an error that wraps [`SpawnError::Stopped`] while the process is not yet reaped
-    ///   (the executor is killing every child by then), `ESRCH` after; one it served is `Ok`.
-    ///   With pidfds a signal is still delivered after `stop()` (`Ok` or `ESRCH`).
+    /// - `ESRCH` once the process has been reaped (a recycled pid is never hit), and without
+    ///   pidfds ([`ChildWatch::Signal`]) also once it has exited and waits to be reaped.
+    ///
+    /// After [`Executor::stop`] a signal still reaches a process that has not been reaped, in
+    /// both child-watch modes (`Ok` or `ESRCH`): a SIGKILL ends a child at once instead of at
+    /// the end of the kill grace. Without pidfds the signal goes through the executor thread
+    /// before `stop()`, and is sent on the calling thread after it (the pid is checked to be
+    /// still our unreaped child, with its start time, while the reaper is held off).
     ///
     /// [`ChildWatch::Signal`]: crate::ChildWatch::Signal
     /// [`Executor::stop`]: crate::Executor::stop
-    /// [`SpawnError::Stopped`]: crate::SpawnError::Stopped
     pub fn send_signal(&self, signal: i32) -> io::Result<()> {
         // First, so the answer to a bad number does not depend on the child's state or the mode.
         if !(0..=libc::SIGRTMAX()).contains(&signal) {
@@ -280,7 +280,7 @@ impl ExecHandle {
             reply: reply.clone(),
         };
         if let Err(refused) = shared.queue().push(message) {
-            // Stopped: answered at once (Stopped while the child lives, ESRCH once reaped).
+            // Stopped: sent at once on this thread (ESRCH once reaped).
             // (A signal message is never an adopted child: nothing comes back.)
             let _ = refused.refuse();
         }

@@ -224,15 +224,37 @@ impl ProcState {
     /// unreaped: its zombie pins the group id; `ESRCH` after), or its cgroup.
     pub(crate) fn signal(&self, signal: i32) -> io::Result<()> {
         match self.lifetime.scope {
-            KillScope::Process => self.signal_process(signal),
             KillScope::Group => {
                 let reaped = self.reap_gate();
                 self.signal_group(*reaped, signal)
             }
-            KillScope::Cgroup => match &self.lifetime.cgroup {
-                Some(path) => crate::kill_scope::signal_cgroup(path, signal),
-                None => self.signal_process(signal),
-            },
+            _ => self.signal_outside_group(signal),
+        }
+    }
+
+    /// Sends `signal` to the child (its whole kill scope) from any thread, while it is running,
+    /// unreaped and the process we spawned; `ESRCH` once it has exited or been reaped. For a
+    /// child without a pidfd after `stop()`, when the loop takes no more messages but is still
+    /// escalating: the reap gate, held across the look and the signal, keeps the reaper from
+    /// reaping the child in between, so its pid cannot be recycled under us; the look
+    /// ([`still_ours`](Self::still_ours): a running child of ours, with the start time we
+    /// recorded) covers a kernel that reaped it by itself (the host ignores SIGCHLD).
+    pub(crate) fn signal_unreaped(&self, signal: i32) -> io::Result<()> {
+        let reaped = self.reap_gate();
+        if *reaped || !self.still_ours() {
+            return Err(io::Error::from_raw_os_error(libc::ESRCH));
+        }
+        match self.lifetime.scope {
+            KillScope::Group => self.signal_group(*reaped, signal),
+            _ => self.signal_outside_group(signal),
+        }
+    }
+
+    /// The process alone, or its cgroup: what needs no reap gate.
+    fn signal_outside_group(&self, signal: i32) -> io::Result<()> {
+        match (&self.lifetime.scope, &self.lifetime.cgroup) {
+            (KillScope::Cgroup, Some(path)) => crate::kill_scope::signal_cgroup(path, signal),
+            _ => self.signal_process(signal),
         }
     }
 
@@ -427,6 +449,50 @@ mod tests {
             stranger.stays_alive(Duration::from_millis(300)),
             "SIGKILL reached a process that is not ours"
         );
+    }
+
+    #[test]
+    fn signal_unreaped_reaches_only_an_unreaped_child_of_ours() {
+        use std::os::unix::process::ExitStatusExt;
+        let spin = Arc::new(SpinPolicy::new(Duration::ZERO));
+        // Not our child (a grandchild): never signalled, whatever the gate says.
+        let stranger = Stranger::new();
+        let theirs = ProcState::new(1, stranger.pid, None, spin.clone());
+        assert_eq!(
+            theirs
+                .signal_unreaped(libc::SIGKILL)
+                .map_err(|e| e.raw_os_error()),
+            Err(Some(libc::ESRCH))
+        );
+        assert!(
+            stranger.stays_alive(Duration::from_millis(300)),
+            "SIGKILL reached a process that is not our child"
+        );
+        // Our child, watched by pid alone: refused while the gate says reaped, sent otherwise.
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("sleep");
+        let pid = Pid::from_raw(child.id() as i32).expect("positive");
+        let start_time = crate::sys::procfs::start_time(pid).expect("/proc stat");
+        let ours = ProcState::new(2, pid, None, spin).with_start_time(start_time);
+        ours.signal_unreaped(0).expect("a probe of a running child");
+        *ours.reap_gate() = true;
+        assert_eq!(
+            ours.signal_unreaped(libc::SIGKILL)
+                .map_err(|e| e.raw_os_error()),
+            Err(Some(libc::ESRCH)),
+            "signalled after the reap"
+        );
+        assert!(
+            matches!(child.try_wait(), Ok(None)),
+            "the child was signalled"
+        );
+        *ours.reap_gate() = false;
+        ours.signal_unreaped(libc::SIGKILL)
+            .expect("SIGKILL to our child");
+        let status = child.wait().expect("reap");
+        assert_eq!(status.signal(), Some(libc::SIGKILL));
     }
 
     #[test]

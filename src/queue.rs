@@ -59,8 +59,9 @@ pub(crate) struct Adopted {
 }
 
 impl Message {
-    /// Answers a message that will never be served because the executor stopped. An adopted
-    /// child is no request to refuse: it comes back, for the loop to kill.
+    /// Answers a message that the loop will never serve because the executor stopped; a signal
+    /// is sent by the caller instead. An adopted child is no request to refuse: it comes back,
+    /// for the loop to kill.
     pub(crate) fn refuse(self) -> Option<Adopted> {
         match self {
             Message::Adopted(adopted) => return Some(adopted),
@@ -73,13 +74,15 @@ impl Message {
             Message::Ping(slot) => {
                 let _ = slot.fulfil(());
             }
-            // Without a pidfd only the loop may signal; once stopped, the loop is killing every
-            // child anyway (or has reaped them all: then the process is gone, ESRCH).
-            Message::Signal { state, reply, .. } => {
-                let _ = reply.fulfil(Err(match state.status() {
-                    Some(_) => std::io::Error::from_raw_os_error(libc::ESRCH),
-                    None => SpawnError::Stopped.into(),
-                }));
+            // The loop takes no more messages but is still escalating and reaping: the child is
+            // ours until reaped, so the signal is sent here, under its reap gate (a second
+            // Ctrl-C's SIGKILL must not wait for the grace).
+            Message::Signal {
+                state,
+                signal,
+                reply,
+            } => {
+                let _ = reply.fulfil(state.signal_unreaped(signal));
             }
         }
         None

@@ -22,6 +22,7 @@ per_backend!(
     stop_fails_pending_requests,
     create_after_stop_fails_at_once,
     handles_outlive_the_executor,
+    send_signal_after_stop_kills_at_once,
 );
 
 fn stop_escalates_all_stubborn_children_at_once(b: SpawnBackend) {
@@ -188,4 +189,30 @@ fn handles_outlive_the_executor(b: SpawnBackend) {
     assert!(t.elapsed() < Duration::from_secs(1));
     // The pipe reaches EOF: the child is gone and nobody else holds it.
     assert!(read_all(out, Duration::from_secs(5)).is_empty());
+}
+
+/// A second Ctrl-C: after `stop()`, while the grace of its escalation runs, `send_signal`
+/// still reaches a child that is not reaped yet (in Signal mode too, where the loop takes no
+/// more messages by then), so a SIGKILL ends a child that ignores SIGTERM at once.
+fn send_signal_after_stop_kills_at_once(b: SpawnBackend) {
+    // Far beyond every bound below: only the SIGKILL we send can end the child in time.
+    let grace = Duration::from_secs(60);
+    let mut r = start(b, grace);
+    let h = spawn_stubborn(&r.arc());
+    r.exec().stop();
+    // The escalation is under way: SIGTERM (ignored) went out, or is about to.
+    thread::sleep(Duration::from_millis(50));
+    assert_eq!(
+        h.poll(),
+        None,
+        "a SIGTERM-ignoring child ended before SIGKILL"
+    );
+    h.send_signal(libc::SIGKILL)
+        .expect("SIGKILL after stop() to an unreaped child");
+    assert_eq!(signal(wait_for(&h, LONG)), Some(libc::SIGKILL));
+    r.join(LONG);
+    let e = h
+        .send_signal(libc::SIGKILL)
+        .expect_err("a signal after the reap");
+    assert_eq!(e.raw_os_error(), Some(libc::ESRCH), "{e}");
 }

@@ -418,13 +418,24 @@ fn durations_take_bare_seconds_and_the_usual_units() {
 }
 
 #[test]
-fn a_second_interrupt_kills_at_once_and_says_so() {
-    let token = sleep_token(4);
+fn a_second_interrupt_kills_at_once_and_says_so_with_pidfds() {
+    second_interrupt_kills_at_once("pidfd", 91);
+}
+
+/// Without pidfds the stopped executor takes no more messages: the SIGKILL is still sent.
+#[test]
+fn a_second_interrupt_kills_at_once_and_says_so_with_sigchld() {
+    second_interrupt_kills_at_once("signal", 92);
+}
+
+fn second_interrupt_kills_at_once(child_watch: &str, n: u32) {
+    let token = sleep_token(n);
     // The sleepers ignore SIGTERM, and the grace is long: only SIGKILL ends them soon.
     let commands = format!("sh -c 'trap \"\" TERM; exec sleep {token}'\n").repeat(2);
-    let file = commands_file("second-interrupt", &commands);
+    let file = commands_file(&format!("second-interrupt-{child_watch}"), &commands);
     let started = Instant::now();
-    let child = spawn(&["-j", "2", "--grace", "1h"], Some(&file), Stdio::null());
+    let args = ["-j", "2", "--grace", "1h", "--child-watch", child_watch];
+    let child = spawn(&args, Some(&file), Stdio::null());
     wait_for_processes(&token, 2);
     let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("a pid");
     rustix::process::kill_process(pid, rustix::process::Signal::INT).expect("first SIGINT");
