@@ -428,7 +428,8 @@ impl Reactor<'_> {
         if let Some(fd) = &state.pidfd {
             self.shared.poller().remove(fd);
         }
-        self.shared.table().remove(state.serial);
+        // Dropped once the status is out (see Entry): freeing it is no part of the wait.
+        let entry = self.shared.table().remove(state.serial);
         if self.escalations.forget(state.serial) {
             self.rearm(Instant::now());
         }
@@ -443,6 +444,7 @@ impl Reactor<'_> {
             }
         }
         state.set_status(status, lost);
+        drop(entry);
     }
 
     /// Arms the timer to the earliest pending deadline (kill or reap retry), disarms it if none.

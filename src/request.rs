@@ -10,8 +10,10 @@ mod fds;
 mod lifetime;
 
 use std::ffi::{CString, OsStr, OsString};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub(crate) use self::fds::StdioPlan;
 use crate::cgroup::MadeCgroup;
@@ -45,6 +47,9 @@ pub(crate) struct PreparedCommand {
     pub(crate) stdio: [StdioPlan; 3],
     /// What the child does between clone and execve besides stdio.
     pub(crate) setup: ChildSetup,
+    /// The pipe or memfd holding `Stdio::from_bytes` stdin (also in `stdio[0]`): the table
+    /// entry keeps it until the child is reaped.
+    pub(crate) stdin_bytes: Option<Arc<OwnedFd>>,
     /// What the executor keeps for the child: deadline, kill grace, kill scope, cgroup.
     pub(crate) lifetime: Lifetime,
     /// The cgroup made for this child (`cgroup_per_child`): removed when the request ends
@@ -73,6 +78,7 @@ impl PreparedCommand {
             envp: None,
             stdio: [StdioPlan::Null, StdioPlan::Null, StdioPlan::Null],
             setup: ChildSetup::default(),
+            stdin_bytes: None,
             lifetime: Lifetime::default(),
             made_cgroup: None,
         })
@@ -148,6 +154,12 @@ impl PreparedCommand {
         let lifetime = lifetime::prepare(&program, &cmd.lifetime)?;
         setup.lifetime = lifetime.steps;
         setup.cgroup = lifetime.cgroup;
+        let stdin_bytes = match (&cmd.stdin, &stdio[0]) {
+            (Some(crate::stdio::Stdio(crate::stdio::StdioKind::Bytes(_))), StdioPlan::Fd(fd)) => {
+                Some(fd.clone())
+            }
+            _ => None,
+        };
         Ok(PreparedCommand {
             program,
             path,
@@ -155,6 +167,7 @@ impl PreparedCommand {
             envp: env.envp,
             stdio,
             setup,
+            stdin_bytes,
             lifetime: lifetime.lifetime,
             made_cgroup: lifetime.made_cgroup,
         })

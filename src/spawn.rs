@@ -72,15 +72,16 @@ pub(crate) fn start_child(
 }
 
 /// The second half: puts a tracked child in the table (the trace behind `running()`), with the
-/// command it runs (moved out of `argv`).
+/// command it runs (moved out of its `argv`) and the descriptor holding its stdin bytes.
 pub(crate) fn insert_entry(
     shared: &Shared,
     state: &Arc<ProcState>,
-    argv: &mut Vec<std::ffi::CString>,
+    command: &mut PreparedCommand,
     owner: std::thread::ThreadId,
     started: Instant,
 ) {
-    let command = std::mem::take(argv)
+    let stdin_bytes = command.stdin_bytes.take();
+    let command = std::mem::take(&mut command.argv)
         .into_iter()
         .map(|a| std::os::unix::ffi::OsStringExt::from_vec(a.into_bytes()))
         .collect();
@@ -92,6 +93,7 @@ pub(crate) fn insert_entry(
             started,
         },
         state: state.clone(),
+        stdin_bytes,
     });
 }
 
@@ -173,7 +175,7 @@ pub(crate) fn spawn<W: Wait>(
     insert_entry(
         shared,
         &state,
-        &mut request.command.argv,
+        &mut request.command,
         request.owner,
         started.at,
     );

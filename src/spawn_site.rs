@@ -94,7 +94,7 @@ pub(crate) fn spawn_here(
     crate::spawn::insert_entry(
         shared,
         &state,
-        &mut command.argv,
+        &mut command,
         thread::current().id(),
         started.at,
     );

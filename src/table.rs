@@ -29,6 +29,11 @@ pub struct ProcessInfo {
 pub(crate) struct Entry {
     pub(crate) info: ProcessInfo,
     pub(crate) state: Arc<ProcState>,
+    /// The pipe or memfd holding the child's stdin bytes, if any: kept until the child is
+    /// reaped and its waiters answered, so that its last close (which frees the pipe) is not
+    /// made by the exiting child, on the way to the status a waiter is waiting for.
+    #[allow(dead_code, reason = "held for its drop, never read")]
+    pub(crate) stdin_bytes: Option<Arc<std::os::fd::OwnedFd>>,
 }
 
 #[derive(Default)]
