@@ -5,6 +5,7 @@
 mod common;
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -115,24 +116,40 @@ fn spawns_racing_stop_all_end(b: SpawnBackend) {
     // process or with Stopped, and every process is reaped by run().
     const THREADS: usize = 4;
     let mut r = start(b, Duration::from_millis(300));
+    // Workers that have a child already. stop() comes once every worker has one, not after a
+    // fixed time: on a loaded machine 300 ms were sometimes not enough for a first spawn, and
+    // stop() then raced with nothing.
+    let started = Arc::new(AtomicUsize::new(0));
     let workers: Vec<_> = (0..THREADS)
         .map(|_| {
             let exec = r.arc();
+            let started = Arc::clone(&started);
             thread::spawn(move || {
                 let mut got = Vec::new();
                 let start = Instant::now();
                 loop {
                     match exec.create_process(&["sleep", "30"], true) {
-                        Ok(h) => got.push(h),
+                        Ok(h) => {
+                            if got.is_empty() {
+                                started.fetch_add(1, Ordering::SeqCst);
+                            }
+                            got.push(h);
+                        }
                         Err(SpawnError::Stopped) => return got,
                         Err(e) => panic!("unexpected error: {e:?}"),
                     }
-                    assert!(start.elapsed() < Duration::from_secs(20), "never stopped");
+                    assert!(start.elapsed() < Duration::from_secs(60), "never stopped");
                 }
             })
         })
         .collect();
-    thread::sleep(Duration::from_millis(300));
+    assert!(
+        wait_until(Duration::from_secs(30), || started.load(Ordering::SeqCst)
+            == THREADS),
+        "not every worker got a child within 30 s"
+    );
+    // A few more spawns under way when stop() comes.
+    thread::sleep(Duration::from_millis(20));
     r.stop_and_join(Duration::from_secs(10));
     let handles: Vec<ExecHandle> = join_all(workers, Duration::from_secs(10))
         .into_iter()
