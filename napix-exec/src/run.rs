@@ -229,12 +229,12 @@ fn read_lines(
     loop {
         buf.clear();
         match input.read_until(b'\n', &mut buf) {
-            Ok(0) => return,
+            Ok(0) => break,
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
                 *read_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
-                return;
+                break;
             }
         }
         line += 1;
@@ -242,7 +242,7 @@ fn read_lines(
             continue;
         };
         let seq = total.fetch_add(1, Ordering::SeqCst);
-        bar.inc_length(1);
+        bar.set_prefix((seq + 1).to_string());
         let raw = RawLine {
             seq,
             line,
@@ -253,6 +253,9 @@ fn read_lines(
             return;
         }
     }
+    // No more lines: the total is known, the bar can show how far the run is.
+    bar.set_length(total.load(Ordering::SeqCst) as u64);
+    bar.set_style(counted_style());
 }
 
 /// Where the result lines go, in end order or (`--keep-order`) input order.
@@ -578,20 +581,30 @@ impl Drop for StopOnDrop<'_> {
     }
 }
 
+/// The progress bar on stderr (hidden unless it is a terminal). Its length stays unknown while
+/// the input is read (a stream may go on for long): a spinner with the counts done and read;
+/// once the input ends, [`read_lines`] sets the total and the [`counted_style`] bar.
 fn progress_bar() -> ProgressBar {
     if !io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
     let style = ProgressStyle::with_template(
-        "{spinner} {elapsed_precise} [{bar:30}] {pos}/{len} done, {msg}",
+        "{spinner} {elapsed_precise} {pos} done, {prefix} read so far, {msg}",
     )
-    .map(|s| s.progress_chars("=> "))
-    .unwrap_or_else(|_| ProgressStyle::default_bar());
-    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr())
+    .unwrap_or_else(|_| ProgressStyle::default_spinner());
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
         .with_style(style)
+        .with_prefix("0")
         .with_message("0 running");
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
+}
+
+/// The bar once the number of commands is known.
+fn counted_style() -> ProgressStyle {
+    ProgressStyle::with_template("{spinner} {elapsed_precise} [{bar:30}] {pos}/{len} done, {msg}")
+        .map(|s| s.progress_chars("=> "))
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
 }
 
 /// Opens the input: the file, or stdin (saying so when it is a terminal, where a user could

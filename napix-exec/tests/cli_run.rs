@@ -395,6 +395,35 @@ fn the_progress_bar_is_cleared_before_a_message() {
     }
 }
 
+/// While a stream is read the total is unknown: the bar counts what was read (no full "0/0"
+/// bar before the first line); once the input ends it shows done/total.
+#[test]
+fn the_progress_bar_has_no_total_until_the_input_ends() {
+    // The producer writes one command and keeps the input open for a second; the command
+    // outlives it, so the bar is drawn in both phases.
+    let pipeline = format!("(echo 'sleep 3'; sleep 1) | {BIN} run");
+    let out = Command::new("script")
+        .args(["-qec", &pipeline, "/dev/null"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run `script` (util-linux) to give napix-exec a terminal");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{:?}: {text:?}", out.status);
+    assert!(
+        !text.contains("0/0"),
+        "a total before the input ended: {text:?}"
+    );
+    let reading = text
+        .find("0 done, 1 read so far, 1 running")
+        .unwrap_or_else(|| panic!("no bar while reading: {text:?}"));
+    let counted = text
+        .find("0/1 done, 1 running")
+        .unwrap_or_else(|| panic!("no total once the input ended: {text:?}"));
+    assert!(reading < counted, "{text:?}");
+}
+
 #[test]
 fn durations_take_bare_seconds_and_the_usual_units() {
     let token = sleep_token(3);
