@@ -72,16 +72,16 @@ pub(crate) fn start_child(
 }
 
 /// The second half: puts a tracked child in the table (the trace behind `running()`), with the
-/// command it runs (moved out of its `argv`) and the descriptor holding its stdin bytes.
+/// command it runs (moved out of `argv`) and the descriptor holding its stdin bytes.
 pub(crate) fn insert_entry(
     shared: &Shared,
     state: &Arc<ProcState>,
-    command: &mut PreparedCommand,
+    argv: &mut Vec<std::ffi::CString>,
+    stdin_bytes: Option<Arc<std::os::fd::OwnedFd>>,
     owner: std::thread::ThreadId,
     started: Instant,
 ) {
-    let stdin_bytes = command.stdin_bytes.take();
-    let command = std::mem::take(&mut command.argv)
+    let command = std::mem::take(argv)
         .into_iter()
         .map(|a| std::os::unix::ffi::OsStringExt::from_vec(a.into_bytes()))
         .collect();
@@ -175,7 +175,8 @@ pub(crate) fn spawn<W: Wait>(
     insert_entry(
         shared,
         &state,
-        &mut request.command,
+        &mut request.command.argv,
+        request.command.stdin_bytes.take(),
         request.owner,
         started.at,
     );

@@ -94,7 +94,8 @@ pub(crate) fn spawn_here(
     crate::spawn::insert_entry(
         shared,
         &state,
-        &mut command,
+        &mut command.argv,
+        command.stdin_bytes.take(),
         thread::current().id(),
         started.at,
     );
