@@ -35,7 +35,8 @@ pub enum Kind {
     Raw(SpawnBackend),
     /// `std::process::Command::status()`.
     Std,
-    /// `Executor::spawn` of a `Command` with [`with_options`]: env, cwd, stdin bytes.
+    /// `Executor::spawn` of a `Command` with the options of the `*-options` contenders
+    /// (`OPTION_VARS` set, `OPTION_REMOVED` removed, a working directory, `OPTION_STDIN` as stdin).
     ExecutorOptions(SpawnBackend),
     /// `std::process::Command` doing the same (stdin bytes through a pipe it writes).
     StdOptions,
