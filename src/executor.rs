@@ -106,8 +106,10 @@ impl ExecutorBuilder {
     /// request is then withdrawn; a child the loop spawns for it after all is killed and reaped.
     /// [`Executor::with_request_timeout`] sets it for some calls only.
     ///
-    /// A blocking request unanswered after a second logs a `tracing` warning when no thread
-    /// runs the loop (once per request).
+    /// A request unanswered after a second logs a `tracing` warning when no thread runs the
+    /// loop (once per request; with or without a request timeout): a blocking one on its
+    /// thread, an async one at the poll the request timer's thread wakes it for, on the task's
+    /// thread (only when no loop ran at its first poll).
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = Some(timeout);
         self
@@ -482,7 +484,7 @@ impl Executor {
         let start = Instant::now();
         let deadline = self.request_timeout.and_then(|t| start.checked_add(t));
         let answer = reply
-            .wait_until(shared.spin(), deadline, &mut || warn_if_not_served(shared))
+            .wait_until(shared.spin(), deadline, &mut || shared.warn_if_not_served())
             .or_else(|| reply.abandon());
         match answer {
             Some(spawned) => ExecHandle::new(spawned?, Arc::downgrade(shared)),
@@ -731,17 +733,6 @@ impl Executor {
         }
         reply.wait(shared.spin());
         Ok(())
-    }
-}
-
-/// Tells the user, once per request, that it waits for a loop nobody runs.
-fn warn_if_not_served(shared: &Shared) {
-    if !shared.is_looping() && !shared.is_stopped() {
-        tracing::warn!(
-            waited = ?crate::queue::SLOW_REPLY,
-            "a spawn request waits for the executor's loop, but no thread runs it \
-             (call Executor::run, or use Executor::start or run_with)"
-        );
     }
 }
 

@@ -35,10 +35,10 @@
 //! | [`Executor::run_with`] | the calling thread, while a closure runs on another | the closure returns, errs or panics |
 //! | [`Executor::run`] (the seed's way; [`executor()`] expects it) | the calling thread | [`Executor::stop`] |
 //!
-//! A request waiting for a loop nobody runs logs a `tracing` warning after a second (a blocking
-//! one), and fails with [`SpawnError::NotServed`] after [`ExecutorBuilder::request_timeout`] if
-//! one is set (a blocking one, and an async one: one timer thread for the process wakes the
-//! futures, see [`Executor::spawn_async`]).
+//! A request waiting for a loop nobody runs logs a `tracing` warning after a second, and fails
+//! with [`SpawnError::NotServed`] after [`ExecutorBuilder::request_timeout`] if one is set: a
+//! blocking one on its own, an async one woken by one timer thread for the process (see
+//! [`Executor::spawn_async`]).
 //!
 //! # Async
 //!

@@ -215,6 +215,21 @@ impl<T> ReplySlot<T> {
         Poll::Pending
     }
 
+    /// Wakes the awaiting task without an answer, so that its future looks again (the
+    /// slow-request warning of [`SpawnFuture`](crate::SpawnFuture)); nothing once answered or
+    /// given up.
+    pub(crate) fn nudge(&self) {
+        let inner = self.lock();
+        if inner.value.is_some() || inner.abandoned {
+            return;
+        }
+        let waker = inner.waker.clone();
+        drop(inner);
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
     /// Waits for the answer: polls for a while (see [`SpinPolicy`]), then parks; spurious
     /// wake-ups are re-checked.
     pub(crate) fn wait(&self, spin: &SpinPolicy) -> T {

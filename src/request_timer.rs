@@ -1,15 +1,17 @@
 //! The request timeout of async spawns ([`Executor::spawn_async`] and
 //! [`Executor::create_process_async`] on an executor with a request timeout): one thread for
 //! the whole process, started the first time such a future is made, that ends each request not
-//! served by its deadline.
+//! served by its deadline. It also wakes, after a second, a future whose first poll found no
+//! thread running the loop, so that it can log the warning a blocking caller logs
+//! ([`SpawnFuture`](crate::SpawnFuture)).
 //!
 //! Why a thread: a blocking caller times out by itself (`park_timeout`), but a future only runs
 //! when something wakes it. The executor's loop cannot be that something (the timeout exists
 //! for a loop nobody runs), the library has no runtime to ask for a timer, and a thread per
 //! future would defeat the point of async. So one thread keeps a heap of deadlines and sleeps
 //! on a condition variable until the earliest (with no deadline pending, without a timeout: it
-//! never wakes an idle process). It is only started when a request timeout is set and an async
-//! spawn is made; executors without one, and blocking callers, never start it.
+//! never wakes an idle process). It is only started by an async spawn with a request timeout, or
+//! one polled while no thread runs the loop; blocking callers never start it.
 //!
 //! It holds each request's reply slot weakly: a request answered or dropped meanwhile costs
 //! one heap entry until its deadline, and nothing more.

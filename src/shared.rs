@@ -172,6 +172,19 @@ impl Shared {
         self.queue.is_closed()
     }
 
+    /// Tells the user that a request has waited [`SLOW_REPLY`](crate::queue::SLOW_REPLY) for a
+    /// loop nobody runs (nothing if one runs now, or the executor stopped). Called once per
+    /// request, by a blocking caller or an awaiting future.
+    pub(crate) fn warn_if_not_served(&self) {
+        if !self.is_looping() && !self.is_stopped() {
+            tracing::warn!(
+                waited = ?crate::queue::SLOW_REPLY,
+                "a spawn request waits for the executor's loop, but no thread runs it \
+                 (call Executor::run, or use Executor::start or run_with)"
+            );
+        }
+    }
+
     /// The loop cannot go on: refuse every request and kill and reap every child, so that no
     /// handle waits forever and no zombie stays.
     pub(crate) fn abandon(&self) {

@@ -8,6 +8,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -15,7 +16,8 @@ use std::time::{Duration, Instant};
 use crate::error::SpawnError;
 use crate::handle::ExecHandle;
 use crate::proc_state::Spawned;
-use crate::queue::ReplySlot;
+use crate::queue::{ReplySlot, SLOW_REPLY};
+use crate::request_timer::Expire;
 use crate::shared::Shared;
 
 type Reply = Arc<ReplySlot<Result<Spawned, SpawnError>>>;
@@ -47,6 +49,7 @@ enum Inner {
         executor: Weak<Shared>,
         /// When it was queued, if a request timeout may end it (for `NotServed::waited`).
         queued_at: Option<Instant>,
+        slow: SlowWarning,
     },
     /// The answer was handed out.
     Done,
@@ -84,6 +87,7 @@ impl SpawnFuture {
                 reply,
                 executor,
                 queued_at,
+                slow: SlowWarning::Unarmed,
             },
         }
     }
@@ -104,8 +108,12 @@ impl Future for SpawnFuture {
                 reply,
                 executor,
                 queued_at,
+                slow,
             } => match reply.poll_reply(cx) {
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    slow.on_pending(reply, executor);
+                    return Poll::Pending;
+                }
                 Poll::Ready(Some(answer)) => {
                     answer.and_then(|spawned| ExecHandle::new(spawned, executor.clone()))
                 }
@@ -133,6 +141,71 @@ impl Drop for SpawnFuture {
             if let Some(Ok(spawned)) = reply.abandon() {
                 drop(ExecHandle::new(spawned, executor.clone()));
             }
+        }
+    }
+}
+
+/// The warning a blocking caller logs when its request has waited [`SLOW_REPLY`] for a loop
+/// nobody runs, for a future: nothing polls a future that nobody wakes, so the request timer's
+/// thread ([`crate::request_timer`]) wakes it once after [`SLOW_REPLY`], and that poll logs the
+/// warning (on the task's thread, as a blocking caller's is on its own) if the loop still does
+/// not run. Armed only when no thread runs the loop at the first pending poll: with a loop
+/// running (the common case) a future costs the timer nothing, and the timer thread is not
+/// started. (A loop that stops running later, without `stop()`, goes unreported.)
+enum SlowWarning {
+    /// Not polled yet, or polled only with the answer ready.
+    Unarmed,
+    /// The timer wakes the task once the request has waited [`SLOW_REPLY`].
+    Armed(Arc<SlowCheck>),
+    /// Warned, or nothing to warn about.
+    Settled,
+}
+
+/// What the timer holds (weakly: a future dropped meanwhile takes it along).
+struct SlowCheck {
+    reply: Weak<ReplySlot<Result<Spawned, SpawnError>>>,
+    due: AtomicBool,
+}
+
+impl Expire for SlowCheck {
+    fn expire(&self) {
+        self.due.store(true, Ordering::Release);
+        if let Some(reply) = self.reply.upgrade() {
+            reply.nudge();
+        }
+    }
+}
+
+impl SlowWarning {
+    /// After a poll that found no answer.
+    fn on_pending(&mut self, reply: &Reply, executor: &Weak<Shared>) {
+        match self {
+            SlowWarning::Unarmed => {
+                *self = SlowWarning::Settled;
+                let Some(shared) = executor.upgrade() else {
+                    return;
+                };
+                if shared.is_looping() || shared.is_stopped() {
+                    return;
+                }
+                let check = Arc::new(SlowCheck {
+                    reply: Arc::downgrade(reply),
+                    due: AtomicBool::new(false),
+                });
+                let weak: Weak<SlowCheck> = Arc::downgrade(&check);
+                match crate::request_timer::expire_at(Instant::now() + SLOW_REPLY, weak) {
+                    Ok(()) => *self = SlowWarning::Armed(check),
+                    // Out of threads: the request still works, only the warning is lost.
+                    Err(e) => tracing::debug!(error = %e, "no timer for the slow-request warning"),
+                }
+            }
+            SlowWarning::Armed(check) if check.due.load(Ordering::Acquire) => {
+                *self = SlowWarning::Settled;
+                if let Some(shared) = executor.upgrade() {
+                    shared.warn_if_not_served();
+                }
+            }
+            SlowWarning::Armed(_) | SlowWarning::Settled => {}
         }
     }
 }

@@ -1,7 +1,9 @@
 //! The warning for a request that waits for a loop nobody runs: logged through `tracing` once
 //! per waiting request after about a second, not again and again while it waits; not at all when
-//! a loop serves. Captured by a small `tracing::Subscriber` installed on each waiting thread
-//! (`set_default`, so other tests' events never count).
+//! a loop serves; for blocking requests and for async ones (awaited with `pollster`, whose
+//! future logs it on the awaiting thread when the request timer wakes it). Captured by a small
+//! `tracing::Subscriber` installed on each waiting thread (`set_default`, so other tests' events
+//! never count).
 
 mod common;
 
@@ -73,6 +75,23 @@ fn capturing<T: Send + 'static>(
 /// wait, and no more during the remaining 2.5 s.
 #[test]
 fn a_request_waiting_for_no_loop_warns_once() {
+    three_requests_wait_for_no_loop(|ex| {
+        ex.create_process(&["sleep", "30"], true)
+            .expect_err("nobody runs the loop")
+    });
+}
+
+/// The same with futures: nothing would poll them again before their request timeout, but the
+/// timer wakes each once after a second to warn.
+#[test]
+fn an_async_request_waiting_for_no_loop_warns_once() {
+    three_requests_wait_for_no_loop(|ex| {
+        pollster::block_on(ex.create_process_async(&["sleep", "30"], true))
+            .expect_err("nobody runs the loop")
+    });
+}
+
+fn three_requests_wait_for_no_loop(request: fn(&Executor) -> SpawnError) {
     let _serial = serial();
     let ex = Executor::builder()
         .request_timeout(Duration::from_millis(3500))
@@ -83,10 +102,7 @@ fn a_request_waiting_for_no_loop_warns_once() {
     let waiters: Vec<_> = (0..3)
         .map(|_| {
             let ex = ex.clone();
-            capturing(&warnings, move || {
-                ex.create_process(&["sleep", "30"], true)
-                    .expect_err("nobody runs the loop")
-            })
+            capturing(&warnings, move || request(&ex))
         })
         .collect();
     let errors = join_all(waiters, Duration::from_secs(30));
@@ -109,6 +125,46 @@ fn a_request_waiting_for_no_loop_warns_once() {
     }
 }
 
+/// Without a request timeout a future waits for good; it still warns once, and is served by a
+/// loop that starts later.
+#[test]
+fn an_async_request_without_a_timeout_warns_then_a_late_loop_serves_it() {
+    let _serial = serial();
+    let ex = Executor::new().expect("new");
+    let warnings = Arc::new(Warnings::default());
+    let t0 = Instant::now();
+    let waiter = {
+        let ex = ex.clone();
+        capturing(&warnings, move || {
+            let h = pollster::block_on(ex.create_process_async(&["/bin/true"], true))
+                .expect("served by the late loop");
+            h.wait().success()
+        })
+    };
+    assert!(
+        wait_until(Duration::from_secs(20), || warnings
+            .count
+            .load(Ordering::SeqCst)
+            > 0),
+        "no warning: {:?}",
+        warnings.messages.lock().expect("lock")
+    );
+    let runner = {
+        let ex = ex.clone();
+        std::thread::spawn(move || ex.run())
+    };
+    let succeeded = join_all(vec![waiter], Duration::from_secs(30));
+    assert_eq!(succeeded, [true]);
+    ex.stop();
+    runner.join().expect("run thread").expect("run");
+    assert_eq!(warnings.count.load(Ordering::SeqCst), 1);
+    let after = warnings.at.lock().expect("lock")[0].duration_since(t0);
+    assert!(
+        after >= Duration::from_millis(950),
+        "warned after {after:?}"
+    );
+}
+
 /// A loop that serves: no warning, however many requests.
 #[test]
 fn a_served_request_does_not_warn() {
@@ -118,6 +174,9 @@ fn a_served_request_does_not_warn() {
     let worker = capturing(&warnings, move || {
         for _ in 0..20 {
             let h = ex.create_process(&["/bin/true"], true).expect("spawn");
+            assert!(h.wait().success());
+            let h = pollster::block_on(ex.create_process_async(&["/bin/true"], true))
+                .expect("spawn_async");
             assert!(h.wait().success());
         }
     });
