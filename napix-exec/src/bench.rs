@@ -820,6 +820,9 @@ fn repeats(
     Ok(per_repeat)
 }
 
+/// Commands per batch in the batched throughput contenders.
+const BATCH: usize = 4;
+
 /// T threads through one executor against T threads spawning raw, alternating which goes first.
 fn throughput_section(
     cfg: &Config,
@@ -842,16 +845,26 @@ fn throughput_section(
         (rig.get(backend), rig.tid(backend)),
         (sited.get(backend), sited.tid(backend)),
     ];
-    let run = |exec: Option<(&napix_executor::Executor, i32)>, threads: usize, window| {
-        bench_measure::throughput(exec, &target.argv, target.check, threads, window)
+    // The contenders, in the order of `rates`: the executor, the caller site, raw threads, then
+    // batches of BATCH (the executor's spawn_many, raw threads spawning BATCH then waiting).
+    let contenders = [
+        (Some(execs[0]), 1),
+        (Some(execs[1]), 1),
+        (None, 1),
+        (Some(execs[0]), BATCH),
+        (None, BATCH),
+    ];
+    let run = |(exec, batch): (Option<(&napix_executor::Executor, i32)>, usize),
+               threads: usize,
+               window| {
+        bench_measure::throughput(exec, &target.argv, target.check, threads, window, batch)
     };
     // Warm-up: fault in the worker paths once.
-    for exec in execs {
-        run(Some(exec), 1, cfg.window / 5)?;
+    for contender in contenders {
+        run(contender, 1, cfg.window / 5)?;
     }
-    run(None, 1, cfg.window / 5)?;
-    // Per thread count, per contender (executor, caller site, raw), one window per repeat.
-    let mut rates: Vec<[Vec<bench_measure::Rate>; 3]> =
+    // Per thread count, per contender, one window per repeat.
+    let mut rates: Vec<[Vec<bench_measure::Rate>; 5]> =
         counts.iter().map(|_| Default::default()).collect();
     for r in 0..cfg.repeat {
         for (i, &t) in counts.iter().enumerate() {
@@ -861,9 +874,9 @@ fn throughput_section(
                 cfg.repeat
             ));
             // Interleaved, each repeat and thread count starting with another contender.
-            for k in 0..3 {
-                let c = (r + i + k) % 3;
-                rates[i][c].push(run(execs.get(c).copied(), t, cfg.window)?);
+            for k in 0..contenders.len() {
+                let c = (r + i + k) % contenders.len();
+                rates[i][c].push(run(contenders[c], t, cfg.window)?);
             }
             ui.done();
         }
@@ -879,7 +892,7 @@ fn throughput_section(
     let (raw1, raw2) = (raw_median(1), raw_median(2));
     let mut rows = Vec::new();
     for (i, &t) in counts.iter().enumerate() {
-        let [exec, site, raw] = std::mem::take(&mut rates[i]).map(Windows::of);
+        let [exec, site, raw, many, raw_many] = std::mem::take(&mut rates[i]).map(Windows::of);
         let (Some(exec_mid), Some(site_mid), Some(cpu), Some(caller_site_cpu)) = (
             exec.median(),
             site.median(),
@@ -891,7 +904,12 @@ fn throughput_section(
         let executor_per_s = exec.spread();
         let caller_site_per_s = site.spread();
         let raw_per_s = raw.spread();
+        let (many_per_s, raw_many_per_s) = (many.spread(), raw_many.spread());
         rows.push(ThroughputRow {
+            batch: BATCH,
+            many_ratio_to_raw_many: many_per_s.median / raw_many_per_s.median,
+            many_per_s,
+            raw_many_per_s,
             threads: t,
             ratio_to_raw_1_thread: raw1.map(|r| executor_per_s.median / r),
             ratio_to_raw_2_threads: raw2.map(|r| executor_per_s.median / r),

@@ -643,14 +643,18 @@ struct Worker {
 }
 
 /// `threads` threads each spawn+wait `argv` in a loop for `window`; through `exec` when given
-/// (requests from every thread to one loop), else each with its own raw clone-vfork.
+/// (requests from every thread to one loop), else each with its own raw clone-vfork. With
+/// `batch > 1` each round spawns `batch` children (through `exec`: one `spawn_many`; raw: one
+/// clone after the other) and then waits for each.
 pub fn throughput(
     exec: Option<(&Executor, i32)>,
     argv: &[OsString],
     check: bool,
     threads: usize,
     window: Duration,
+    batch: usize,
 ) -> Res<Rate> {
+    let batch = batch.max(1);
     let barrier = Barrier::new(threads + 1);
     let start: OnceLock<Instant> = OnceLock::new();
     let before = exec.map(|(_, tid)| ThreadCpu::read(tid));
@@ -666,6 +670,11 @@ pub fn throughput(
                         Some(_) => None,
                     }
                     .transpose();
+                    // A batch through the executor: one spawn_many of `batch` commands.
+                    let commands: Vec<napix_executor::Command> = match exec {
+                        Some(_) if batch > 1 => (0..batch).map(|_| discarding(argv)).collect(),
+                        _ => Vec::new(),
+                    };
                     barrier.wait();
                     let prepared = prepared?;
                     let deadline = *start.get().expect("set before the barrier opens") + window;
@@ -682,29 +691,50 @@ pub fn throughput(
                                 hops,
                             });
                         }
-                        let status = match (exec, &prepared) {
+                        let statuses = match (exec, &prepared) {
+                            (Some((e, _)), _) if batch > 1 => {
+                                let children: Vec<ExecHandle> = e
+                                    .spawn_many(&commands)
+                                    .into_iter()
+                                    .collect::<Result<_, _>>()
+                                    .map_err(|e| e.to_string())?;
+                                children
+                                    .iter()
+                                    .map(|child| {
+                                        let status = child.wait();
+                                        hops.record(child.timeline());
+                                        status
+                                    })
+                                    .collect()
+                            }
                             (Some((e, _)), _) => {
                                 let child =
                                     e.create_process(argv, true).map_err(|e| e.to_string())?;
                                 let status = child.wait();
                                 hops.record(child.timeline());
-                                status
+                                vec![status]
                             }
                             (None, Some(p)) => {
+                                // `batch` spawns, then `batch` waits.
                                 let began = Instant::now();
-                                let child =
-                                    p.spawn(SpawnBackend::Vfork).map_err(|e| e.to_string())?;
+                                let children = (0..batch)
+                                    .map(|_| p.spawn(SpawnBackend::Vfork))
+                                    .collect::<Result<Vec<_>, _>>()
+                                    .map_err(|e| e.to_string())?;
                                 let spawned = Instant::now();
-                                let status = child.wait().map_err(|e| e.to_string())?;
-                                hops.record(Some(raw_timeline(began, spawned, Instant::now())));
-                                status
+                                let mut statuses = Vec::with_capacity(batch);
+                                for child in children {
+                                    statuses.push(child.wait().map_err(|e| e.to_string())?);
+                                    hops.record(Some(raw_timeline(began, spawned, Instant::now())));
+                                }
+                                statuses
                             }
                             (None, None) => unreachable!("raw threads always prepare"),
                         };
-                        if check && !status.success() {
-                            return Err(format!("child exited with {status}, expected 0"));
+                        if let Some(bad) = statuses.iter().find(|s| check && !s.success()) {
+                            return Err(format!("child exited with {bad}, expected 0"));
                         }
-                        n += 1;
+                        n += statuses.len() as u64;
                     }
                 })
             })
@@ -749,6 +779,16 @@ pub fn throughput(
         cpu: CpuPerSpawn::new(process_ns, callers_ns, loop_ns, spawns),
         hops,
     })
+}
+
+/// `argv` as a [`Command`](napix_executor::Command) with every stream on `/dev/null`, as
+/// `create_process(argv, true)` spawns it.
+fn discarding(argv: &[OsString]) -> napix_executor::Command {
+    let mut cmd = napix_executor::Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .stdout(napix_executor::Stdio::null())
+        .stderr(napix_executor::Stdio::null());
+    cmd
 }
 
 /// The tracked sleepers: plain `sleep 1000`, and a shell that ignores SIGTERM and then execs

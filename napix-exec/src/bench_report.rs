@@ -390,6 +390,12 @@ pub struct ThroughputRow {
     pub caller_site_thread: Option<LoopLoad>,
     pub caller_site_cpu: CpuRow,
     pub caller_site_hops: Option<Hops>,
+    /// Batches: each thread spawns `batch` commands with one `spawn_many` and waits for them
+    /// all, against raw threads spawning `batch` children and then waiting for each.
+    pub batch: usize,
+    pub many_per_s: Spread,
+    pub raw_many_per_s: Spread,
+    pub many_ratio_to_raw_many: f64,
 }
 
 pub fn throughput_table(rows: &[ThroughputRow], window_ms: u128, backend: &str) -> Table {
@@ -410,6 +416,9 @@ pub fn throughput_table(rows: &[ThroughputRow], window_ms: u128, backend: &str) 
             "site/s",
             "min-max",
             "site/rawT",
+            "many/s",
+            "raw many/s",
+            "many/raw",
             "loop busy",
             "loop in spawn",
             "site busy",
@@ -418,7 +427,7 @@ pub fn throughput_table(rows: &[ThroughputRow], window_ms: u128, backend: &str) 
             "sleeps/spawn",
         ],
     );
-    t.wide_only([2, 4, 5, 6, 9, 14, 15, 16]);
+    t.wide_only([2, 4, 5, 6, 9, 11, 12, 16, 17, 18, 19]);
     for r in rows {
         let load = r.executor_thread.as_ref();
         t.row(vec![
@@ -445,6 +454,9 @@ pub fn throughput_table(rows: &[ThroughputRow], window_ms: u128, backend: &str) 
                 fmt_count(r.caller_site_per_s.max)
             ),
             fmt_ratio(Some(r.caller_site_ratio_to_raw_same_threads)),
+            fmt_count(r.many_per_s.median),
+            fmt_count(r.raw_many_per_s.median),
+            fmt_ratio(Some(r.many_ratio_to_raw_many)),
             load.map_or("-".into(), |l| format!("{:.0}%", l.busy * 100.0)),
             load.and_then(|l| l.in_spawn)
                 .map_or("-".into(), |x| format!("{:.0}%", x * 100.0)),
@@ -464,7 +476,9 @@ pub fn throughput_table(rows: &[ThroughputRow], window_ms: u128, backend: &str) 
     }
     t.note(
         "site = an executor built with SpawnSite::CallingThread (each submitting thread clones, \
-         the executor thread reaps). loop/site busy = executor thread on-CPU time / wall time; \
+         the executor thread reaps). many = each thread spawns a batch with one spawn_many (the \
+         default executor) and waits for all of it; raw many = each raw thread spawns the same \
+         number of children, then waits for each (--wide shows both rates). loop/site busy = executor thread on-CPU time / wall time; \
          loop in spawn = the time the executor thread spent inside clone+exec (on CPU or blocked \
          until the child's exec, from the timelines) / wall time: near 100%, the single spawning \
          thread is the wall; user/sys from /proc/self/task/TID/stat; sleeps = voluntary context \
