@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 ///
 /// | hop | from | to | what it holds |
 /// |---|---|---|---|
-/// | [`hand_off_in`](Self::hand_off_in) | `queued` | `spawn_started` | the queue, the doorbell, the loop's wake-up, the requests served before it |
+/// | [`hand_off_in`](Self::hand_off_in) | `queued` | `spawn_started` | the queue, the doorbell, the loop's wake-up, the requests served before it; nil for a child the calling thread cloned ([`SpawnSite::CallingThread`](crate::SpawnSite::CallingThread)), which was never queued |
 /// | [`clone_exec`](Self::clone_exec) | `spawn_started` | `spawned` | pipes, the clone (or fork, or `posix_spawn`) and the exec, known done |
 /// | [`reply`](Self::reply) | `spawned` | `replied` | pidfd, registration, table, then the caller's wake-up with its handle |
 /// | [`child_run`](Self::child_run) | `spawned` | `exit_observed` | the child's own run, its exit, and the loop's wake-up by the pidfd or SIGCHLD |
