@@ -90,3 +90,30 @@ pub fn assert_settled(what: &dyn std::fmt::Debug, before: &[i32]) {
         children()
     );
 }
+
+/// This process's descriptors with their targets (`readlink /proc/self/fd/N`), sorted.
+pub fn fd_targets() -> Vec<(i32, String)> {
+    fds()
+        .into_iter()
+        .filter_map(|fd| {
+            let target = fs::read_link(format!("/proc/self/fd/{fd}")).ok()?;
+            Some((fd, target.display().to_string()))
+        })
+        .collect()
+}
+
+/// The descriptors open now that `before` did not hold (same number and target), once they
+/// stay for `settle` (a spawn's own descriptors may be closed just after its answer).
+pub fn new_fds(before: &[(i32, String)], settle: std::time::Duration) -> Vec<(i32, String)> {
+    let start = std::time::Instant::now();
+    loop {
+        let new: Vec<(i32, String)> = fd_targets()
+            .into_iter()
+            .filter(|entry| !before.contains(entry))
+            .collect();
+        if new.is_empty() || start.elapsed() > settle {
+            return new;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
