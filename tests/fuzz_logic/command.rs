@@ -228,7 +228,7 @@ pub fn run(options: u8, b: &mut Bytes<'_>) -> super::request::Outcome {
     let mut outcome = super::request::Outcome::default();
     let ex = super::request::executor(spec.backend);
     let _guard = super::exclusive();
-    let fds_before = super::procfs::fds();
+    let fds_before = super::procfs::fd_targets();
     {
         let cmd = build(&spec);
         let result = ex.spawn(&cmd);

@@ -348,7 +348,7 @@ pub fn run(options: u8, b: &mut Bytes<'_>) -> super::request::Outcome {
     let mut outcome = super::request::Outcome::default();
     let ex = super::request::executor(spec.backend);
     let _guard = super::exclusive();
-    let fds_before = super::procfs::fds();
+    let fds_before = super::procfs::fd_targets();
     let result = ex.spawn(&cmd);
     drop(cmd);
     let what = format!("{spec:?} (PATH entries {entries:?})");

@@ -71,22 +71,27 @@ pub fn ignored(pid: u32) -> Option<u64> {
     u64::from_str_radix(hex.trim(), 16).ok()
 }
 
-/// Waits (at most 2 s) until this process has exactly the descriptors `before` and no child,
-/// then panics naming `what` if it does not. The executor thread drops its copy of a request
-/// (a stdin pipe or memfd) just after answering, and a reaped child's state a moment later.
-pub fn assert_settled(what: &dyn std::fmt::Debug, before: &[i32]) {
-    let settled = (0..400).any(|_| {
-        let same = fds() == before && children().is_empty();
-        if !same {
-            std::thread::sleep(std::time::Duration::from_millis(5));
+/// Waits (at most 2 s) until this process has no descriptor `before` did not hold (by number
+/// and target) and no child, then panics naming `what` if it still has. The executor thread
+/// drops its copy of a request (a stdin pipe or memfd) just after answering, and a reaped child's
+/// state (its pidfd) a moment later, also an earlier case's: a descriptor of `before` that is
+/// closed meanwhile is not a leak.
+pub fn assert_settled(what: &dyn std::fmt::Debug, before: &[(i32, String)]) {
+    let start = std::time::Instant::now();
+    let settled = loop {
+        let new = new_fds(before, std::time::Duration::ZERO);
+        if new.is_empty() && children().is_empty() {
+            break true;
         }
-        same
-    });
+        if start.elapsed() > std::time::Duration::from_secs(2) {
+            break false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
     assert!(
         settled,
-        "{what:?}: left behind: fds {} (were {}), children {:?}",
-        describe_fds(&fds()),
-        describe_fds(before),
+        "{what:?}: left behind: fds {:?} (before: {before:?}), children {:?}",
+        new_fds(before, std::time::Duration::ZERO),
         children()
     );
 }
