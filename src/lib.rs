@@ -120,6 +120,13 @@
 //! | user, group, groups | `CommandExt::uid`, `gid`, `groups` (unstable) | `uid`, `gid`, `groups` (setgroups, setgid, setuid in that order; root dropping to a uid without `groups` drops its groups, as std) | yes | `UnsupportedOption` |
 //! | build once, spawn many | `spawn(&mut self)` | `spawn(&Command)`; stdin bytes get a fresh pipe or memfd per spawn | | |
 //!
+//! What the options cost: a command with 3 variables set, 1 removed, a working directory and
+//! stdin bytes spawns and is waited for in 1.06-1.07x the option-less time on the README's VM
+//! (0.74-0.76x of std doing the same; the table and the command are there). `Executor::spawn`
+//! announces the request to the executor thread before preparing it, so the thread's wake-up
+//! overlaps the preparation. With extra descriptors the Vfork child still copies only the low
+//! slots of the descriptor table that hold what it installs, not the whole table.
+//!
 //! # How a request flows
 //!
 //! 1. The caller's thread validates the command, searches `PATH` and builds the C strings
@@ -325,7 +332,8 @@
 //!   one): the spawn fails with `ResourceExhausted`, and that child, named by pid and start time
 //!   the same way, is killed and reaped by pid if it is still ours.
 //! - Each tracked child holds one fd (three with pipes); see [`raise_fd_limit`]. Only the Vfork
-//!   backend's spawn cost stays flat as that number grows: glibc's `posix_spawn` and `fork` copy
+//!   backend's spawn cost stays flat as that number grows (extra descriptors included): glibc's
+//!   `posix_spawn` and `fork` copy
 //!   the whole descriptor table into every child (about 1 ms at 10,000 fds here).
 //! - Waiting callers poll briefly before sleeping ([`ExecutorBuilder::spin`]).
 //!

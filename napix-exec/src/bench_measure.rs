@@ -36,7 +36,8 @@ pub enum Kind {
     /// `std::process::Command::status()`.
     Std,
     /// `Executor::spawn` of a `Command` with the options of the `*-options` contenders
-    /// (`OPTION_VARS` set, `OPTION_REMOVED` removed, a working directory, `OPTION_STDIN` as stdin).
+    /// (`OPTION_VARS` set, `OPTION_REMOVED` removed, a working directory, `OPTION_STDIN` as
+    /// stdin), built once per program.
     ExecutorOptions(SpawnBackend),
     /// `std::process::Command` doing the same (stdin bytes through a pipe it writes).
     StdOptions,
