@@ -63,10 +63,24 @@ fn find_or_build() -> Result<PathBuf, String> {
         // A fuzz target or anything else: the repository's own target directory, dev profile.
         None => {
             let target_dir = root.join("target");
+            let probe = target_dir.join("debug/examples/napix_probe");
+            if probe.is_file() {
+                return Ok(probe);
+            }
             build.arg("--target-dir").arg(&target_dir);
-            target_dir.join("debug/examples/napix_probe")
+            probe
         }
     };
+    // An ordinary build: not with the flags of whatever built this code (cargo fuzz passes its
+    // coverage instrumentation in RUSTFLAGS, which the probe's build cannot link).
+    for flags in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "RUSTDOCFLAGS",
+    ] {
+        build.env_remove(flags);
+    }
     eprintln!(
         "napix_probe not built at {}: building it ({build:?})",
         probe.display()
