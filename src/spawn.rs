@@ -72,7 +72,9 @@ pub(crate) fn start_child(
 }
 
 /// The second half: puts a tracked child in the table (the trace behind `running()`), with the
-/// command it runs (moved out of `argv`) and the descriptor holding its stdin bytes.
+/// command it runs (moved out of `argv`) and the descriptor holding its stdin bytes. Fails with
+/// [`SpawnError::Stopped`], the child killed and reaped, if the table was sealed (see
+/// `Table::insert`).
 pub(crate) fn insert_entry(
     shared: &Shared,
     state: &Arc<ProcState>,
@@ -80,12 +82,12 @@ pub(crate) fn insert_entry(
     stdin_bytes: Option<Arc<std::os::fd::OwnedFd>>,
     owner: std::thread::ThreadId,
     started: Instant,
-) {
+) -> Result<(), SpawnError> {
     let command = std::mem::take(argv)
         .into_iter()
         .map(|a| std::os::unix::ffi::OsStringExt::from_vec(a.into_bytes()))
         .collect();
-    shared.table().insert(Entry {
+    let refused = shared.table().insert(Entry {
         info: ProcessInfo {
             pid: state.pid,
             command,
@@ -95,6 +97,13 @@ pub(crate) fn insert_entry(
         state: state.clone(),
         stdin_bytes,
     });
+    if refused.is_err() {
+        // The table was sealed by the last kill-and-reap pass (the loop broke): no loop will
+        // reap this child, so it is killed and reaped here (SIGKILLed, it exits at once).
+        state.kill_and_reap();
+        return Err(SpawnError::Stopped);
+    }
+    Ok(())
 }
 
 /// Spawns what `request` asks for on the executor thread and tracks it. A child that runs but
@@ -179,7 +188,7 @@ pub(crate) fn spawn<W: Wait>(
         request.command.stdin_bytes.take(),
         request.owner,
         started.at,
-    );
+    )?;
     Ok(Spawned {
         state,
         stdin,

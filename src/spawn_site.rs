@@ -12,6 +12,13 @@
 //! goes into the epoll set and the child into the table on the calling thread. A child with a
 //! timeout, or one that may have missed the escalation `stop()` starts, is handed to the loop
 //! too, which sets its deadline or escalates it: so no child is left untracked or unkilled.
+//!
+//! # A loop that breaks
+//!
+//! When the poll set breaks, `run()` abandons: it closes the queue and kills and reaps every
+//! child in the table, and no loop looks again. A spawn already registered may insert its child
+//! after that pass: the pass sealed the table, which refuses the insert, and the calling thread
+//! kills and reaps its own child and fails with [`SpawnError::Stopped`].
 
 use std::cell::RefCell;
 use std::os::fd::AsFd;
@@ -86,11 +93,12 @@ pub(crate) fn spawn_here(
         ))
     });
     let state = Arc::new(state);
-    // A cgroup made for the child is its state's now (the loop removes it after the reap); on
-    // an earlier return it goes with `command`.
-    if let Some(made) = command.made_cgroup.take() {
-        made.adopt();
+    #[cfg(test)]
+    if let Some(hook) = tests::BEFORE_INSERT.take() {
+        hook(shared, started.pid);
     }
+    // Refused if the loop broke and made its last kill-and-reap pass before this insert: the
+    // child is then killed and reaped, and the spawn fails with `Stopped`.
     crate::spawn::insert_entry(
         shared,
         &state,
@@ -98,7 +106,12 @@ pub(crate) fn spawn_here(
         command.stdin_bytes.take(),
         thread::current().id(),
         started.at,
-    );
+    )?;
+    // A cgroup made for the child is its state's now (the loop removes it after the reap); on
+    // an earlier return it goes with `command`.
+    if let Some(made) = command.made_cgroup.take() {
+        made.adopt();
+    }
     // In the table before the poll set: the loop ignores a readable pidfd it cannot find in the
     // table, and level-triggered epoll would report it again at once, a busy loop until the
     // insert (measured: the loop's CPU per spawn grew tenfold with one calling thread).
@@ -127,4 +140,69 @@ pub(crate) fn spawn_here(
         stderr,
         exit_fd: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::sync::{Arc, Mutex};
+
+    use rustix::process::{Pid, WaitId, WaitIdOptions};
+
+    use crate::error::SpawnError;
+    use crate::shared::{ChildWatch, Shared, SpawnSite};
+    use crate::sys::spawn::SpawnBackend;
+    use crate::{Command, Executor};
+
+    /// A hook run in `spawn_here` between the clone and the table insert.
+    type Hook = Box<dyn FnOnce(&Shared, Pid)>;
+
+    thread_local! {
+        /// Test seam: runs once, on this thread's next calling-thread spawn, between its clone
+        /// and its table insert (the window a breaking loop's last pass may fall into).
+        pub(super) static BEFORE_INSERT: Cell<Option<Hook>> = const { Cell::new(None) };
+    }
+
+    #[test]
+    fn a_child_inserted_after_the_broken_loops_last_pass_is_killed_and_reaped_by_its_caller() {
+        if !crate::sys::pidfd_supported() {
+            return;
+        }
+        let exec = Executor::builder()
+            .backend(SpawnBackend::Vfork)
+            .child_watch(ChildWatch::Pidfd)
+            .spawn_site(SpawnSite::CallingThread)
+            .start()
+            .expect("start");
+        // Served by the loop once it runs: from then on spawns are cloned on this thread.
+        let warm = exec
+            .create_process(&["/bin/true"], true)
+            .expect("spawn true");
+        assert!(warm.wait().success());
+        let cloned: Arc<Mutex<Option<Pid>>> = Arc::default();
+        let seen = cloned.clone();
+        // What run() does when its poll set breaks, right after this spawn's clone.
+        BEFORE_INSERT.set(Some(Box::new(move |shared: &Shared, pid| {
+            shared.abandon();
+            *seen.lock().expect("not poisoned") = Some(pid);
+        })));
+        let spawned = exec.spawn(Command::new("/bin/sleep").arg("30"));
+        let pid = cloned
+            .lock()
+            .expect("not poisoned")
+            .take()
+            .expect("spawned on the calling thread");
+        assert_eq!(spawned.err(), Some(SpawnError::Stopped));
+        assert!(exec.running().is_empty(), "refused, yet in the table");
+        // Not an unreaped child of ours any more (a zombie or a live one would be waitable).
+        assert_eq!(
+            rustix::process::waitid(
+                WaitId::Pid(pid),
+                WaitIdOptions::EXITED | WaitIdOptions::NOHANG
+            )
+            .err(),
+            Some(rustix::io::Errno::CHILD),
+            "the child cloned after the last pass was left unreaped"
+        );
+    }
 }

@@ -1,7 +1,8 @@
 //! The process table: every child spawned and not yet reaped, keyed by spawn serial.
 //!
-//! Bookkeeping; its only syscalls are the last-resort kill-and-reap of every child. The executor
-//! thread inserts at spawn and removes at reap; other threads read it through
+//! Bookkeeping; its only syscalls are the last-resort kill-and-reap of every child. The spawning
+//! thread (the executor thread, or a calling thread with `SpawnSite::CallingThread`) inserts at
+//! spawn and the executor thread removes at reap; other threads read it through
 //! [`Executor::running`](crate::Executor::running).
 
 use std::collections::HashMap;
@@ -39,11 +40,21 @@ pub(crate) struct Entry {
 #[derive(Default)]
 pub(crate) struct Table {
     entries: HashMap<u64, Entry>,
+    /// Set by [`kill_and_reap_all`](Self::kill_and_reap_all): nobody will look at the table
+    /// again, so nothing more may go in.
+    sealed: bool,
 }
 
 impl Table {
-    pub(crate) fn insert(&mut self, entry: Entry) {
+    /// Tracks `entry`; gives it back if the table is sealed (the loop broke, or the executor
+    /// is gone): its child would then be reaped by nobody, and the inserter must kill and reap
+    /// it. (A calling thread inserts its own child, and may come after the last pass.)
+    pub(crate) fn insert(&mut self, entry: Entry) -> Result<(), Entry> {
+        if self.sealed {
+            return Err(entry);
+        }
         self.entries.insert(entry.state.serial, entry);
+        Ok(())
     }
 
     pub(crate) fn remove(&mut self, serial: u64) -> Option<Entry> {
@@ -77,8 +88,10 @@ impl Table {
         self.entries.values().map(|e| e.state.clone()).collect()
     }
 
-    /// SIGKILL and blocking reap of every child (executor dropped, or its loop broke).
+    /// SIGKILL and blocking reap of every child (executor dropped, or its loop broke); seals
+    /// the table, so that a child inserted later is refused, not left unreaped.
     pub(crate) fn kill_and_reap_all(&mut self) {
+        self.sealed = true;
         for (_, entry) in self.entries.drain() {
             entry.state.kill_and_reap();
         }
