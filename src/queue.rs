@@ -423,13 +423,7 @@ impl RequestQueue {
             return Err(message);
         }
         self.messages.push(message);
-        // SeqCst pairs with `close`: either the closer's drain sees our message, or we see the
-        // flag here and drain it ourselves.
-        if self.closed.load(Ordering::SeqCst) {
-            self.refuse_pending();
-        } else {
-            self.ring();
-        }
+        self.after_push();
         Ok(())
     }
 
@@ -442,13 +436,19 @@ impl RequestQueue {
         for message in batch {
             self.messages.push(message);
         }
-        // As in `push`: either the closer's drain sees the batch, or we see the flag.
+        self.after_push();
+        Ok(())
+    }
+
+    /// After a push: refuses what is queued if the queue was closed meanwhile, else rings.
+    fn after_push(&self) {
+        // SeqCst pairs with `close`: either the closer's drain sees what we pushed, or we see
+        // the flag here and drain it ourselves.
         if self.closed.load(Ordering::SeqCst) {
             self.refuse_pending();
         } else {
             self.ring();
         }
-        Ok(())
     }
 
     /// Closes the queue: refuses every queued message, refuses every later push, and wakes the
