@@ -243,10 +243,8 @@ impl<W: Wait> Reaper<W> {
     /// that is already gone (the kernel reaped it: the host ignores SIGCHLD) is left alone: its
     /// pid may be someone else's.
     pub(crate) fn kill_untracked(&mut self, pid: Pid) {
-        let start_time = match self.wait.start_time(pid) {
-            Ok(Some(t)) => Some(t),
-            Ok(None) => return,
-            Err(_) => None,
+        let Some(orphan) = self.name_orphan(pid) else {
+            return;
         };
         // The start time was just read from the process that has the pid; that it is an unreaped
         // child of ours rules out a stranger that took the number before the read.
@@ -254,18 +252,26 @@ impl<W: Wait> Reaper<W> {
             return;
         }
         self.wait.kill(pid);
-        self.orphans.push(Orphan { pid, start_time });
+        self.orphans.push(orphan);
     }
 
     /// A child killed through its pidfd that could not be tracked further (the poller refused
     /// the pidfd): reaped later by pid, named by pid and start time.
     pub(crate) fn add_orphan(&mut self, pid: Pid) {
+        if let Some(orphan) = self.name_orphan(pid) {
+            self.orphans.push(orphan);
+        }
+    }
+
+    /// Names the process that has `pid` now by its pid and start time; `None` when no process
+    /// has it (the kernel reaped ours already). An unreadable start time names it by pid alone.
+    fn name_orphan(&self, pid: Pid) -> Option<Orphan> {
         let start_time = match self.wait.start_time(pid) {
             Ok(Some(t)) => Some(t),
-            Ok(None) => return,
+            Ok(None) => return None,
             Err(_) => None,
         };
-        self.orphans.push(Orphan { pid, start_time });
+        Some(Orphan { pid, start_time })
     }
 
     pub(crate) fn has_orphans(&self) -> bool {
