@@ -13,8 +13,13 @@
 //! signals:      SIGINT/SIGTERM -> mark interrupted -> executor.stop(); again -> SIGKILL all
 //! ```
 //!
-//! Output: one result line per command on stdout (`--json`: one JSON object), in the order the
-//! commands end (input order with `--keep-order`), and `--joblog` lines; the summary, notes and the progress bar on stderr, so stdout stays a clean record.
+//! Output (`--output`): each command's stdout and stderr are passed through, as xargs and GNU
+//! parallel do: by default grouped (read while the command runs, written whole when it ends, in
+//! input order with `--keep-order`), or straight through (`ungroup`), tagged with the line number
+//! (`tag`), or dropped (`discard`). One result line per command (`--json`: one JSON object, the
+//! output inside it) in the order the commands end (input order with `--keep-order`): on stderr
+//! while the commands' output fills stdout (`group`, `ungroup`), on stdout otherwise; `--joblog`
+//! lines; the summary, notes and the progress bar on stderr.
 //!
 //! Exit status: 0 when every command exited 0; 1 otherwise (a failure, a kill, a line that could
 //! not be parsed or started), and when the executor itself fails; 2 for a usage error or an
@@ -45,7 +50,7 @@ mod capture;
 mod report;
 
 use capture::Capture;
-use report::{Outcome, Status, Tally};
+use report::{Outcome, Status, Tally, TextStyle};
 
 /// How long captured pipes may stay open after their command ended before the runner stops
 /// reading them (a background process that inherited them would otherwise hold the runner).
@@ -55,20 +60,7 @@ const DRAIN: Duration = Duration::from_secs(1);
 const IDLE_LOOK: Duration = Duration::from_millis(50);
 
 #[derive(clap::Args)]
-#[command(after_help = "\
-Each line is one command, split with shell quoting rules (single and double quotes, backslash \
-escapes) and run without a shell. Blank lines and lines starting with '#' are skipped. Each line \
-starts as soon as it is read and a worker is free, so `producer | napix-exec run` streams. A \
-result line per command goes to stdout as each command ends (in input order with --keep-order); \
-the progress bar (on a terminal) and the summary go to stderr.
-
-Durations: a bare number is seconds (10, 0.5); or a number with a unit: ms, s, m, h (500ms, 1m30s).
-
-Ctrl-C (SIGINT) or SIGTERM: no new command starts, running ones get SIGTERM, then SIGKILL after \
-the grace. A second Ctrl-C sends SIGKILL to every running command at once.
-
-Exit status: 0 when every command exited 0, 1 otherwise, 2 for a usage error or unreadable input, \
-130 after SIGINT and 143 after SIGTERM.")]
+#[command(after_help = run_help())]
 pub struct RunArgs {
     /// File of commands, one per line; stdin when absent or `-`.
     #[arg(value_name = "FILE")]
@@ -89,16 +81,18 @@ pub struct RunArgs {
     grace: Duration,
 
     /// What to do with each command's stdout and stderr.
-    #[arg(long, value_enum, value_name = "MODE", default_value_t = OutputMode::Discard)]
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = OutputMode::Group)]
     output: OutputMode,
 
-    /// Print one JSON object per command instead of a text line (keys: line, command, pid, code,
-    /// signal, error, timed_out, duration_ms, stdout, stderr, stdout_invalid_utf8,
-    /// stderr_invalid_utf8, rusage).
+    /// Print one JSON object per command on stdout instead of a text line (keys: line, command,
+    /// pid, code, signal, error, timed_out, duration_ms, stdout, stderr, stdout_invalid_utf8,
+    /// stderr_invalid_utf8, rusage); the output of `group` and `tag` goes into it, `discard`
+    /// leaves it null.
     #[arg(long)]
     json: bool,
 
-    /// Print results in input order (each waits for the lines before it), not as commands end.
+    /// Print results and grouped output in input order (each waits for the lines before it),
+    /// not as commands end.
     #[arg(short = 'k', long)]
     keep_order: bool,
 
@@ -117,9 +111,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     joblog: Option<PathBuf>,
 
-    /// Run every command in napix-exec's own process group (the old behaviour): a kill (timeout,
-    /// interrupt, --kill-on-fail) then reaches the command only, not the processes it started.
-    /// By default each command leads its own group and every kill reaches the whole group.
+    /// Run every command in napix-exec's own process group instead of a new group per command:
+    /// a kill (timeout, interrupt, --kill-on-fail) then reaches the command's own process only,
+    /// and the processes it started keep running.
     #[arg(long)]
     same_group: bool,
 
@@ -147,13 +141,68 @@ impl WatchMode {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// `--output`: where each command's stdout and stderr go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum OutputMode {
+    /// Read while the command runs, then written unchanged and whole when it ends (GNU
+    /// parallel's default): stdout to stdout, stderr to stderr, one command's after another's,
+    /// in input order with --keep-order. Up to 64 MiB per stream and command are kept (a note
+    /// counts what is dropped); ungroup has no limit.
+    Group,
+    /// The commands write to napix-exec's own stdout and stderr as they run (xargs, GNU
+    /// parallel's --ungroup): nothing held back; lines of commands running at once may mix.
+    Ungroup,
+    /// Like group, each line prefixed `N| ` (N: the command's input line); the result line
+    /// stays on stdout, before the output.
+    #[value(alias = "capture")]
+    Tag,
     /// Send it to /dev/null.
     Discard,
-    /// Read it while the command runs and print it after it ends, each line prefixed `N| `
-    /// (stdout on stdout, stderr on stderr).
-    Capture,
+}
+
+impl OutputMode {
+    /// Whether the runner reads the command's pipes.
+    fn captures(self) -> bool {
+        matches!(self, OutputMode::Group | OutputMode::Tag)
+    }
+
+    /// Whether the text result lines go to stderr: while the commands' own output fills stdout,
+    /// stdout carries nothing else (as with xargs and parallel).
+    fn results_on_stderr(self) -> bool {
+        matches!(self, OutputMode::Group | OutputMode::Ungroup)
+    }
+}
+
+/// The text after `run --help`'s options.
+fn run_help() -> String {
+    format!(
+        "\
+Each line is one command, split with shell quoting rules (single and double quotes, backslash \
+escapes) and run without a shell. Blank lines and lines starting with '#' are skipped. Each line \
+starts as soon as it is read and a worker is free, so `producer | napix-exec run` streams.
+
+Output: each command's stdout and stderr are passed through (--output group: whole, as each \
+command ends; in input order with --keep-order). A result line per command (exit status, time) \
+goes to stderr while the commands' output fills stdout, to stdout with --output tag or discard; \
+--json prints one JSON object per command on stdout, its output inside. The progress bar (on a \
+terminal) and the summary go to stderr.
+
+Durations: {}.
+
+Process groups: each command leads a process group of its own, and every kill (--timeout, \
+--kill-on-fail, Ctrl-C, SIGTERM) goes to that whole group: the processes the command started are \
+killed with it, unless they left the group (setsid, as daemons do). Nothing is killed \
+when a command ends by itself: what it left running in the background keeps running, as with \
+xargs. --same-group keeps every command in napix-exec's own group, and a kill reaches the \
+command's own process only.
+
+Ctrl-C (SIGINT) or SIGTERM: no new command starts, running ones get SIGTERM, then SIGKILL after \
+the grace. A second Ctrl-C sends SIGKILL to every running command at once.
+
+Exit status: 0 when every command exited 0, 1 otherwise, 2 for a usage error or unreadable input, \
+130 after SIGINT and 143 after SIGTERM.",
+        duration::syntax()
+    )
 }
 
 fn parse_jobs(s: &str) -> Result<NonZeroUsize, String> {
@@ -272,7 +321,7 @@ struct Printer {
 struct Runner<'a> {
     executor: &'a Executor,
     lines: Mutex<Receiver<RawLine>>,
-    discard_output: bool,
+    output: OutputMode,
     same_group: bool,
     timeout: Option<Duration>,
     json: bool,
@@ -331,17 +380,15 @@ impl Runner<'_> {
     }
 
     /// Runs one command to its end; `None` when the executor was stopped before it started.
-    /// What `create_process(argv, discard_output)` would start (stdin `/dev/null`, output to
-    /// `/dev/null` or pipes), leading its own process group unless --same-group.
+    /// The command of a line: stdin `/dev/null`, output as `--output` says (pipes, ours, or
+    /// `/dev/null`), leading its own process group unless --same-group.
     fn command_of(&self, job: &Job) -> Command {
         let mut cmd = Command::new(&job.argv[0]);
         cmd.args(&job.argv[1..]);
-        let output = || {
-            if self.discard_output {
-                Stdio::null()
-            } else {
-                Stdio::piped()
-            }
+        let output = || match self.output {
+            OutputMode::Group | OutputMode::Tag => Stdio::piped(),
+            OutputMode::Ungroup => Stdio::inherit(),
+            OutputMode::Discard => Stdio::null(),
         };
         cmd.stdout(output()).stderr(output());
         if !self.same_group {
@@ -374,7 +421,7 @@ impl Runner<'_> {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(job.seq, Arc::clone(&handle));
 
-        let captures = (!self.discard_output).then(|| {
+        let captures = self.output.captures().then(|| {
             let name = |stream: &str| format!("L{}-{stream}", job.line);
             (
                 handle.take_stdout().map(|p| Capture::start(name("out"), p)),
@@ -453,8 +500,17 @@ impl Runner<'_> {
         }
     }
 
-    /// Prints an outcome (stdout: result line and captured output; stderr: captured stderr and
-    /// notes) and appends it to the job log. Called with the print lock held.
+    /// How a text result and its output are laid out.
+    fn text_style(&self) -> TextStyle {
+        if self.output.results_on_stderr() {
+            TextStyle::Plain
+        } else {
+            TextStyle::Tagged
+        }
+    }
+
+    /// Prints an outcome (its result line, its captured output and notes) and appends it to the
+    /// job log. Called with the print lock held.
     fn print(&self, outcome: &Outcome, joblog: &mut Option<BufWriter<File>>) {
         if outcome.skipped {
             self.bar.inc(1);
@@ -476,7 +532,7 @@ impl Runner<'_> {
             let _ = if self.json {
                 outcome.write_json(&mut out)
             } else {
-                outcome.write_text(&mut out, &mut err)
+                outcome.write_text(&mut out, &mut err, self.text_style())
             };
             for note in outcome.capture_notes() {
                 let _ = writeln!(err, "napix-exec: {note}");
@@ -645,7 +701,30 @@ fn open_joblog(path: &PathBuf) -> io::Result<BufWriter<File>> {
     Ok(w)
 }
 
+/// Refuses options that cannot work together (a usage error, exit 2).
+fn check_args(args: &RunArgs) -> Result<(), String> {
+    if args.output == OutputMode::Ungroup && args.json {
+        return Err(
+            "--output ungroup lets the commands write to stdout, between --json's \
+                    records: use --output group (the output goes into each record) or discard"
+                .into(),
+        );
+    }
+    if args.output == OutputMode::Ungroup && args.keep_order {
+        return Err(
+            "--keep-order cannot order --output ungroup's output (the commands write it \
+                    themselves as they run): use --output group"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
 pub fn main(args: RunArgs) -> ExitCode {
+    if let Err(e) = check_args(&args) {
+        eprintln!("napix-exec run: {e}");
+        return ExitCode::from(2);
+    }
     let input = match open_input(args.file.as_ref()) {
         Ok(input) => input,
         Err(e) => {
@@ -694,7 +773,12 @@ pub fn main(args: RunArgs) -> ExitCode {
         .or_else(|| thread::available_parallelism().ok())
         .map_or(1, NonZeroUsize::get);
     tracing::debug!(workers, "starting");
-    let bar = progress_bar();
+    // Commands writing to the terminal themselves would be drawn over by the bar.
+    let bar = if args.output == OutputMode::Ungroup {
+        ProgressBar::hidden()
+    } else {
+        progress_bar()
+    };
     let total = Arc::new(AtomicUsize::new(0));
     let read_error = Arc::new(Mutex::new(None));
     let (tx, rx) = mpsc::channel();
@@ -711,7 +795,7 @@ pub fn main(args: RunArgs) -> ExitCode {
     let runner = Runner {
         executor: &executor,
         lines: Mutex::new(rx),
-        discard_output: args.output == OutputMode::Discard,
+        output: args.output,
         timeout: args.timeout,
         json: args.json,
         fail_fast: args.fail_fast,

@@ -1,4 +1,4 @@
-//! `--output capture`: read a command's stdout and stderr while it runs.
+//! `--output group` and `tag`: read a command's stdout and stderr while it runs.
 //!
 //! Each pipe gets its own reader thread, so neither can fill up and block the child while the
 //! worker waits on the process (with its timeout). The bytes go into a shared buffer rather than

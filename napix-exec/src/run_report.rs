@@ -14,6 +14,15 @@ use serde::Serialize;
 
 use super::capture::{Captured, KEEP_LIMIT};
 
+/// How a text result is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextStyle {
+    /// The result line on stdout, the output after it with each line prefixed `N| `.
+    Tagged,
+    /// The result line on stderr, the output after it unchanged.
+    Plain,
+}
+
 /// How a command line ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Status {
@@ -63,7 +72,7 @@ pub struct Outcome {
     pub duration: Option<Duration>,
     /// The wall-clock time just before `create_process` (for the job log).
     pub started_at: Option<SystemTime>,
-    /// `Some` only with `--output capture` and a process that started.
+    /// `Some` only with `--output group` or `tag` and a process that started.
     pub stdout: Option<Captured>,
     pub stderr: Option<Captured>,
     /// What the command used, from the reap (`None` if it never started or its status was lost).
@@ -188,15 +197,38 @@ impl Outcome {
         s
     }
 
-    /// Writes the result line and then the captured output, each output line prefixed with the
-    /// line number: stdout's lines on `out`, stderr's on `err`.
-    pub fn write_text(&self, out: &mut impl Write, err: &mut impl Write) -> io::Result<()> {
-        writeln!(out, "{}", self.text_line())?;
-        if let Some(c) = &self.stdout {
-            write_prefixed(out, self.line, &c.bytes)?;
-        }
-        if let Some(c) = &self.stderr {
-            write_prefixed(err, self.line, &c.bytes)?;
+    /// Writes the result line and the captured output: with [`TextStyle::Tagged`] the result
+    /// line on `out`, then each output line prefixed with the line number (stdout's on `out`,
+    /// stderr's on `err`); with [`TextStyle::Plain`] the result line on `err`, then the output
+    /// unchanged (stdout's on `out`, stderr's on `err`). Flushes `err` before `out` is written,
+    /// so that on a terminal each part shows in this order.
+    pub fn write_text(
+        &self,
+        out: &mut impl Write,
+        err: &mut impl Write,
+        style: TextStyle,
+    ) -> io::Result<()> {
+        match style {
+            TextStyle::Tagged => {
+                writeln!(out, "{}", self.text_line())?;
+                if let Some(c) = &self.stdout {
+                    write_prefixed(out, self.line, &c.bytes)?;
+                }
+                if let Some(c) = &self.stderr {
+                    write_prefixed(err, self.line, &c.bytes)?;
+                }
+            }
+            TextStyle::Plain => {
+                writeln!(err, "{}", self.text_line())?;
+                err.flush()?;
+                if let Some(c) = &self.stdout {
+                    out.write_all(&c.bytes)?;
+                    out.flush()?;
+                }
+                if let Some(c) = &self.stderr {
+                    err.write_all(&c.bytes)?;
+                }
+            }
         }
         Ok(())
     }
@@ -516,26 +548,44 @@ mod tests {
         );
     }
 
-    #[test]
-    fn captured_output_is_prefixed_per_line() {
+    fn with_output(stdout: &[u8], stderr: &[u8]) -> Outcome {
         let mut o = outcome(Status::Exited(0));
-        o.stdout = Some(Captured {
-            bytes: b"a\n\nb".to_vec(),
-            dropped: 0,
-            complete: true,
-        });
-        o.stderr = Some(Captured {
-            bytes: b"warn\n".to_vec(),
-            dropped: 0,
-            complete: true,
-        });
+        let captured = |bytes: &[u8]| {
+            Some(Captured {
+                bytes: bytes.to_vec(),
+                dropped: 0,
+                complete: true,
+            })
+        };
+        o.stdout = captured(stdout);
+        o.stderr = captured(stderr);
+        o
+    }
+
+    #[test]
+    fn tagged_output_is_prefixed_per_line_after_the_result_on_stdout() {
+        let o = with_output(b"a\n\nb", b"warn\n");
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        o.write_text(&mut out, &mut err).expect("test setup");
+        o.write_text(&mut out, &mut err, TextStyle::Tagged)
+            .expect("test setup");
         assert_eq!(
             String::from_utf8(out).expect("test setup"),
             "line 7: exit 0 in 1.5ms: echo hi\n7| a\n7| \n7| b\n"
         );
         assert_eq!(String::from_utf8(err).expect("test setup"), "7| warn\n");
+    }
+
+    #[test]
+    fn plain_output_passes_unchanged_and_the_result_goes_to_stderr() {
+        let o = with_output(b"a\n\nb", b"warn\n");
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        o.write_text(&mut out, &mut err, TextStyle::Plain)
+            .expect("test setup");
+        assert_eq!(out, b"a\n\nb", "the bytes as the command wrote them");
+        assert_eq!(
+            String::from_utf8(err).expect("test setup"),
+            "line 7: exit 0 in 1.5ms: echo hi\nwarn\n"
+        );
     }
 
     #[test]

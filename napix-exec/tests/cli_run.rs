@@ -113,6 +113,11 @@ fn run(name: &str, args: &[&str], commands: &str) -> Run {
     finish(spawn(args, Some(&file), Stdio::null()), started)
 }
 
+/// The result lines (`line N: ...`) in `text`, in order.
+fn result_lines(text: &str) -> Vec<&str> {
+    text.lines().filter(|l| l.starts_with("line ")).collect()
+}
+
 /// The JSON records on stdout, by line number; every stdout line must be one.
 fn json_records(run: &Run) -> HashMap<u64, Value> {
     let keys = [
@@ -187,6 +192,9 @@ fn mixed_lines_are_each_reported_and_the_status_is_1() {
          \x20\x20echo 'two words'   # trailing comment\n",
     );
     assert_eq!(r.code(), Some(1), "{r:?}");
+    // By default the commands' output is passed through: stdout holds it and nothing else, the
+    // result lines go to stderr.
+    assert_eq!(r.stdout, "two words\n", "{r:?}");
     for expected in [
         "line 2: exit 0 in ",
         "line 4: exit 1 in ",
@@ -195,9 +203,9 @@ fn mixed_lines_are_each_reported_and_the_status_is_1() {
         "line 7: parse error: missing closing quote: echo \"unterminated",
         "line 8: exit 0 in ",
     ] {
-        assert!(r.stdout.contains(expected), "no {expected:?} in\n{r:?}");
+        assert!(r.stderr.contains(expected), "no {expected:?} in\n{r:?}");
     }
-    assert_eq!(r.stdout.lines().count(), 6, "{r:?}");
+    assert_eq!(result_lines(&r.stderr).len(), 6, "{r:?}");
     assert!(
         r.stderr.contains(
             "6 commands: 2 succeeded, 2 failed, 1 parse error, 1 could not start, 0 killed"
@@ -242,8 +250,8 @@ fn commands_come_from_stdin_without_a_file_or_with_dash() {
         drop(stdin);
         let r = finish(child, started);
         assert_eq!(r.code(), Some(1), "{r:?}");
-        assert!(r.stdout.contains("line 1: exit 0"), "{r:?}");
-        assert!(r.stdout.contains("line 2: exit 1"), "{r:?}");
+        assert!(r.stderr.contains("line 1: exit 0"), "{r:?}");
+        assert!(r.stderr.contains("line 2: exit 1"), "{r:?}");
         // Not a terminal: no note about reading stdin.
         assert!(!r.stderr.contains("reading commands"), "{r:?}");
     }
@@ -262,6 +270,8 @@ fn usage_errors_exit_2() {
         &["--timeout", "1d2", file],
         &["--grace", "soon", file],
         &["--output", "bogus", file],
+        &["--output", "ungroup", "--json", file],
+        &["--output", "ungroup", "--keep-order", file],
         &["--no-such-flag", file],
         &[file, "extra-argument"],
     ] {
@@ -305,19 +315,19 @@ fn each_stdin_line_starts_as_it_arrives() {
         .write_all(b"echo first\n")
         .expect("write the first line");
     stdin.flush().expect("flush");
-    // The first result must come while the second line is not even written.
+    // The first output must come while the second line is not even written.
     let first = lines
         .recv_timeout(Duration::from_secs(10))
         .expect("the first command ran before the input ended");
-    assert!(first.starts_with("line 1: exit 0"), "{first}");
+    assert_eq!(first, "first");
     stdin
         .write_all(b"echo second\n")
         .expect("write the second line");
     drop(stdin);
     let second = lines
         .recv_timeout(Duration::from_secs(10))
-        .expect("the second result");
-    assert!(second.starts_with("line 2: exit 0"), "{second}");
+        .expect("the second output");
+    assert_eq!(second, "second");
     let r = finish(child, started);
     assert_eq!(r.code(), Some(0), "{r:?}");
 }
@@ -435,7 +445,7 @@ fn durations_take_bare_seconds_and_the_usual_units() {
     assert_eq!(r.code(), Some(1), "{r:?}");
     // Grace 0: SIGKILL right away.
     assert!(
-        r.stdout
+        r.stderr
             .contains("killed by SIGKILL (signal 9) after timeout"),
         "{r:?}"
     );
@@ -479,7 +489,7 @@ fn second_interrupt_kills_at_once(child_watch: &str, n: u32) {
             .contains("SIGINT again: sent SIGKILL to 2 running commands"),
         "{r:?}"
     );
-    assert_eq!(r.stdout.matches("killed by SIGKILL").count(), 2, "{r:?}");
+    assert_eq!(r.stderr.matches("killed by SIGKILL").count(), 2, "{r:?}");
     assert_eq!(processes_with(&token), Vec::<u32>::new(), "sleepers left");
 }
 
@@ -492,17 +502,17 @@ fn control_bytes_of_a_binary_input_are_escaped() {
     let r = finish(spawn(&[], Some(&file), Stdio::null()), started);
     assert_eq!(r.code(), Some(1), "{r:?}");
     assert!(
-        r.stdout
+        r.stderr
             .contains("line 1: parse error: not valid UTF-8: \\xff\\x1b[2J\\x07"),
         "{r:?}"
     );
     assert!(
-        r.stdout
+        r.stderr
             .contains("line 2: parse error: missing closing quote: echo \"\\x1b]0;title"),
         "{r:?}"
     );
     assert!(
-        !r.stdout.contains('\x1b') && !r.stdout.contains('\x07'),
+        !r.stderr.contains('\x1b') && !r.stderr.contains('\x07'),
         "{r:?}"
     );
     assert!(
@@ -515,7 +525,7 @@ fn control_bytes_of_a_binary_input_are_escaped() {
 fn json_capture_says_when_output_is_not_utf8() {
     let r = run(
         "json-utf8",
-        &["--json", "--output", "capture"],
+        &["--json"],
         "printf 'ok'\nprintf '\\377\\376'\n",
     );
     let records = json_records(&r);
@@ -533,7 +543,7 @@ fn keep_order_prints_in_input_order() {
         "sleep 0.6\nsleep 0.3\ntrue\necho 'open\n",
     );
     assert_eq!(r.code(), Some(1), "{r:?}");
-    let lines: Vec<&str> = r.stdout.lines().collect();
+    let lines = result_lines(&r.stderr);
     assert_eq!(lines.len(), 4, "{r:?}");
     for (i, l) in lines.iter().enumerate() {
         assert!(l.starts_with(&format!("line {}: ", i + 1)), "{r:?}");
@@ -548,7 +558,7 @@ fn fail_fast_starts_nothing_after_a_failure() {
         "true\nfalse\ntrue\ntrue\n",
     );
     assert_eq!(r.code(), Some(1), "{r:?}");
-    assert_eq!(r.stdout.lines().count(), 2, "{r:?}");
+    assert_eq!(result_lines(&r.stderr).len(), 2, "{r:?}");
     assert!(
         r.stderr.contains(
             "4 commands: 1 succeeded, 1 failed, 0 parse errors, 0 could not start, 0 killed; \
@@ -568,8 +578,8 @@ fn kill_on_fail_kills_the_running_ones() {
     );
     assert_eq!(r.code(), Some(1), "{r:?}");
     assert!(r.elapsed < Duration::from_secs(10), "{r:?}");
-    assert!(r.stdout.contains("line 1: killed by SIGTERM"), "{r:?}");
-    assert!(r.stdout.contains("line 2: exit 1"), "{r:?}");
+    assert!(r.stderr.contains("line 1: killed by SIGTERM"), "{r:?}");
+    assert!(r.stderr.contains("line 2: exit 1"), "{r:?}");
     assert!(
         r.stderr.contains("halted after a failure: 1 not run"),
         "{r:?}"
@@ -637,7 +647,7 @@ fn joblog_records_start_duration_status_and_usage() {
 fn json_lines_parse_back() {
     let r = run(
         "json",
-        &["--json", "--output", "capture"],
+        &["--json"],
         "echo hello\n\
          sh -c 'echo oops >&2; exit 4'\n\
          no-such-program-napix-json\n\
@@ -690,7 +700,11 @@ fn json_lines_parse_back() {
 
 #[test]
 fn json_without_capture_has_null_output() {
-    let r = run("json-discard", &["--json"], "echo hello\n");
+    let r = run(
+        "json-discard",
+        &["--json", "--output", "discard"],
+        "echo hello\n",
+    );
     assert_eq!(r.code(), Some(0), "{r:?}");
     let records = json_records(&r);
     assert!(records[&1]["stdout"].is_null() && records[&1]["stderr"].is_null());
@@ -723,7 +737,7 @@ fn timeout_escalates_to_sigkill_when_term_is_ignored() {
     assert_eq!(r.code(), Some(1), "{r:?}");
     assert!(r.elapsed < Duration::from_secs(10), "{r:?}");
     assert!(
-        r.stdout
+        r.stderr
             .contains("line 1: killed by SIGKILL (signal 9) after timeout in "),
         "{r:?}"
     );
@@ -764,7 +778,7 @@ fn interrupt_mid_run(name: &str, signal: rustix::process::Signal, n: u32, code: 
     assert_eq!(r.code(), Some(code), "{r:?}");
     assert!(r.elapsed < Duration::from_secs(15), "{r:?}");
     assert_eq!(
-        r.stdout.matches("killed by SIGTERM (signal 15)").count(),
+        r.stderr.matches("killed by SIGTERM (signal 15)").count(),
         2,
         "{r:?}"
     );
@@ -872,5 +886,162 @@ fn sigterm_leaves_no_grandchild() {
         processes_with(&token),
         Vec::<u32>::new(),
         "grandchildren left"
+    );
+}
+
+/// Two commands writing at once: `group` (the default) prints each one's output whole as it
+/// ends; `ungroup` lets them write straight to stdout, so their lines mix as written. The steps
+/// are 0.5 s apart: a1, b1, a2 (a ends), b2 (b ends).
+#[test]
+fn group_prints_each_output_whole_and_ungroup_as_written() {
+    let commands = "sh -c 'echo a1; sleep 1; echo a2'\n\
+                    sh -c 'sleep 0.5; echo b1; sleep 1; echo b2'\n";
+    for (mode, expected) in [
+        (None, "a1\na2\nb1\nb2\n"),
+        (Some("group"), "a1\na2\nb1\nb2\n"),
+        (Some("ungroup"), "a1\nb1\na2\nb2\n"),
+    ] {
+        let mut args = vec!["-j", "2"];
+        args.extend(mode.map(|m| ["--output", m]).into_iter().flatten());
+        let r = run("group-ungroup", &args, commands);
+        assert_eq!(r.code(), Some(0), "{mode:?}: {r:?}");
+        assert_eq!(r.stdout, expected, "{mode:?}: {r:?}");
+        assert_eq!(result_lines(&r.stderr).len(), 2, "{mode:?}: {r:?}");
+    }
+}
+
+/// With --keep-order the grouped output comes in input order too, each command's whole, even
+/// when later commands end first.
+#[test]
+fn keep_order_groups_output_in_input_order() {
+    let r = run(
+        "keep-order-output",
+        &["-j", "3", "--keep-order"],
+        "sh -c 'echo one; sleep 0.6; echo one-end; echo one-err >&2'\n\
+         sh -c 'echo two; sleep 0.3; echo two-end'\n\
+         echo three\n",
+    );
+    assert_eq!(r.code(), Some(0), "{r:?}");
+    assert_eq!(r.stdout, "one\none-end\ntwo\ntwo-end\nthree\n", "{r:?}");
+    // Each result line comes before its command's stderr.
+    let err: Vec<&str> = r.stderr.lines().collect();
+    let at = |needle: &str| {
+        err.iter()
+            .position(|l| l.starts_with(needle))
+            .unwrap_or_else(|| panic!("no {needle:?}: {r:?}"))
+    };
+    assert!(at("line 1: ") < at("one-err"), "{r:?}");
+    assert!(at("one-err") < at("line 2: "), "{r:?}");
+    assert!(at("line 2: ") < at("line 3: "), "{r:?}");
+}
+
+/// A mebibyte on each stream passes through grouped, byte for byte, not mixed with the other
+/// command's output.
+#[test]
+fn grouped_output_of_a_mebibyte_passes_unchanged() {
+    const MIB: usize = 1 << 20;
+    let r = run(
+        "group-mib",
+        &["-j", "2"],
+        "sh -c \"head -c 1048576 /dev/zero | tr '\\\\0' a & \
+         head -c 1048576 /dev/zero | tr '\\\\0' b >&2; wait\"\n\
+         echo after\n",
+    );
+    assert_eq!(r.code(), Some(0), "{r:?}");
+    let a = "a".repeat(MIB);
+    assert!(
+        r.stdout == format!("{a}after\n") || r.stdout == format!("after\n{a}"),
+        "{r:?}"
+    );
+    assert!(r.stderr.contains(&"b".repeat(MIB)), "{r:?}");
+}
+
+/// A bad duration is named, and the syntax is given once, with the units it accepts.
+#[test]
+fn a_bad_duration_prints_one_unit_list() {
+    let file = commands_file("bad-duration", "true\n");
+    let file = file.to_str().expect("UTF-8 temp path");
+    for args in [
+        &["--timeout", "5x", file][..],
+        &["--grace", "soon", file],
+        &["--timeout", "1d2", file],
+    ] {
+        let started = Instant::now();
+        let r = finish(spawn(args, None, Stdio::null()), started);
+        assert_eq!(r.code(), Some(2), "{args:?}: {r:?}");
+        assert!(r.stderr.contains(args[1]), "{args:?}: {r:?}");
+        assert_eq!(
+            r.stderr.matches("ns, us, ms, s, m, h, d, w, M, y").count(),
+            1,
+            "{args:?}: {r:?}"
+        );
+        assert!(!r.stderr.contains("supported units"), "{args:?}: {r:?}");
+    }
+    let help = Command::new(BIN)
+        .args(["run", "--help"])
+        .output()
+        .expect("run --help");
+    // Wrapped to the terminal's width: compare with the line breaks as spaces.
+    let help = String::from_utf8_lossy(&help.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert_eq!(
+        help.matches("ns, us, ms, s, m, h, d, w, M, y").count(),
+        1,
+        "{help}"
+    );
+    assert!(
+        help.contains("unless they left the group (setsid"),
+        "{help}"
+    );
+    assert!(!help.contains("nothing behind"), "{help}");
+    assert!(!help.contains("old behaviour"), "{help}");
+    assert!(
+        help.contains("--same-group Run every command in napix-exec's own process group"),
+        "{help}"
+    );
+}
+
+/// What a run cleans up, exactly as the help says: a kill (here --timeout) reaches the command's
+/// whole process group, but not a process that left it (setsid); and a command that ends by
+/// itself is not cleaned up after: what it left in the background keeps running.
+#[test]
+fn a_kill_reaches_the_group_only_and_an_ended_command_leaves_its_background() {
+    let escaped = sleep_token(84);
+    let grouped = sleep_token(85);
+    let background = sleep_token(86);
+    let r = run(
+        "what-is-cleaned",
+        &["-j", "2", "--timeout", "1s", "--output", "discard"],
+        &format!(
+            "sh -c 'setsid sleep {escaped} & sleep {grouped}'\n\
+             sh -c 'sleep {background} &'\n"
+        ),
+    );
+    let left = |token: &str| {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !processes_with(token).is_empty() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(20));
+        }
+        let pids = processes_with(token);
+        for &pid in &pids {
+            let pid = rustix::process::Pid::from_raw(pid as i32).expect("a pid");
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        }
+        pids.len()
+    };
+    let (escaped, grouped, background) = (left(&escaped), left(&grouped), left(&background));
+    assert_eq!(r.code(), Some(1), "{r:?}");
+    assert!(r.stdout.contains("line 1: killed by SIGTERM"), "{r:?}");
+    assert!(r.stdout.contains("line 2: exit 0"), "{r:?}");
+    assert_eq!(grouped, 0, "the timeout killed the command's group");
+    assert_eq!(
+        escaped, 1,
+        "setsid left the group: the kill does not reach it"
+    );
+    assert_eq!(
+        background, 1,
+        "a command that ended by itself is not cleaned up after"
     );
 }
