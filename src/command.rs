@@ -154,9 +154,11 @@ impl Command {
         self
     }
 
-    /// The child's working directory. A relative program path (`./x`) is then relative to it,
-    /// as in std. A directory that does not exist is an error before spawning
-    /// ([`SpawnError::OptionFailed`](crate::SpawnError::OptionFailed), `NotFound`).
+    /// The child's working directory. A relative program path (`./x`) and a relative `PATH`
+    /// entry (`.`, an empty entry, `bin`) are then relative to it, as in std. A directory that
+    /// does not exist is an error before spawning, and before the `PATH` search
+    /// ([`SpawnError::OptionFailed`](crate::SpawnError::OptionFailed), `NotFound`; a file:
+    /// `NotADirectory`).
     pub fn current_dir<P: AsRef<Path>>(&mut self, dir: P) -> &mut Command {
         self.cwd = Some(dir.as_ref().to_path_buf());
         self

@@ -106,7 +106,7 @@
 //!
 //! | option | std | here | Vfork, Fork | PosixSpawn |
 //! |---|---|---|---|---|
-//! | program, `PATH` search | `new` | `new` (the child's `PATH` when the command sets one, as std) | yes | yes |
+//! | program, `PATH` search | `new` | `new` (the child's `PATH` when the command sets one; relative entries from the command's `current_dir`; the path `execve` gets spelled as glibc's `execvp` spells it, so a script's `$0` is std's; a bad `current_dir` or a NUL anywhere is reported before the search: all as std) | yes | yes |
 //! | arguments | `arg`, `args`, `CommandExt::arg0` | `arg`, `args`, `arg0` | yes | yes |
 //! | environment | `env`, `envs`, `env_remove`, `env_clear` | the same; a bad key or value is an error (std only refuses NUL) | yes | yes |
 //! | working directory | `current_dir` | `current_dir`; a missing directory fails before spawning | yes | glibc 2.29+ (`addchdir_np`, looked up at run time), else `UnsupportedOption` |

@@ -9,10 +9,10 @@ mod env;
 mod fds;
 mod lifetime;
 
-use std::ffi::{CString, OsStr, OsString};
-use std::os::fd::OwnedFd;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::{Path, PathBuf};
+use std::ffi::{CStr, CString, OsStr, OsString};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::sync::Arc;
 
 pub(crate) use self::fds::StdioPlan;
@@ -70,7 +70,7 @@ impl PreparedCommand {
         };
         let program = first.as_ref().to_os_string();
         let argv = c_strings(&program, command.iter().map(|a| a.as_ref()))?;
-        let path = resolve(&program, std::env::var_os("PATH").as_deref())?;
+        let path = resolve(&program, std::env::var_os("PATH").as_deref(), None)?;
         Ok(PreparedCommand {
             program,
             path,
@@ -88,7 +88,7 @@ impl PreparedCommand {
     /// in `defaults`.
     ///
     /// Checked in this order, the first problem is the error: program and arguments (NUL bytes),
-    /// environment ([`env`]), the program's `PATH` search, the working directory, extra
+    /// environment ([`env`]), the working directory, the program's `PATH` search, extra
     /// descriptor numbers, stdio kinds and descriptors, extra descriptors' sources, umask,
     /// rlimits, groups.
     pub(crate) fn from_command(
@@ -102,15 +102,12 @@ impl PreparedCommand {
             std::iter::once(argv0).chain(cmd.args.iter().map(OsString::as_os_str)),
         )?;
         let env = env::prepare(&program, &cmd.env, cmd.env_clear)?;
-        let mut path = resolve(&program, env.search_path.as_deref())?;
         let mut setup = ChildSetup::default();
+        // As std's child: the directory first (it chdirs, then searches), so its error wins.
         if let Some(dir) = &cmd.cwd {
             setup.cwd = Some(check_dir(&program, dir)?);
-            if !program.as_bytes().contains(&b'/') && !path.as_bytes().starts_with(b"/") {
-                // Found in a relative PATH entry: relative to our directory, not the child's.
-                path = absolute(&program, path)?;
-            }
         }
+        let path = resolve(&program, env.search_path.as_deref(), setup.cwd.as_deref())?;
         setup.fds = fds::extra_fds(&program, &cmd.fds)?;
         let floor = setup.fd_floor();
         let given = [cmd.stdin.as_ref(), cmd.stdout.as_ref(), cmd.stderr.as_ref()];
@@ -250,8 +247,13 @@ fn c_strings<'a>(
     Ok(argv)
 }
 
-/// The file to execute: `program` itself when it has a slash, else its match in `path_var`.
-fn resolve(program: &OsStr, path_var: Option<&OsStr>) -> Result<CString, SpawnError> {
+/// The file to execute: `program` itself when it has a slash, else its match in `path_var`,
+/// relative entries searched from `cwd` (the child's directory) when it is set.
+fn resolve(
+    program: &OsStr,
+    path_var: Option<&OsStr>,
+    cwd: Option<&CStr>,
+) -> Result<CString, SpawnError> {
     let nul = || SpawnError::NulByte {
         program: program.to_os_string(),
         index: 0,
@@ -267,24 +269,10 @@ fn resolve(program: &OsStr, path_var: Option<&OsStr>) -> Result<CString, SpawnEr
     if program.as_bytes().contains(&0) {
         return Err(nul());
     }
-    let found = search_path(program, path_var)?;
+    let found = search_path(program, path_var, cwd)?;
     // A PATH entry with a NUL cannot come from the environment (C strings), but an OsString
     // could in theory; treat it as not found rather than panic.
-    CString::new(found.into_os_string().into_vec()).map_err(|_| SpawnError::NotFound {
-        program: program.to_os_string(),
-    })
-}
-
-/// `path` (relative) made absolute against our working directory.
-fn absolute(program: &OsStr, path: CString) -> Result<CString, SpawnError> {
-    let here = std::env::current_dir().map_err(|e| SpawnError::OptionFailed {
-        program: program.to_os_string(),
-        option: CommandOption::CurrentDir,
-        stage: SpawnStage::Prepare,
-        errno: e.raw_os_error().unwrap_or(libc::ENOENT),
-    })?;
-    let joined = here.join(OsStr::from_bytes(path.as_bytes()));
-    CString::new(joined.into_os_string().into_vec()).map_err(|_| SpawnError::NotFound {
+    CString::new(found).map_err(|_| SpawnError::NotFound {
         program: program.to_os_string(),
     })
 }
@@ -320,42 +308,77 @@ fn check_dir(program: &OsStr, dir: &Path) -> Result<CString, SpawnError> {
 /// Looks `program` up in `path_var` the way `execvp` does: the first directory holding an
 /// executable regular file wins; a match that is not executable is remembered so that the error
 /// says "permission denied" rather than "not found".
-fn search_path(program: &OsStr, path_var: Option<&OsStr>) -> Result<PathBuf, SpawnError> {
+///
+/// Returns the path spelled as glibc's `execvp` hands it to `execve` (`entry/name`, even when the
+/// entry ends in `/`; `name` alone for an empty entry), so that a script sees the same `$0` as
+/// under std. A relative entry is looked up from `cwd` when the command sets one: the child
+/// changes directory before its `execve`, as std's child does before its `execvp`.
+fn search_path(
+    program: &OsStr,
+    path_var: Option<&OsStr>,
+    cwd: Option<&CStr>,
+) -> Result<Vec<u8>, SpawnError> {
     let path_var = path_var.unwrap_or(OsStr::new(DEFAULT_PATH));
     let mut saw_denied = false;
     // As glibc's execvp: EACCES wins, else the errno of the last entry (ENOTDIR for an entry
     // that is a file); an unusual error (ELOOP, ENAMETOOLONG, ...) ends the search at once.
     let mut last = libc::ENOENT;
+    // The child's directory, opened once a relative entry needs it: looking up from a
+    // descriptor is what the child's chdir + execve does, with no PATH_MAX limit on the join.
+    let mut from_cwd: Option<OwnedFd> = None;
     for dir in path_var.as_bytes().split(|&b| b == b':') {
-        // An empty entry means the current directory (POSIX).
-        let dir = if dir.is_empty() {
-            Path::new(".")
-        } else {
-            Path::new(OsStr::from_bytes(dir))
+        let mut candidate = Vec::with_capacity(dir.len() + 1 + program.len());
+        if !dir.is_empty() {
+            candidate.extend_from_slice(dir);
+            candidate.push(b'/');
+        }
+        candidate.extend_from_slice(program.as_bytes());
+        let relative_to_cwd = cwd.filter(|_| !candidate.starts_with(b"/"));
+        if let (Some(cwd), None) = (relative_to_cwd, &from_cwd) {
+            match open_dir(cwd) {
+                Ok(fd) => from_cwd = Some(fd),
+                Err(errno) => {
+                    return Err(SpawnError::OptionFailed {
+                        program: program.to_os_string(),
+                        option: CommandOption::CurrentDir,
+                        stage: SpawnStage::Prepare,
+                        errno: errno.raw_os_error(),
+                    });
+                }
+            }
+        }
+        let base = match (relative_to_cwd, &from_cwd) {
+            (Some(_), Some(fd)) => fd.as_fd(),
+            _ => rustix::fs::CWD,
         };
-        let candidate = dir.join(program);
-        match std::fs::metadata(&candidate) {
-            Ok(meta) if meta.is_file() => {
-                if rustix::fs::access(&candidate, rustix::fs::Access::EXEC_OK).is_ok() {
-                    return Ok(candidate);
+        let c_candidate = match CString::new(candidate) {
+            Ok(c) => c,
+            Err(_) => continue, // not reachable from a C environment; as no such file
+        };
+        match rustix::fs::statat(base, &c_candidate, rustix::fs::AtFlags::empty()) {
+            Ok(st)
+                if rustix::fs::FileType::from_raw_mode(st.st_mode)
+                    == rustix::fs::FileType::RegularFile =>
+            {
+                let exec = rustix::fs::Access::EXEC_OK;
+                let flags = rustix::fs::AtFlags::empty();
+                if rustix::fs::accessat(base, &c_candidate, exec, flags).is_ok() {
+                    return Ok(c_candidate.into_bytes());
                 }
                 saw_denied = true;
             }
             Ok(_) => saw_denied = true, // a directory of that name: execvp says EACCES too
             Err(e) => match e.raw_os_error() {
-                Some(libc::EACCES) => saw_denied = true,
-                Some(
-                    errno @ (libc::ENOENT
-                    | libc::ENOTDIR
-                    | libc::ESTALE
-                    | libc::ENODEV
-                    | libc::ETIMEDOUT),
-                ) => last = errno,
-                Some(errno) => {
+                libc::EACCES => saw_denied = true,
+                errno @ (libc::ENOENT
+                | libc::ENOTDIR
+                | libc::ESTALE
+                | libc::ENODEV
+                | libc::ETIMEDOUT) => last = errno,
+                errno => {
                     let program = program.to_os_string();
                     return Err(SpawnError::from_errno(&program, SpawnStage::Exec, errno));
                 }
-                None => {}
             },
         }
     }
@@ -365,6 +388,16 @@ fn search_path(program: &OsStr, path_var: Option<&OsStr>) -> Result<PathBuf, Spa
     } else {
         Err(SpawnError::from_errno(&program, SpawnStage::Exec, last))
     }
+}
+
+/// `dir` opened for lookups only (`O_PATH`).
+fn open_dir(dir: &CStr) -> rustix::io::Result<OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    rustix::fs::open(
+        dir,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
 }
 
 #[cfg(test)]
@@ -386,21 +419,29 @@ mod tests {
 
     #[test]
     fn path_search_finds_sh_and_reports_missing() {
-        let found = search_path(OsStr::new("sh"), Some(OsStr::new("/nonexistent::/bin")))
-            .expect("test setup");
-        assert_eq!(found, Path::new("/bin/sh"));
-        let err =
-            search_path(OsStr::new("no-such-program-x"), Some(OsStr::new("/bin"))).unwrap_err();
+        let found = search_path(
+            OsStr::new("sh"),
+            Some(OsStr::new("/nonexistent::/bin")),
+            None,
+        )
+        .expect("test setup");
+        assert_eq!(found, b"/bin/sh");
+        let err = search_path(
+            OsStr::new("no-such-program-x"),
+            Some(OsStr::new("/bin")),
+            None,
+        )
+        .unwrap_err();
         assert!(matches!(err, SpawnError::NotFound { .. }));
         // "/" holds a directory named "tmp": found but not executable as a program.
-        let err = search_path(OsStr::new("tmp"), Some(OsStr::new("/"))).unwrap_err();
+        let err = search_path(OsStr::new("tmp"), Some(OsStr::new("/")), None).unwrap_err();
         assert!(matches!(err, SpawnError::PermissionDenied { .. }));
     }
 
     #[test]
     fn path_search_keeps_the_telling_errno() {
         let not_dir = |path: &str| {
-            search_path(OsStr::new("x"), Some(OsStr::new(path)))
+            search_path(OsStr::new("x"), Some(OsStr::new(path)), None)
                 .unwrap_err()
                 .raw_os_error()
         };
@@ -410,9 +451,9 @@ mod tests {
         // The last entry's errno, as glibc keeps it.
         assert_eq!(not_dir("/etc/passwd:/nonexistent"), Some(libc::ENOENT));
         // EACCES over any other.
-        let denied = search_path(OsStr::new("tmp"), Some(OsStr::new("/etc/passwd:/")));
+        let denied = search_path(OsStr::new("tmp"), Some(OsStr::new("/etc/passwd:/")), None);
         assert!(matches!(denied, Err(SpawnError::PermissionDenied { .. })));
-        let e = search_path(OsStr::new("x"), Some(OsStr::new("/etc/passwd"))).unwrap_err();
+        let e = search_path(OsStr::new("x"), Some(OsStr::new("/etc/passwd")), None).unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::NotADirectory);
     }
 

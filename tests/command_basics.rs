@@ -5,35 +5,14 @@ mod common;
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
+use common::files::TempDir;
 use common::{run_command, start};
 use napix_executor::{Command, CommandOption, SpawnBackend, SpawnError, SpawnStage, Stdio};
 
 const GRACE: Duration = Duration::from_millis(200);
-
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "napix-cmd-{tag}-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir.canonicalize().expect("canonical temp dir"))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn sh(script: &str) -> Command {
     let mut cmd = Command::new("sh");
@@ -94,7 +73,7 @@ fn env_clear_gives_exactly_what_is_set(backend: SpawnBackend) {
 
 fn path_search_uses_the_childs_path(backend: SpawnBackend) {
     let r = start(backend, GRACE);
-    let dir = TempDir::new("path");
+    let dir = TempDir::new("cmd-path");
     let name = "napix-echo-only-here";
     std::os::unix::fs::symlink("/bin/echo", dir.0.join(name)).expect("symlink");
     let mut cmd = Command::new(name);
@@ -121,7 +100,7 @@ fn path_search_uses_the_childs_path(backend: SpawnBackend) {
 
 fn current_dir_is_the_childs(backend: SpawnBackend) {
     let r = start(backend, GRACE);
-    let dir = TempDir::new("cwd");
+    let dir = TempDir::new("cmd-cwd");
     let mut cmd = sh("pwd -P");
     cmd.current_dir(&dir.0);
     let (out, status) = run_command(&r.arc(), cmd).expect("spawn");
@@ -135,7 +114,7 @@ fn current_dir_is_the_childs(backend: SpawnBackend) {
         .stdout(Stdio::piped());
     let (out, _) = run_command(&r.arc(), cmd).expect("relative to the cwd");
     assert_eq!(out, "relative\n");
-    // A relative PATH entry is searched from our directory, and still runs there.
+    // A relative PATH entry is searched from the child's directory (it has none here).
     let mut cmd = Command::new("echo");
     cmd.arg("via-dot")
         .env("PATH", "relative-nowhere:/bin")

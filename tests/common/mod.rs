@@ -14,6 +14,7 @@
 #![allow(dead_code, unused_macros)]
 
 pub mod faults;
+pub mod files;
 
 use std::ffi::{OsStr, OsString};
 use std::fs;

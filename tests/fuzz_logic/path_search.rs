@@ -14,8 +14,9 @@
 //! Then the spawn must have run the right file (its exit code), or failed with the typed error
 //! for that errno (`NotFound`, `PermissionDenied`, else `System` at the exec stage) whose
 //! `io::Error` keeps errno and kind; no descriptor or child is left. Relative entries are
-//! searched from our working directory, also when the command sets another one for the child
-//! (then the file found must still run).
+//! searched from the child's working directory: ours, or `/` when the command sets it (the
+//! relative entries mean the same from both: `relative:@true` climbs with `..` to `/` first, and
+//! neither directory holds any of [`NAMES`]).
 //!
 //! The entries live in a fixture directory (`$TMPDIR/napix-path-fuzz-<uid>`) made of
 //! directories, symbolic links to `/bin/true`, `/bin/false` and `/bin/sh` and one empty file, so
@@ -227,9 +228,9 @@ fn make_fixture(root: &Path) -> io::Result<()> {
 /// The oracle's picture of the world outside the fixture, checked rather than trusted.
 fn check_assumptions(root: &Path) {
     for name in NAMES {
-        for dir in ["/bin", "/usr/bin", "."] {
+        for dir in ["/bin", "/usr/bin", ".", "/"] {
             let p = Path::new(dir).join(name);
-            let runs_true = *name == "true" && dir != ".";
+            let runs_true = *name == "true" && dir.starts_with("/") && dir != "/";
             if runs_true {
                 assert!(
                     std::fs::metadata(&p)
