@@ -169,10 +169,16 @@ impl ExecutorBuilder {
 /// on another) and [`run`](Self::run) (the calling thread, until [`stop`](Self::stop)).
 ///
 /// Cloning is cheap and gives another owner of the same executor (its loop, table and queue).
-/// Dropping the last owner of an executor that still tracks children kills them (SIGKILL) and
-/// reaps them, so no handle waits forever and no zombie is left behind; with an owned loop
-/// ([`start`](Self::start)) it stops the executor gracefully instead. Call
-/// [`stop`](Self::stop) and let [`run`](Self::run) return for the graceful way.
+///
+/// # Dropping
+///
+/// Dropping the last owner never waits for a kill grace: every child the executor still
+/// tracks gets SIGKILL (its whole [`KillScope`](crate::KillScope)) and is reaped before the drop
+/// returns, so no handle waits forever, no zombie is left, and an async runtime's worker is
+/// stalled for milliseconds, not seconds. With an owned loop ([`start`](Self::start)) the loop
+/// thread reaps them and is joined; without one the dropping thread reaps them itself. For the
+/// graceful way (SIGTERM, the grace, then SIGKILL) stop first: [`stop`](Self::stop) and let
+/// [`run`](Self::run) return, or `.await` [`shutdown`](Self::shutdown).
 ///
 /// # After `fork()`
 ///
@@ -269,8 +275,9 @@ impl Executor {
 
     /// A new executor with the defaults whose loop runs on a thread it owns (named
     /// `napix-executor`): nothing to forget, nothing to hang. Clones share it; when the last one
-    /// drops, the executor stops (SIGTERM to every child, SIGKILL after the grace) and the drop
-    /// returns once every child is reaped and the thread has ended.
+    /// drops, every child left gets SIGKILL, and the drop returns once the thread has reaped
+    /// them and ended (see [Dropping](Self#dropping); [`shutdown`](Self::shutdown) is the
+    /// graceful stop).
     /// [`ExecutorBuilder::start`] does the same with other settings.
     ///
     /// ```
@@ -336,7 +343,7 @@ impl Executor {
 
     /// The shared state, if it was set up and belongs to this process (not to a parent this
     /// process was forked from).
-    fn shared(&self) -> Result<&Arc<Shared>, SpawnError> {
+    pub(crate) fn shared(&self) -> Result<&Arc<Shared>, SpawnError> {
         let shared = self
             .shared
             .as_ref()

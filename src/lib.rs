@@ -31,9 +31,15 @@
 //!
 //! | way | where the loop runs | when it stops |
 //! |---|---|---|
-//! | [`Executor::start`] / [`ExecutorBuilder::start`] | a thread the executor owns | the last clone of the executor drops (the drop waits for the reaps) |
+//! | [`Executor::start`] / [`ExecutorBuilder::start`] | a thread the executor owns | the last clone of the executor drops, or [`Executor::shutdown`] |
 //! | [`Executor::run_with`] | the calling thread, while a closure runs on another | the closure returns, errs or panics |
 //! | [`Executor::run`] (the seed's way; [`executor()`] expects it) | the calling thread | [`Executor::stop`] |
+//!
+//! **The drop rule.** Dropping the last owner of an executor never waits for a kill grace: the
+//! children it still tracks get SIGKILL (their whole [`KillScope`]) and are reaped before the
+//! drop returns, in milliseconds, whichever way the loop ran. The graceful stop (SIGTERM, the
+//! kill grace, SIGKILL) is [`Executor::stop`], or [`Executor::shutdown`], a future that
+//! resolves once every child is reaped, for async code.
 //!
 //! A request waiting for a loop nobody runs logs a `tracing` warning after a second, and fails
 //! with [`SpawnError::NotServed`] after [`ExecutorBuilder::request_timeout`] if one is set: a
@@ -416,6 +422,7 @@ mod resource;
 mod run_modes;
 mod rusage;
 mod shared;
+mod shutdown;
 mod sigchld;
 mod spawn;
 mod spawn_future;
@@ -440,6 +447,7 @@ pub use output::{DEFAULT_LINGER, LimitedOutput, OutputLimits};
 pub use resource::Resource;
 pub use rusage::ResourceUsage;
 pub use shared::{ChildWatch, SpawnSite};
+pub use shutdown::Shutdown;
 pub use spawn_future::SpawnFuture;
 pub use stdio::Stdio;
 pub use sys::spawn::SpawnBackend;

@@ -4,8 +4,8 @@
 //!   the seed's way);
 //! - [`LoopThread`]: on a thread the executor owns, stopped and joined when the last owner drops
 //!   ([`Executor::start`](crate::Executor::start)). The thread holds the shared state, never the
-//!   guard, so there is no cycle: dropping the last `Executor` drops the guard, which stops the
-//!   loop and joins the thread;
+//!   guard, so there is no cycle: dropping the last `Executor` drops the guard, which SIGKILLs
+//!   what is left, stops the loop and joins the thread once it reaped them;
 //! - [`scoped`]: on the calling thread while a closure runs on another, stopped when the closure
 //!   returns or panics ([`Executor::run_with`](crate::Executor::run_with)).
 //!
@@ -105,15 +105,22 @@ impl LoopThread {
 }
 
 impl Drop for LoopThread {
-    /// Stops the executor (as `stop()`: SIGTERM, the grace, SIGKILL) and waits until the loop
-    /// has reaped every child and returned.
+    /// The drop rule (crate docs, "Running the loop"): SIGKILL (no grace) to what the executor
+    /// still tracks, stop, and wait for the loop to reap it and return: milliseconds, never a
+    /// kill grace, so an async runtime's worker dropping the last clone is not stalled.
     fn drop(&mut self) {
         // In a child forked without exec the thread does not exist and the executor is the
         // parent's: nothing to stop or join.
         if self.shared.check_owner().is_err() {
             return;
         }
+        // Killed before the stop, so that the loop's SIGTERM (it escalates at stop) does not
+        // reach them first: each ends by SIGKILL, as the rule says.
+        kill_tracked(&self.shared);
         self.shared.stop();
+        // A child that came after the first look (a spawn request the loop served before it saw
+        // the stop) would otherwise get the stop's grace.
+        kill_tracked(&self.shared);
         let Some(thread) = self.thread.take() else {
             return;
         };
@@ -124,6 +131,17 @@ impl Drop for LoopThread {
         if thread.join().is_err() {
             warn!("the executor's loop thread panicked");
         }
+    }
+}
+
+/// SIGKILL to the kill scope of every child `shared` tracks, from this thread, while the loop
+/// runs: each through its pidfd, or by pid under its reap gate (the loop cannot reap it between
+/// the look and the signal). One that exited meanwhile is skipped (`ESRCH`).
+fn kill_tracked(shared: &Shared) {
+    // Not in the `for` head: the table stays unlocked while signalling.
+    let states = shared.table().states();
+    for state in states {
+        let _ = state.signal_unreaped(libc::SIGKILL);
     }
 }
 

@@ -53,12 +53,12 @@ fn run_with_example_returns_an_error_promptly() {
     assert!(took < Duration::from_secs(2), "took {took:?}");
 }
 
-/// Dropping the last clone of a started executor stops it (SIGTERM to every child, SIGKILL after
-/// the grace) and returns once the children are reaped and the loop thread has ended.
-fn drop_of_last_clone_stops_and_joins(backend: SpawnBackend) {
+/// Dropping the last clone of a started executor (the drop rule) SIGKILLs every child left, with
+/// no grace, and returns once the loop thread reaped them and ended: well under the kill grace,
+/// even for a child that ignores SIGTERM.
+fn drop_of_last_clone_kills_and_joins(backend: SpawnBackend) {
     let _serial = serial();
-    let grace = Duration::from_millis(300);
-    let ex = builder(backend).kill_grace(grace).start().expect("start");
+    let ex = builder(backend).start().expect("start");
     // The thread names itself once it runs.
     assert!(
         wait_until(Duration::from_secs(5), || loop_threads() == 1),
@@ -84,18 +84,104 @@ fn drop_of_last_clone_stops_and_joins(backend: SpawnBackend) {
             t.elapsed()
         },
     );
-    assert!(took < grace + Duration::from_secs(3), "drop took {took:?}");
-    assert_eq!(
-        signal(sleeper.return_code().expect("reaped")),
-        Some(libc::SIGTERM)
-    );
-    assert_eq!(
-        signal(stubborn.return_code().expect("reaped")),
-        Some(libc::SIGKILL)
-    );
+    // The default grace is 3 s; the kill and the reaps take milliseconds.
+    assert!(took < Duration::from_secs(1), "drop took {took:?}");
+    for child in [&sleeper, &stubborn] {
+        assert_eq!(
+            signal(child.return_code().expect("reaped")),
+            Some(libc::SIGKILL)
+        );
+    }
     assert_no_zombie(&pids);
     // Joined by the drop: gone at once.
     assert_eq!(loop_threads(), 0, "the loop thread is still there");
+}
+
+/// `shutdown()` is the graceful stop for async code: SIGTERM, the grace for a child that ignores
+/// it, SIGKILL; the future resolves once every child is reaped, and no child is left.
+fn shutdown_resolves_after_the_escalation(backend: SpawnBackend) {
+    let _serial = serial();
+    let grace = Duration::from_millis(300);
+    let ex = builder(backend).kill_grace(grace).start().expect("start");
+    let sleeper = ex.create_process(&["sleep", "30"], true).expect("sleep");
+    let stubborn = spawn_stubborn(&std::sync::Arc::new(ex.clone()));
+    let pids = [sleeper.pid(), stubborn.pid()];
+    let threads = thread_count();
+    let shutdown = ex.shutdown();
+    assert!(ex.is_stopped(), "shutdown() stops at once");
+    let (result, took, threads_meanwhile) =
+        bounded(Duration::from_secs(20), "shutdown", move || {
+            let t = Instant::now();
+            let result = pollster::block_on(shutdown);
+            (result.map_err(|e| e.kind()), t.elapsed(), thread_count())
+        });
+    assert_eq!(result, Ok(()));
+    assert!(took >= grace, "resolved after {took:?}, before the grace");
+    assert!(took < grace + Duration::from_secs(3), "took {took:?}");
+    // The `bounded` runner is the one extra thread: nothing waits per child.
+    assert!(
+        threads_meanwhile <= threads + 1,
+        "{threads} -> {threads_meanwhile} threads"
+    );
+    assert_eq!(
+        signal(sleeper.return_code().expect("reaped when it resolved")),
+        Some(libc::SIGTERM)
+    );
+    assert_eq!(
+        signal(stubborn.return_code().expect("reaped when it resolved")),
+        Some(libc::SIGKILL)
+    );
+    assert!(ex.running().is_empty());
+    assert_no_zombie(&pids);
+    // Awaited again, or once the executor is gone: at once.
+    assert_eq!(
+        pollster::block_on(ex.shutdown()).map_err(|e| e.kind()),
+        Ok(())
+    );
+    let late = ex.shutdown();
+    drop(ex);
+    assert_eq!(pollster::block_on(late).map_err(|e| e.kind()), Ok(()));
+}
+
+/// The shutdown future is woken by the loop: a tokio current-thread runtime drives it (with a
+/// timer of its own beside it) and the drop of the executor inside the runtime returns at once.
+#[test]
+fn shutdown_under_tokio_and_drop_inside_the_runtime() {
+    let _serial = serial();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let ex = Executor::builder()
+            .kill_grace(Duration::from_millis(200))
+            .start()
+            .expect("start");
+        let child = ex.create_process(&["sleep", "30"], true).expect("sleep");
+        tokio::time::timeout(Duration::from_secs(10), ex.shutdown())
+            .await
+            .expect("shutdown resolved")
+            .expect("shutdown");
+        assert_eq!(
+            signal(child.return_code().expect("reaped")),
+            Some(libc::SIGTERM)
+        );
+
+        let ex = Executor::start().expect("start");
+        let stubborn = spawn_stubborn(&std::sync::Arc::new(ex.clone()));
+        let t = Instant::now();
+        drop(ex);
+        let took = t.elapsed();
+        assert!(
+            took < Duration::from_secs(1),
+            "drop in the runtime took {took:?}"
+        );
+        assert_eq!(
+            signal(stubborn.return_code().expect("reaped")),
+            Some(libc::SIGKILL)
+        );
+        assert_no_zombie(&[child.pid(), stubborn.pid()]);
+    });
 }
 
 /// Threads of this process named like the executor's loop thread.
@@ -160,7 +246,8 @@ fn run_with_propagates_a_panic_after_reaping(backend: SpawnBackend) {
 }
 
 per_backend!(
-    drop_of_last_clone_stops_and_joins,
+    drop_of_last_clone_kills_and_joins,
+    shutdown_resolves_after_the_escalation,
     run_with_stops_when_the_closure_returns,
     run_with_propagates_a_panic_after_reaping,
 );
