@@ -107,11 +107,12 @@ fn shutdown_resolves_after_the_escalation(backend: SpawnBackend) {
     let stubborn = spawn_stubborn(&std::sync::Arc::new(ex.clone()));
     let pids = [sleeper.pid(), stubborn.pid()];
     let threads = thread_count();
+    // From before the call: the grace runs from the stop, which the call makes.
+    let t = Instant::now();
     let shutdown = ex.shutdown();
     assert!(ex.is_stopped(), "shutdown() stops at once");
     let (result, took, threads_meanwhile) =
         bounded(Duration::from_secs(20), "shutdown", move || {
-            let t = Instant::now();
             let result = pollster::block_on(shutdown);
             (result.map_err(|e| e.kind()), t.elapsed(), thread_count())
         });
