@@ -389,7 +389,9 @@ impl fmt::Display for SpawnError {
             ),
             SpawnError::NotServed { waited } => write!(
                 f,
-                "the executor did not serve the request within {waited:?} (is its loop running?)"
+                "the executor did not serve the request within {waited:?}: its loop is not \
+                 running or is too busy; if no thread runs it, {}",
+                crate::not_served::FIX
             ),
             SpawnError::EmptyCommand => f.write_str("empty command: no program to run"),
             SpawnError::NulByte { program, index: 0 } => {

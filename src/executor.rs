@@ -129,7 +129,9 @@ impl ExecutorBuilder {
         Ok(ex)
     }
 
-    /// Creates the executor's descriptors (epoll set, eventfd, timerfd, `/dev/null`).
+    /// Creates the executor's descriptors (epoll set, eventfd, timerfd, `/dev/null`). Building
+    /// is not running: a loop must run for requests to be served (see "Running the loop" in the
+    /// crate docs); [`start`](Self::start) builds and runs it on a thread of its own.
     ///
     /// # Errors
     /// `Unsupported` for [`ChildWatch::Pidfd`] on a kernel without pidfds; the errno of a failed
@@ -237,7 +239,9 @@ thread_local! {
     static PING_REPLY: Arc<ReplySlot<()>> = ReplySlot::for_current_thread();
 }
 
-/// The one process-wide executor, built with the defaults on first use.
+/// The one process-wide executor, built with the defaults on first use. Its loop runs where the
+/// program calls [`run`](Executor::run) (the seed's way: the main thread), and until then its
+/// requests wait; see "Running the loop" in the crate docs.
 ///
 /// If its descriptors cannot be created (the process is out of fds), it still returns an
 /// executor: `create_process` then fails with [`SpawnError::Unavailable`] and `run` with the
@@ -254,6 +258,12 @@ pub fn executor() -> &'static Executor {
 
 impl Executor {
     /// A new executor with the defaults: 3 s kill grace, the [`SpawnBackend::Vfork`] backend.
+    ///
+    /// Building is not running: a loop must run for requests to be served (see "Running the
+    /// loop" in the crate docs). [`Executor::start`] builds one whose loop runs on a thread it
+    /// owns; with `new`, call [`run`](Self::run) on a thread, or use [`run_with`](Self::run_with).
+    /// A request made before the loop starts waits for it, and warns after a second (on stderr
+    /// too when no `tracing` subscriber is installed).
     pub fn new() -> io::Result<Executor> {
         Executor::builder().build()
     }

@@ -8,22 +8,19 @@
 //! use std::time::Duration;
 //! use napix_executor::Executor;
 //!
-//! let ex = Executor::builder().kill_grace(Duration::from_millis(200)).build()?;
-//! // The loop runs on this (the main) thread while the closure runs on another; it stops when the
-//! // closure returns, errs or panics, so a `?` below cannot leave it running for ever.
-//! ex.run_with(|ex| -> std::io::Result<()> {
-//!     let echo = ex.create_process(&["sh", "-c", "echo hello"], false)?;
-//!     let mut out = String::new();
-//!     let mut stdout = echo.take_stdout().expect("pipes were asked for");
-//!     std::io::Read::read_to_string(&mut stdout, &mut out)?;
-//!     assert_eq!(out, "hello\n");
-//!     assert!(echo.wait().success());
+//! // The loop runs on a thread the executor owns; building with `new()` or `build()` alone runs
+//! // nothing (see "Running the loop").
+//! let ex = Executor::builder().kill_grace(Duration::from_millis(200)).start()?;
+//! let echo = ex.create_process(&["sh", "-c", "echo hello"], false)?;
+//! let mut out = String::new();
+//! let mut stdout = echo.take_stdout().expect("pipes were asked for");
+//! std::io::Read::read_to_string(&mut stdout, &mut out)?;
+//! assert_eq!(out, "hello\n");
+//! assert!(echo.wait().success());
 //!
-//!     let sleeper = ex.create_process(&["sleep", "30"], true)?;
-//!     let status = sleeper.kill(); // SIGTERM; SIGKILL after the grace
-//!     assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(15));
-//!     Ok(())
-//! })??; // the loop's error, then the closure's
+//! let sleeper = ex.create_process(&["sleep", "30"], true)?;
+//! let status = sleeper.kill(); // SIGTERM; SIGKILL after the grace
+//! assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(15));
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
@@ -41,10 +38,14 @@
 //! kill grace, SIGKILL) is [`Executor::stop`], or [`Executor::shutdown`], a future that
 //! resolves once every child is reaped, for async code.
 //!
-//! A request waiting for a loop nobody runs logs a `tracing` warning after a second, and fails
-//! with [`SpawnError::NotServed`] after [`ExecutorBuilder::request_timeout`] if one is set: a
-//! blocking one on its own, an async one woken by one timer thread for the process (see
-//! [`Executor::spawn_async`]).
+//! [`Executor::new`], [`ExecutorBuilder::build`] and [`executor()`] build an executor without
+//! running its loop (the seed's shape: a program may make requests before its main thread
+//! enters `run`, and they are served once it does). A request waiting for a loop nobody runs
+//! logs a `tracing` warning after a second that names these fixes; when the waiting thread has
+//! no `tracing` subscriber, the same line goes to stderr, once per executor. It fails with
+//! [`SpawnError::NotServed`] after [`ExecutorBuilder::request_timeout`] if one is set (there is
+//! no default limit): a blocking one on its own, an async one woken by one timer thread for the
+//! process (see [`Executor::spawn_async`]).
 //!
 //! # Async
 //!
@@ -410,6 +411,7 @@ mod exit_future;
 mod handle;
 mod kill_scope;
 mod lifetime;
+mod not_served;
 mod output;
 mod poller;
 mod proc_state;

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use crate::error::SpawnError;
+use crate::not_served::NotServedNotice;
 use crate::poller::{Poller, Waker};
 use crate::queue::RequestQueue;
 use crate::spin::SpinPolicy;
@@ -85,6 +86,8 @@ pub(crate) struct Shared {
     /// everything but the loop thread, and the descriptors (epoll set, pidfds) stay shared with
     /// the parent: it must neither be served nor touch them.
     owner: u32,
+    /// Tells a program that never runs the loop so (`not_served.rs`).
+    not_served: NotServedNotice,
 }
 
 impl Shared {
@@ -101,6 +104,7 @@ impl Shared {
             looping: AtomicBool::new(false),
             next_serial: AtomicU64::new(1),
             owner: std::process::id(),
+            not_served: NotServedNotice::default(),
         })
     }
 
@@ -173,15 +177,12 @@ impl Shared {
     }
 
     /// Tells the user that a request has waited [`SLOW_REPLY`](crate::queue::SLOW_REPLY) for a
-    /// loop nobody runs (nothing if one runs now, or the executor stopped). Called once per
-    /// request, by a blocking caller or an awaiting future.
+    /// loop nobody runs (nothing if one runs now, or the executor stopped): a `tracing` warning,
+    /// and without a subscriber a line on stderr once per executor. Called once per request, by
+    /// a blocking caller or an awaiting future.
     pub(crate) fn warn_if_not_served(&self) {
         if !self.is_looping() && !self.is_stopped() {
-            tracing::warn!(
-                waited = ?crate::queue::SLOW_REPLY,
-                "a spawn request waits for the executor's loop, but no thread runs it \
-                 (call Executor::run, or use Executor::start or run_with)"
-            );
+            self.not_served.emit(crate::queue::SLOW_REPLY);
         }
     }
 
