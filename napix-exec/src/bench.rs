@@ -15,8 +15,11 @@
 //! Sections: latency on the tiny program (a 185-byte static ELF written to a temporary file,
 //! so that spawn machinery and not the dynamic loader dominates), on /bin/true and on any
 //! `--program`; a parent-memory sweep (`--rss`); throughput with T submitting threads
-//! (`--threads`); and the latency of one more spawn with N children tracked, with the time
-//! `stop()` takes to bring `run()` back (`--tracked`).
+//! (`--threads`: the default executor, one built with the other `SpawnSite`, T raw threads each
+//! doing clone-vfork + waitid and T each doing posix_spawn + waitid, and batches); and the
+//! latency of one more spawn with N children tracked, with the time `stop()` takes to bring
+//! `run()` back (`--tracked`). The executors under test are built as a user builds one: no site
+//! option unless one is measured on purpose.
 //!
 //! Where the time goes (`bench_hops.rs`): the executors under test record each child's
 //! `Timeline` (`--no-hops` turns that off), so the latency section breaks every executor
@@ -31,8 +34,9 @@
 //!
 //! Every input is checked before the first measurement (usage errors exit 2); what was measured
 //! is written (`--json`, `--export-json`, `--export-markdown`) before the plot is drawn, and even
-//! when a section fails. The tool reports ratios; it does not judge them: pass/fail checks of the
-//! library's own goals are not its job.
+//! when a section fails. The tables report ratios without judging them; the last line, the
+//! headline (`bench_headline.rs`), puts the default executor's main ratios beside the goals the
+//! library holds itself to and marks a miss.
 
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
@@ -47,6 +51,8 @@ use napix_executor::{SpawnBackend, SpawnSite};
 
 use crate::duration;
 
+#[path = "bench_headline.rs"]
+mod bench_headline;
 #[path = "bench_hops.rs"]
 mod bench_hops;
 #[path = "bench_measure.rs"]
@@ -59,7 +65,9 @@ mod bench_stats;
 mod bench_tiny;
 
 use bench_hops::{CpuRow, HopSamples};
-use bench_measure::{Contender, Plan, Res, Rig, Target, Tuning, all_contenders, backend_name};
+use bench_measure::{
+    Contender, Plan, Res, Rig, Spawner, Target, Tuning, all_contenders, backend_name,
+};
 use bench_report::{
     FdControl, LatencySection, LoadMeter, Machine, OtherLoad, Report, Settings, Spread,
     ThroughputRow, TrackedRow, contender_results,
@@ -81,14 +89,7 @@ pub enum Section {
 }
 
 #[derive(clap::Args, Debug)]
-#[command(after_help = "\
-The default run allocates and touches up to 1 GiB (--rss) and starts 1,000 sleeping processes \
-(--tracked); see the README for how long it takes. --quick gives a first look in seconds.
-
-Durations: a bare number is seconds (0.5); or a number with a unit: us, ms, s, m (600ms).
-
-Exit status: 0 when the run completed and everything was written, 1 when a measurement or a \
-write failed (what was measured is still written), 2 for a usage error.")]
+#[command(after_help = bench_help())]
 pub struct BenchArgs {
     /// A first look: tiny counts, a few seconds. Explicit flags still win.
     #[arg(long, conflicts_with = "full")]
@@ -102,10 +103,8 @@ pub struct BenchArgs {
     /// Also measure this program (repeatable; PATH is searched when it has no slash).
     #[arg(long, value_name = "PATH")]
     program: Vec<PathBuf>,
-    /// Measure only these contenders in the latency and rss sections [default: all]:
-    /// exec-vfork, exec-posix_spawn, exec-fork, raw-vfork (the floor), raw-posix_spawn, raw-fork,
-    /// std, exec-options, std-options (env, cwd and stdin bytes).
-    #[arg(long, value_delimiter = ',', value_name = "KEYS")]
+    // The help lists every key, generated from the one list of contenders.
+    #[arg(long, value_delimiter = ',', value_name = "KEYS", help = contenders_help())]
     contenders: Vec<String>,
     /// Skip the /bin/true latency section.
     #[arg(long)]
@@ -166,6 +165,38 @@ pub struct BenchArgs {
     /// of the ratios to the floor.
     #[arg(long, value_name = "FILE.svg")]
     plot: Option<PathBuf>,
+}
+
+/// The text after `bench --help`'s options.
+fn bench_help() -> String {
+    format!(
+        "\
+The default run allocates and touches up to 1 GiB (--rss) and starts 1,000 sleeping processes \
+(--tracked); see the README for how long it takes. --quick gives a first look in seconds.
+
+The last line printed is the headline: the default executor's ratios against std::process and the \
+raw spawns, each with the goal it is held to; '!' marks a missed goal, '-' a ratio whose data this \
+run did not collect.
+
+Durations: {}.
+
+Exit status: 0 when the run completed and everything was written, 1 when a measurement or a \
+write failed (what was measured is still written), 2 for a usage error.",
+        duration::syntax()
+    )
+}
+
+/// `--contenders`' help: every key, from the one list of contenders.
+fn contenders_help() -> String {
+    let keys: Vec<String> = all_contenders()
+        .iter()
+        .map(|c| format!("{}: {}", c.key(), c.name))
+        .collect();
+    format!(
+        "Measure only these contenders in the latency and rss sections [default: all]; KEYS \
+         from: {}",
+        keys.join("; ")
+    )
 }
 
 /// A size for --rss; zero is refused (it would measure nothing the no-allocation run does not).
@@ -250,7 +281,8 @@ impl Config {
                 grace,
                 spin: a.spin,
                 timeline: !a.no_hops,
-                site: SpawnSite::ExecutorThread,
+                // The executors under test are built as a user builds one: the default site.
+                site: None,
             },
         }
     }
@@ -577,6 +609,7 @@ fn run(args: BenchArgs, checked: Checked) -> Res<()> {
         tracked: Vec::new(),
         other_load: Vec::new(),
         notes,
+        headline: None,
     };
 
     let measured = measure(
@@ -596,6 +629,8 @@ fn run(args: BenchArgs, checked: Checked) -> Res<()> {
     for n in &report.notes {
         ui.say(&format!("note: {n}"));
     }
+    let headline = bench_headline::Headline::of(&report);
+    report.headline = Some(headline.clone());
     ui.bar.finish_and_clear();
 
     // The measured data first, each write on its own: one failing must not lose the others.
@@ -637,6 +672,8 @@ fn run(args: BenchArgs, checked: Checked) -> Res<()> {
             Err(e) => failures.push(format!("--plot {}: {e}", path.display())),
         }
     }
+    // Last, on one line however wide (for `| tail -1`).
+    ui.print(&headline.text);
     drop(tiny);
     measured?;
     if failures.is_empty() {
@@ -729,22 +766,24 @@ fn measure(
         report.throughput =
             throughput_section(cfg, ui, &main_prog.target, &cfg.throughput_threads())?;
         other_load(report, "threads", &meter);
+        let other = site_label(other_site());
         ui.table(bench_report::throughput_table(
             &report.throughput,
             cfg.window.as_millis(),
             backend_name(default),
+            other,
         ));
         let mut rows: Vec<(String, &CpuRow)> = Vec::new();
         for r in &report.throughput {
             rows.push((format!("executor T={}", r.threads), &r.cpu));
-            rows.push((format!("site T={}", r.threads), &r.caller_site_cpu));
+            rows.push((format!("{other} T={}", r.threads), &r.other_site_cpu));
         }
-        ui.table(bench_hops::cpu_table(&rows));
+        ui.table(bench_hops::cpu_table(&rows, other));
         let mut rows: Vec<(String, &bench_hops::Hops)> = Vec::new();
         for r in &report.throughput {
             let each = [
                 ("executor", &r.executor_hops),
-                ("site", &r.caller_site_hops),
+                (other, &r.other_site_hops),
                 ("raw", &r.raw_hops),
             ];
             for (name, hops) in each {
@@ -823,6 +862,50 @@ fn repeats(
 /// Commands per batch in the batched throughput contenders.
 const BATCH: usize = 4;
 
+/// The site the default executor does not use, measured beside it in the threads section: since
+/// callers clone their own children by default, the spawner thread the executor owns
+/// (`SpawnSite::ExecutorThread`).
+pub fn other_site() -> SpawnSite {
+    match SpawnSite::default() {
+        SpawnSite::CallingThread => SpawnSite::ExecutorThread,
+        _ => SpawnSite::CallingThread,
+    }
+}
+
+/// How a site is named in the tables.
+pub fn site_label(site: SpawnSite) -> &'static str {
+    match site {
+        SpawnSite::ExecutorThread => "spawner",
+        _ => "caller-site",
+    }
+}
+
+/// The throughput contenders, in the order of their rates.
+#[derive(Clone, Copy)]
+enum Tp {
+    /// The default executor, one spawn+wait at a time.
+    Executor,
+    /// An executor built with [`other_site`].
+    OtherSite,
+    /// Raw threads: clone-vfork + waitid.
+    RawVfork,
+    /// Raw threads: posix_spawn + waitid(P_PID).
+    RawPosixSpawn,
+    /// The default executor's spawn_many of BATCH, then a wait for each.
+    Many,
+    /// Raw threads spawning BATCH with clone-vfork, then waiting for each.
+    RawMany,
+}
+
+const TP: [Tp; 6] = [
+    Tp::Executor,
+    Tp::OtherSite,
+    Tp::RawVfork,
+    Tp::RawPosixSpawn,
+    Tp::Many,
+    Tp::RawMany,
+];
+
 /// T threads through one executor against T threads spawning raw, alternating which goes first.
 fn throughput_section(
     cfg: &Config,
@@ -831,40 +914,51 @@ fn throughput_section(
     counts: &[usize],
 ) -> Res<Vec<ThroughputRow>> {
     let backend = SpawnBackend::default();
-    // Two executors side by side: children cloned by the executor thread (the default), and by
-    // the submitting threads themselves (SpawnSite::CallingThread); then raw threads.
+    let other = other_site();
+    // Two executors side by side: the default one (as `Executor::new()` builds it) and one with
+    // the other site; then raw threads.
     let rig = Rig::start(&[backend], cfg.tuning)?;
     let sited = Rig::start(
         &[backend],
         Tuning {
-            site: SpawnSite::CallingThread,
+            site: Some(other),
             ..cfg.tuning
         },
     )?;
-    let execs = [
-        (rig.get(backend), rig.tid(backend)),
-        (sited.get(backend), sited.tid(backend)),
-    ];
-    // The contenders, in the order of `rates`: the executor, the caller site, raw threads, then
-    // batches of BATCH (the executor's spawn_many, raw threads spawning BATCH then waiting).
-    let contenders = [
-        (Some(execs[0]), 1),
-        (Some(execs[1]), 1),
-        (None, 1),
-        (Some(execs[0]), BATCH),
-        (None, BATCH),
-    ];
-    let run = |(exec, batch): (Option<(&napix_executor::Executor, i32)>, usize),
-               threads: usize,
-               window| {
-        bench_measure::throughput(exec, &target.argv, target.check, threads, window, batch)
+    let spawner = |c: Tp| match c {
+        Tp::Executor | Tp::Many => Spawner::Executor {
+            exec: rig.get(backend),
+            loop_tid: rig.tid(backend),
+            one_spawning_thread: SpawnSite::default() == SpawnSite::ExecutorThread,
+        },
+        Tp::OtherSite => Spawner::Executor {
+            exec: sited.get(backend),
+            loop_tid: sited.tid(backend),
+            one_spawning_thread: other == SpawnSite::ExecutorThread,
+        },
+        Tp::RawVfork | Tp::RawMany => Spawner::Raw(SpawnBackend::Vfork),
+        Tp::RawPosixSpawn => Spawner::Raw(SpawnBackend::PosixSpawn),
+    };
+    let run = |c: Tp, threads: usize, window| {
+        let batch = match c {
+            Tp::Many | Tp::RawMany => BATCH,
+            _ => 1,
+        };
+        bench_measure::throughput(
+            spawner(c),
+            &target.argv,
+            target.check,
+            threads,
+            window,
+            batch,
+        )
     };
     // Warm-up: fault in the worker paths once.
-    for contender in contenders {
-        run(contender, 1, cfg.window / 5)?;
+    for c in TP {
+        run(c, 1, cfg.window / 5)?;
     }
     // Per thread count, per contender, one window per repeat.
-    let mut rates: Vec<[Vec<bench_measure::Rate>; 5]> =
+    let mut rates: Vec<[Vec<bench_measure::Rate>; TP.len()]> =
         counts.iter().map(|_| Default::default()).collect();
     for r in 0..cfg.repeat {
         for (i, &t) in counts.iter().enumerate() {
@@ -874,9 +968,9 @@ fn throughput_section(
                 cfg.repeat
             ));
             // Interleaved, each repeat and thread count starting with another contender.
-            for k in 0..contenders.len() {
-                let c = (r + i + k) % contenders.len();
-                rates[i][c].push(run(contenders[c], t, cfg.window)?);
+            for k in 0..TP.len() {
+                let c = (r + i + k) % TP.len();
+                rates[i][c].push(run(TP[c], t, cfg.window)?);
             }
             ui.done();
         }
@@ -885,15 +979,19 @@ fn throughput_section(
     sited.shutdown()?;
     let raw_median = |t: usize| {
         counts.iter().position(|&c| c == t).map(|i| {
-            let rates: Vec<f64> = rates[i][2].iter().map(|x| x.per_second).collect();
+            let rates: Vec<f64> = rates[i][Tp::RawVfork as usize]
+                .iter()
+                .map(|x| x.per_second)
+                .collect();
             bench_stats::median(&rates)
         })
     };
     let (raw1, raw2) = (raw_median(1), raw_median(2));
     let mut rows = Vec::new();
     for (i, &t) in counts.iter().enumerate() {
-        let [exec, site, raw, many, raw_many] = std::mem::take(&mut rates[i]).map(Windows::of);
-        let (Some(exec_mid), Some(site_mid), Some(cpu), Some(caller_site_cpu)) = (
+        let [exec, site, raw, raw_posix_spawn, many, raw_many] =
+            std::mem::take(&mut rates[i]).map(Windows::of);
+        let (Some(exec_mid), Some(site_mid), Some(cpu), Some(other_site_cpu)) = (
             exec.median(),
             site.median(),
             exec.cpu_against(&raw),
@@ -902,8 +1000,9 @@ fn throughput_section(
             return Err("a throughput row without windows".into());
         };
         let executor_per_s = exec.spread();
-        let caller_site_per_s = site.spread();
+        let other_site_per_s = site.spread();
         let raw_per_s = raw.spread();
+        let raw_posix_spawn_per_s = raw_posix_spawn.spread();
         let (many_per_s, raw_many_per_s) = (many.spread(), raw_many.spread());
         rows.push(ThroughputRow {
             batch: BATCH,
@@ -914,17 +1013,21 @@ fn throughput_section(
             ratio_to_raw_1_thread: raw1.map(|r| executor_per_s.median / r),
             ratio_to_raw_2_threads: raw2.map(|r| executor_per_s.median / r),
             ratio_to_raw_same_threads: executor_per_s.median / raw_per_s.median,
-            caller_site_ratio_to_raw_same_threads: caller_site_per_s.median / raw_per_s.median,
+            ratio_to_raw_posix_spawn_same_threads: executor_per_s.median
+                / raw_posix_spawn_per_s.median,
+            other_site: format!("{other:?}"),
+            other_site_ratio_to_raw_same_threads: other_site_per_s.median / raw_per_s.median,
             executor_thread: exec_mid.load.clone(),
-            caller_site_thread: site_mid.load.clone(),
+            other_site_thread: site_mid.load.clone(),
             cpu,
-            caller_site_cpu,
+            other_site_cpu,
             executor_hops: exec.hops.summarize(),
-            caller_site_hops: site.hops.summarize(),
+            other_site_hops: site.hops.summarize(),
             raw_hops: raw.hops.summarize(),
             executor_per_s,
-            caller_site_per_s,
+            other_site_per_s,
             raw_per_s,
+            raw_posix_spawn_per_s,
         });
     }
     // Only the asked counts are shown; 1 and 2 were measured for the ratios.

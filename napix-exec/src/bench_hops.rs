@@ -115,7 +115,8 @@ impl Hops {
     }
 }
 
-/// A table of breakdowns, three rows per labelled breakdown: medians, p99s, means.
+/// A table of breakdowns, three rows per labelled breakdown: medians, p99s (from
+/// [`P99_MIN_SAMPLES`](super::bench_stats::P99_MIN_SAMPLES) samples up), means.
 pub fn hops_table(title: &str, rows: &[(String, &Hops)]) -> Table {
     let mut headers = vec![""];
     headers.extend(HOPS.iter().map(|(name, _)| *name));
@@ -136,7 +137,12 @@ pub fn hops_table(title: &str, rows: &[(String, &Hops)]) -> Table {
         let mut median = stat_row(label.clone(), |h| h.median_ns, true);
         median.push(String::new());
         t.row(median);
-        t.row(stat_row("  p99".into(), |h| h.p99_ns, false));
+        if hops.samples >= super::bench_stats::P99_MIN_SAMPLES {
+            t.row(stat_row("  p99".into(), |h| h.p99_ns, false));
+        } else {
+            // Too few samples for a tail: no p99 row (the table's note says why).
+            t.thin(None);
+        }
         let mut mean = stat_row("  mean".into(), |h| h.mean_ns, true);
         mean.push(hops.largest().map_or("-", |h| h.hop).to_string());
         t.row(mean);
@@ -221,9 +227,9 @@ pub struct CpuRow {
     pub ratio_per_repeat: Vec<f64>,
 }
 
-/// One row per thread count.
-/// One row per contender and thread count, labelled.
-pub fn cpu_table(rows: &[(String, &CpuRow)]) -> Table {
+/// One row per contender and thread count, labelled; `other` names the executor built with the
+/// site the default does not use.
+pub fn cpu_table(rows: &[(String, &CpuRow)], other: &str) -> Table {
     let mut t = Table::new(
         "CPU per spawn+wait: the bench process's own CPU time (children excluded) / spawns, in \
          the throughput windows",
@@ -242,7 +248,10 @@ pub fn cpu_table(rows: &[(String, &CpuRow)]) -> Table {
     for (label, r) in rows {
         let e = &r.executor;
         let other = e.process_ns - e.callers_ns - e.loop_ns.unwrap_or(0.0);
-        let (lo, hi) = super::bench_stats::min_max(&r.ratio_per_repeat);
+        let spread = super::bench_stats::spread_cell(&r.ratio_per_repeat, |lo, hi| {
+            format!("{}-{}", fmt_ratio(Some(lo)), fmt_ratio(Some(hi)))
+        });
+        let spread = t.thin(spread);
         t.row(vec![
             label.clone(),
             fmt_ns(e.process_ns),
@@ -251,17 +260,17 @@ pub fn cpu_table(rows: &[(String, &CpuRow)]) -> Table {
             fmt_ns(other.max(0.0)),
             fmt_ns(r.raw.process_ns),
             fmt_ratio(Some(r.ratio)),
-            format!("{}-{}", fmt_ratio(Some(lo)), fmt_ratio(Some(hi))),
+            spread,
         ]);
     }
-    t.note(
-        "executor = CLOCK_PROCESS_CPUTIME_ID / spawns with T threads submitting to one executor; \
-         callers = the T submitting threads' own CPU (CLOCK_THREAD_CPUTIME_ID, summed); loop = \
-         the executor thread's (schedstat); other = the rest of the process; raw = the same with \
-         T threads each spawning (clone-vfork + waitid) for itself. Windows with the median rate. \
-         site = the same with an executor built with SpawnSite::CallingThread (the executor \
-         column is then its process CPU)",
-    );
+    t.note(format!(
+        "executor = CLOCK_PROCESS_CPUTIME_ID / spawns with T threads submitting to one default \
+         executor; callers = the T submitting threads' own CPU (CLOCK_THREAD_CPUTIME_ID, summed); \
+         loop = the executor's loop thread's (schedstat); other = the rest of the process (a \
+         spawner thread's among it); raw = the same with T threads each spawning (clone-vfork + \
+         waitid) for itself. Windows with the median rate. {other} = the same through the \
+         executor built with the other SpawnSite (see the throughput table)"
+    ));
     t
 }
 

@@ -234,8 +234,9 @@ pub struct Tuning {
     pub spin: Option<Duration>,
     /// `ExecutorBuilder::timeline`: record each child's timeline, for the hop breakdown.
     pub timeline: bool,
-    /// `ExecutorBuilder::spawn_site`: which thread clones the children.
-    pub site: SpawnSite,
+    /// `ExecutorBuilder::spawn_site`: which thread clones the children; `None` leaves the
+    /// builder's default (no `spawn_site` call), as a user's executor has it.
+    pub site: Option<SpawnSite>,
 }
 
 /// One executor under test, looping in `run()` on its own thread.
@@ -260,8 +261,10 @@ impl Rig {
             let mut builder = Executor::builder()
                 .backend(backend)
                 .kill_grace(tuning.grace)
-                .timeline(tuning.timeline)
-                .spawn_site(tuning.site);
+                .timeline(tuning.timeline);
+            if let Some(site) = tuning.site {
+                builder = builder.spawn_site(site);
+            }
             if let Some(spin) = tuning.spin {
                 builder = builder.spin(spin);
             }
@@ -597,8 +600,9 @@ pub struct LoopLoad {
     pub sleeps_per_spawn: f64,
     /// Times it was preempted per spawn+wait.
     pub preempted_per_spawn: f64,
-    /// Share of the window the thread spent inside clone+exec (on CPU or blocked until the
-    /// child's exec), from the children's timelines; `None` without timelines.
+    /// Share of the window the one spawning thread spent inside clone+exec (on CPU or blocked
+    /// until the child's exec), from the children's timelines; `None` without timelines, or
+    /// when the callers clone their own children (no one thread spawns).
     pub in_spawn: Option<f64>,
 }
 
@@ -643,12 +647,27 @@ struct Worker {
     hops: HopSamples,
 }
 
-/// `threads` threads each spawn+wait `argv` in a loop for `window`; through `exec` when given
-/// (requests from every thread to one loop), else each with its own raw clone-vfork. With
-/// `batch > 1` each round spawns `batch` children (through `exec`: one `spawn_many`; raw: one
-/// clone after the other) and then waits for each.
+/// Who spawns in a throughput window.
+#[derive(Clone, Copy)]
+pub enum Spawner<'a> {
+    /// Requests from every thread to one executor, with the kernel thread id of its loop (for
+    /// the loop's CPU accounting), and whether one thread of the executor clones every child
+    /// (`SpawnSite::ExecutorThread`): then its share of the window in clone+exec is reported.
+    Executor {
+        exec: &'a Executor,
+        loop_tid: i32,
+        one_spawning_thread: bool,
+    },
+    /// Each thread for itself through the library's raw spawn (`direct`) with this backend,
+    /// then a blocking waitid.
+    Raw(SpawnBackend),
+}
+
+/// `threads` threads each spawn+wait `argv` in a loop for `window`, as `spawner` says. With
+/// `batch > 1` each round spawns `batch` children (through an executor: one `spawn_many`; raw:
+/// one spawn after the other) and then waits for each.
 pub fn throughput(
-    exec: Option<(&Executor, i32)>,
+    spawner: Spawner<'_>,
     argv: &[OsString],
     check: bool,
     threads: usize,
@@ -656,6 +675,18 @@ pub fn throughput(
     batch: usize,
 ) -> Res<Rate> {
     let batch = batch.max(1);
+    let (exec, raw_backend, one_spawning_thread) = match spawner {
+        Spawner::Executor {
+            exec,
+            loop_tid,
+            one_spawning_thread,
+        } => (
+            Some((exec, loop_tid)),
+            SpawnBackend::Vfork,
+            one_spawning_thread,
+        ),
+        Spawner::Raw(backend) => (None, backend, false),
+    };
     let barrier = Barrier::new(threads + 1);
     let start: OnceLock<Instant> = OnceLock::new();
     let before = exec.map(|(_, tid)| ThreadCpu::read(tid));
@@ -719,7 +750,7 @@ pub fn throughput(
                                 // `batch` spawns, then `batch` waits.
                                 let began = Instant::now();
                                 let children = (0..batch)
-                                    .map(|_| p.spawn(SpawnBackend::Vfork))
+                                    .map(|_| p.spawn(raw_backend))
                                     .collect::<Result<Vec<_>, _>>()
                                     .map_err(|e| e.to_string())?;
                                 let spawned = Instant::now();
@@ -768,8 +799,9 @@ pub fn throughput(
             wall,
             spawns,
         );
-        load.in_spawn = hops
-            .clone_exec_total()
+        load.in_spawn = one_spawning_thread
+            .then(|| hops.clone_exec_total())
+            .flatten()
             .map(|t| t.as_secs_f64() / wall.as_secs_f64());
         load
     });

@@ -5,10 +5,12 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use super::bench_headline::Headline;
 use super::bench_hops::{CpuRow, Hops};
 use super::bench_measure::{Contender, LoopLoad, Plan, Res, backend_name};
 use super::bench_stats::{
     Layout, Summary, Table, fmt_bytes, fmt_count, fmt_ns, fmt_ns_range, fmt_ratio, median, min_max,
+    p99_cell, spread_cell,
 };
 
 /// The whole run, as printed by `--json`.
@@ -25,6 +27,9 @@ pub struct Report {
     /// CPU used by other processes during each section.
     pub other_load: Vec<OtherLoad>,
     pub notes: Vec<String>,
+    /// The last line printed: the default executor's ratios against its goals. Set once
+    /// everything is measured.
+    pub headline: Option<Headline>,
 }
 
 /// The machine the numbers come from.
@@ -160,6 +165,8 @@ pub struct Settings {
 #[derive(Serialize)]
 pub struct ContenderResult {
     pub name: String,
+    /// Its `--contenders` key (`exec-vfork`, `raw-vfork`, `std`, ...).
+    pub key: String,
     pub kind: &'static str,
     pub backend: Option<&'static str>,
     pub floor: bool,
@@ -199,6 +206,7 @@ pub fn contender_results(
             let summary = Summary::of(&mut pooled)?;
             Some(ContenderResult {
                 name: c.name.clone(),
+                key: c.key(),
                 kind: c.kind_name(),
                 backend: c.backend().map(backend_name),
                 floor: c.is_floor(),
@@ -256,12 +264,13 @@ impl LatencySection {
         );
         t.wide_only([4]);
         for c in &self.contenders {
-            let (lo, hi) = min_max(&c.repeat_medians_ns);
+            let p99 = t.thin(p99_cell(c.summary.p99_ns, c.summary.samples));
+            let spread = t.thin(spread_cell(&c.repeat_medians_ns, fmt_ns_range));
             t.row(vec![
                 c.name.clone(),
                 fmt_ns(c.summary.median_ns),
-                fmt_ns(c.summary.p99_ns),
-                fmt_ns_range(lo, hi),
+                p99,
+                spread,
                 format!("{}/s", fmt_count(c.per_second_at_median)),
                 fmt_ratio(c.ratio_to_floor),
                 fmt_ratio(c.ratio_to_std),
@@ -311,7 +320,7 @@ pub fn sweep_table(points: &[LatencySection], plan: &Plan) -> Table {
             match p.find(|x| x.name == c.name) {
                 Some(x) => {
                     row.push(fmt_ns(x.summary.median_ns));
-                    row.push(fmt_ns(x.summary.p99_ns));
+                    row.push(t.thin(p99_cell(x.summary.p99_ns, x.summary.samples)));
                     medians.push(x.summary.median_ns);
                 }
                 None => row.extend(["-".to_string(), "-".to_string()]),
@@ -368,28 +377,36 @@ impl Spread {
 #[derive(Serialize)]
 pub struct ThroughputRow {
     pub threads: usize,
-    /// spawn+wait per second, T threads through one executor (default backend).
+    /// spawn+wait per second, T threads through one default executor (default backend, built
+    /// with no site option).
     pub executor_per_s: Spread,
     /// spawn+wait per second, T threads each doing raw clone-vfork + waitid.
     pub raw_per_s: Spread,
+    /// spawn+wait per second, T threads each doing raw posix_spawn + waitid(P_PID).
+    pub raw_posix_spawn_per_s: Spread,
     pub ratio_to_raw_1_thread: Option<f64>,
     pub ratio_to_raw_2_threads: Option<f64>,
+    /// Against T raw clone-vfork threads.
     pub ratio_to_raw_same_threads: f64,
+    /// Against T raw posix_spawn threads.
+    pub ratio_to_raw_posix_spawn_same_threads: f64,
     /// The executor thread's load in the window with the median rate.
     pub executor_thread: Option<LoopLoad>,
-    /// CPU per spawn+wait, executor against raw.
+    /// CPU per spawn+wait, executor against raw clone-vfork threads.
     pub cpu: CpuRow,
     /// Where the time of the executor's spawn+waits goes (every repeat pooled).
     pub executor_hops: Option<Hops>,
     /// The raw threads' spawn call and wait (every repeat pooled), in the same terms.
     pub raw_hops: Option<Hops>,
-    /// The same through an executor built with `SpawnSite::CallingThread` (the submitting
-    /// threads clone; the executor thread reaps).
-    pub caller_site_per_s: Spread,
-    pub caller_site_ratio_to_raw_same_threads: f64,
-    pub caller_site_thread: Option<LoopLoad>,
-    pub caller_site_cpu: CpuRow,
-    pub caller_site_hops: Option<Hops>,
+    /// The `SpawnSite` the default executor does not use (`ExecutorThread`: a spawner thread
+    /// the executor owns clones every child), and the same figures through an executor built
+    /// with it.
+    pub other_site: String,
+    pub other_site_per_s: Spread,
+    pub other_site_ratio_to_raw_same_threads: f64,
+    pub other_site_thread: Option<LoopLoad>,
+    pub other_site_cpu: CpuRow,
+    pub other_site_hops: Option<Hops>,
     /// Batches: each thread spawns `batch` commands with one `spawn_many` and waits for them
     /// all, against raw threads spawning `batch` children and then waiting for each.
     pub batch: usize,
@@ -398,71 +415,92 @@ pub struct ThroughputRow {
     pub many_ratio_to_raw_many: f64,
 }
 
-pub fn throughput_table(rows: &[ThroughputRow], window_ms: u128, backend: &str) -> Table {
+/// A rate with its spread over the repeats (`-` for one repeat).
+fn rate_cells(t: &mut Table, s: &Spread) -> [String; 2] {
+    let spread = spread_cell(&s.values, |lo, hi| {
+        format!("{}-{}", fmt_count(lo), fmt_count(hi))
+    });
+    [fmt_count(s.median), t.thin(spread)]
+}
+
+pub fn throughput_table(
+    rows: &[ThroughputRow],
+    window_ms: u128,
+    backend: &str,
+    other: &str,
+) -> Table {
+    let headers = [
+        "threads".to_string(),
+        "executor/s".into(),
+        "min-max".into(),
+        "raw vfork/s".into(),
+        "min-max".into(),
+        "raw posix_spawn/s".into(),
+        "min-max".into(),
+        "exec/raw1".into(),
+        "exec/raw2".into(),
+        "exec/vforkT".into(),
+        "exec/pspawnT".into(),
+        format!("{other}/s"),
+        "min-max".into(),
+        format!("{other}/vforkT"),
+        "many/s".into(),
+        "raw many/s".into(),
+        "many/raw".into(),
+        "loop busy".into(),
+        "in spawn".into(),
+        format!("{other} loop busy"),
+        "user/sys".into(),
+        "loop cpu/spawn".into(),
+        "sleeps/spawn".into(),
+    ];
+    let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
     let mut t = Table::new(
         format!(
             "throughput: T threads spawn+wait the tiny program for {window_ms} ms \
-             (executor = one executor, {backend}; raw = each thread its own clone-vfork)"
+             (executor = one default executor, {backend}; raw = each thread spawns for itself)"
         ),
-        &[
-            "threads",
-            "executor/s",
-            "min-max",
-            "raw/s",
-            "min-max",
-            "exec/raw1",
-            "exec/raw2",
-            "exec/rawT",
-            "site/s",
-            "min-max",
-            "site/rawT",
-            "many/s",
-            "raw many/s",
-            "many/raw",
-            "loop busy",
-            "loop in spawn",
-            "site busy",
-            "user/sys",
-            "loop cpu/spawn",
-            "sleeps/spawn",
-        ],
+        &headers,
     );
-    t.wide_only([2, 4, 5, 6, 9, 11, 12, 16, 17, 18, 19]);
+    t.wide_only([2, 4, 5, 6, 7, 8, 11, 12, 14, 15, 16, 19, 20, 21, 22]);
+    let pct = |x: f64| format!("{:.0}%", x * 100.0);
     for r in rows {
         let load = r.executor_thread.as_ref();
+        let executor = rate_cells(&mut t, &r.executor_per_s);
+        let raw = rate_cells(&mut t, &r.raw_per_s);
+        let raw_posix_spawn = rate_cells(&mut t, &r.raw_posix_spawn_per_s);
+        let site = rate_cells(&mut t, &r.other_site_per_s);
+        // The one spawning thread's share in clone+exec: whichever executor has one.
+        let in_spawn = load
+            .and_then(|l| l.in_spawn)
+            .or_else(|| r.other_site_thread.as_ref().and_then(|l| l.in_spawn));
+        let [e, e_spread] = executor;
+        let [rv, rv_spread] = raw;
+        let [rp, rp_spread] = raw_posix_spawn;
+        let [si, si_spread] = site;
         t.row(vec![
             r.threads.to_string(),
-            fmt_count(r.executor_per_s.median),
-            format!(
-                "{}-{}",
-                fmt_count(r.executor_per_s.min),
-                fmt_count(r.executor_per_s.max)
-            ),
-            fmt_count(r.raw_per_s.median),
-            format!(
-                "{}-{}",
-                fmt_count(r.raw_per_s.min),
-                fmt_count(r.raw_per_s.max)
-            ),
+            e,
+            e_spread,
+            rv,
+            rv_spread,
+            rp,
+            rp_spread,
             fmt_ratio(r.ratio_to_raw_1_thread),
             fmt_ratio(r.ratio_to_raw_2_threads),
             fmt_ratio(Some(r.ratio_to_raw_same_threads)),
-            fmt_count(r.caller_site_per_s.median),
-            format!(
-                "{}-{}",
-                fmt_count(r.caller_site_per_s.min),
-                fmt_count(r.caller_site_per_s.max)
-            ),
-            fmt_ratio(Some(r.caller_site_ratio_to_raw_same_threads)),
+            fmt_ratio(Some(r.ratio_to_raw_posix_spawn_same_threads)),
+            si,
+            si_spread,
+            fmt_ratio(Some(r.other_site_ratio_to_raw_same_threads)),
             fmt_count(r.many_per_s.median),
             fmt_count(r.raw_many_per_s.median),
             fmt_ratio(Some(r.many_ratio_to_raw_many)),
-            load.map_or("-".into(), |l| format!("{:.0}%", l.busy * 100.0)),
-            load.and_then(|l| l.in_spawn)
-                .map_or("-".into(), |x| format!("{:.0}%", x * 100.0)),
-            r.caller_site_thread
+            load.map_or("-".into(), |l| pct(l.busy)),
+            in_spawn.map_or("-".into(), pct),
+            r.other_site_thread
                 .as_ref()
-                .map_or("-".into(), |l| format!("{:.0}%", l.busy * 100.0)),
+                .map_or("-".into(), |l| pct(l.busy)),
             load.map_or("-".into(), |l| {
                 if l.user_share.is_finite() {
                     format!("{:.0}/{:.0}%", l.user_share * 100.0, l.sys_share * 100.0)
@@ -474,16 +512,18 @@ pub fn throughput_table(rows: &[ThroughputRow], window_ms: u128, backend: &str) 
             load.map_or("-".into(), |l| format!("{:.2}", l.sleeps_per_spawn)),
         ]);
     }
-    t.note(
-        "site = an executor built with SpawnSite::CallingThread (each submitting thread clones, \
-         the executor thread reaps). many = each thread spawns a batch with one spawn_many (the \
+    let other_site = rows.first().map_or("", |r| r.other_site.as_str());
+    t.note(format!(
+        "exec/vforkT, exec/pspawnT: the default executor's rate over T raw threads' doing \
+         clone-vfork + waitid, posix_spawn + waitid. {other} = an executor built with \
+         SpawnSite::{other_site}. many = each thread spawns a batch with one spawn_many (the \
          default executor) and waits for all of it; raw many = each raw thread spawns the same \
-         number of children, then waits for each (--wide shows both rates). loop/site busy = executor thread on-CPU time / wall time; \
-         loop in spawn = the time the executor thread spent inside clone+exec (on CPU or blocked \
-         until the child's exec, from the timelines) / wall time: near 100%, the single spawning \
-         thread is the wall; user/sys from /proc/self/task/TID/stat; sleeps = voluntary context \
-         switches",
-    );
+         number of children, then waits for each (--wide shows both rates). loop busy = the \
+         executor's loop thread on-CPU time / wall time; in spawn = the time the executor's one \
+         spawning thread (SpawnSite::ExecutorThread) spent inside clone+exec (on CPU or blocked \
+         until the child's exec, from the timelines) / wall time: near 100%, that thread is the \
+         wall; user/sys from /proc/self/task/TID/stat; sleeps = voluntary context switches"
+    ));
     t
 }
 
@@ -538,10 +578,14 @@ pub fn tracked_table(rows: &[TrackedRow], grace_ms: u128) -> Table {
     );
     t.wide_only([2, 6, 9, 10, 11]);
     for r in rows {
+        let p99 = t.thin(p99_cell(
+            r.executor.summary.p99_ns,
+            r.executor.summary.samples,
+        ));
         t.row(vec![
             fmt_count(r.tracked as f64),
             fmt_ns(r.executor.summary.median_ns),
-            fmt_ns(r.executor.summary.p99_ns),
+            p99,
             fmt_ratio(r.executor_ratio_to_none),
             fmt_ns(r.floor.summary.median_ns),
             fmt_ratio(r.floor_ratio_to_none),

@@ -201,6 +201,30 @@ pub struct Table {
     wide_only: Vec<bool>,
     rows: Vec<Vec<String>>,
     notes: Vec<String>,
+    /// Some cell was left out as meaningless on this run's few samples ([`Table::thin`]).
+    thin: bool,
+}
+
+/// Fewest samples for a p99 to be shown: with fewer, the nearest-rank p99 is the slowest sample
+/// or next to it, not a tail.
+pub const P99_MIN_SAMPLES: usize = 100;
+
+/// The note under a table with thin cells.
+pub const THIN_NOTE: &str = "-: left out on this run's few samples: a p99 of fewer than 100 \
+                             samples (it would be about the slowest one; no p99 row then), a \
+                             spread of one repeat";
+
+/// A p99 cell: `None` below [`P99_MIN_SAMPLES`].
+pub fn p99_cell(p99_ns: f64, samples: usize) -> Option<String> {
+    (samples >= P99_MIN_SAMPLES).then(|| fmt_ns(p99_ns))
+}
+
+/// A spread cell (`lo-hi` of values measured once per repeat): `None` for fewer than two.
+pub fn spread_cell(values: &[f64], fmt: impl Fn(f64, f64) -> String) -> Option<String> {
+    (values.len() >= 2).then(|| {
+        let (lo, hi) = min_max(values);
+        fmt(lo, hi)
+    })
 }
 
 impl Table {
@@ -212,7 +236,17 @@ impl Table {
             wide_only: vec![false; headers.len()],
             rows: Vec::new(),
             notes: Vec::new(),
+            thin: false,
         }
+    }
+
+    /// A cell that may be left out as meaningless on few samples (`None`): printed `-`, and the
+    /// table then says why under it.
+    pub fn thin(&mut self, cell: Option<String>) -> String {
+        cell.unwrap_or_else(|| {
+            self.thin = true;
+            "-".into()
+        })
     }
 
     /// Marks the columns at `indexes` as details: left out of the [`Layout::Fit`] layout.
@@ -284,7 +318,8 @@ impl Table {
         for line in t.lines() {
             let _ = writeln!(out, "{}", line.trim_end());
         }
-        for note in &self.notes {
+        let thin = self.thin.then_some(THIN_NOTE);
+        for note in self.notes.iter().map(String::as_str).chain(thin) {
             if layout == Layout::Markdown {
                 let _ = writeln!(out, "\n{note}");
             } else {
@@ -330,6 +365,30 @@ mod tests {
         assert_eq!(s.min_ns, 1.0);
         let mut one = vec![7];
         assert_eq!(Summary::of(&mut one).expect("test setup").p99_ns, 7.0);
+    }
+
+    #[test]
+    fn few_samples_leave_p99_and_spread_out_and_the_table_says_so() {
+        assert_eq!(p99_cell(5e3, P99_MIN_SAMPLES - 1), None);
+        assert_eq!(p99_cell(5e3, P99_MIN_SAMPLES), Some("5.0 us".into()));
+        assert_eq!(spread_cell(&[1e3], fmt_ns_range), None);
+        assert_eq!(
+            spread_cell(&[2e3, 1e3], fmt_ns_range),
+            Some("1.0-2.0 us".into())
+        );
+        let mut t = Table::new("t", &["a", "p99"]);
+        let cell = t.thin(p99_cell(5e3, 20));
+        t.row(vec!["x".into(), cell]);
+        let text = t.render(Layout::Wide);
+        assert!(text.lines().any(|l| l.trim() == "x     -"), "{text}");
+        assert!(
+            text.contains("-: left out on this run's few samples"),
+            "{text}"
+        );
+        let mut full = Table::new("t", &["a", "p99"]);
+        let cell = full.thin(p99_cell(5e3, 200));
+        full.row(vec!["x".into(), cell]);
+        assert!(!full.render(Layout::Wide).contains("left out"));
     }
 
     #[test]
