@@ -320,13 +320,19 @@ fn search_path(
 ) -> Result<Vec<u8>, SpawnError> {
     let path_var = path_var.unwrap_or(OsStr::new(DEFAULT_PATH));
     let mut saw_denied = false;
-    // As glibc's execvp: EACCES wins, else the errno of the last entry (ENOTDIR for an entry
-    // that is a file); an unusual error (ELOOP, ENAMETOOLONG, ...) ends the search at once.
+    // As glibc's execvp: EACCES wins, else the errno of the last entry tried (ENOTDIR for an
+    // entry that is a file); an unusual error (ELOOP, ENAMETOOLONG, ...) ends the search at
+    // once. With no entry tried at all, ENOENT (glibc leaves errno as it was: std then reports
+    // errno 0, or whatever an earlier call left).
     let mut last = libc::ENOENT;
     // The child's directory, opened once a relative entry needs it: looking up from a
     // descriptor is what the child's chdir + execve does, with no PATH_MAX limit on the join.
     let mut from_cwd: Option<OwnedFd> = None;
     for dir in path_var.as_bytes().split(|&b| b == b':') {
+        if dir.len() >= libc::PATH_MAX as usize {
+            // glibc's execvp skips an entry this long without trying it (nor touching errno).
+            continue;
+        }
         let mut candidate = Vec::with_capacity(dir.len() + 1 + program.len());
         if !dir.is_empty() {
             candidate.extend_from_slice(dir);
@@ -453,6 +459,22 @@ mod tests {
         // EACCES over any other.
         let denied = search_path(OsStr::new("tmp"), Some(OsStr::new("/etc/passwd:/")), None);
         assert!(matches!(denied, Err(SpawnError::PermissionDenied { .. })));
+        // An entry of PATH_MAX bytes or more is skipped, as glibc's execvp does.
+        let long = "x".repeat(4096);
+        let found = search_path(
+            OsStr::new("sh"),
+            Some(OsStr::new(&format!("{long}:/bin"))),
+            None,
+        );
+        assert_eq!(found.ok().as_deref(), Some(&b"/bin/sh"[..]));
+        assert_eq!(not_dir(&format!("/etc/passwd:{long}")), Some(libc::ENOTDIR));
+        // One byte shorter it is tried, and the joined path is too long: that ends the search.
+        let e = search_path(
+            OsStr::new("sh"),
+            Some(OsStr::new(&format!("{}:/bin", &long[1..]))),
+            None,
+        );
+        assert_eq!(e.unwrap_err().raw_os_error(), Some(libc::ENAMETOOLONG));
         let e = search_path(OsStr::new("x"), Some(OsStr::new("/etc/passwd")), None).unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::NotADirectory);
     }

@@ -3,13 +3,15 @@
 //! random run of each target.
 //!
 //! `NAPIX_FUZZ_CASES` sets the number of random cases (default: 400 requests, 24 op sequences).
-//! The random runs are reproducible: each starts from a fixed seed (`DEFAULT_SEED`), printed
+//! The random runs are reproducible: each starts from a fixed seed (`DEFAULT_SEED` in
+//! `tests/common/seeded.rs`), printed
 //! with the test's output; `NAPIX_FUZZ_SEED=<u64, decimal or 0x-hex>` picks another one, and
 //! `NAPIX_FUZZ_SEED=random` a fresh one (printed, so a failure can be replayed with it).
 //! `NAPIX_WRITE_SEEDS=1` (re)writes the built-in seeds into `fuzz/corpus/`.
 //! `NAPIX_FUZZ_FILE=request:PATH` (or `ops:PATH`) replays one input, e.g. a crash artifact of
 //! the fuzzer, on the stable toolchain: `cargo test --test fuzz_replay replay_one_file`.
 
+mod common;
 mod fuzz_logic;
 
 use std::fs;
@@ -17,9 +19,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use common::seeded::{random_cases, seeded_runner};
 use napix_executor::{ChildWatch, Executor};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+use proptest::test_runner::Config;
 
 /// The ops target counts this process's descriptors and children: no two tests of this file may
 /// overlap (a lock of their own; `fuzz_logic::exclusive` is taken inside the targets).
@@ -51,54 +54,6 @@ fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
             (p, bytes)
         })
         .collect()
-}
-
-fn random_cases(default: u32) -> u32 {
-    std::env::var("NAPIX_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// The seed of the random runs unless `NAPIX_FUZZ_SEED` says otherwise.
-const DEFAULT_SEED: u64 = 0x6e61_7069_785f_6675;
-
-/// The random runs' seed: `NAPIX_FUZZ_SEED` (decimal, `0x` hex, or `random`), else
-/// [`DEFAULT_SEED`].
-fn seed() -> u64 {
-    match std::env::var("NAPIX_FUZZ_SEED") {
-        Err(_) => DEFAULT_SEED,
-        Ok(v) if v == "random" => {
-            // Fresh entropy from std's per-process hasher keys; printed below, so still replayable.
-            use std::hash::{BuildHasher, RandomState};
-            RandomState::new().hash_one(Instant::now())
-        }
-        Ok(v) => {
-            let parsed = match v.strip_prefix("0x") {
-                Some(hex) => u64::from_str_radix(&hex.replace('_', ""), 16),
-                None => v.parse(),
-            };
-            parsed.unwrap_or_else(|e| panic!("NAPIX_FUZZ_SEED={v:?}: {e}"))
-        }
-    }
-}
-
-/// A proptest runner that draws from a ChaCha stream seeded with [`seed`] (the test name mixed
-/// in, so the two random tests do not share a stream), and says which seed it used: proptest's
-/// own default picks a fresh random seed each run, which made CI's verdict a matter of luck.
-fn seeded_runner(test: &str, config: Config) -> TestRunner {
-    let seed = seed();
-    eprintln!("{test}: NAPIX_FUZZ_SEED={seed:#x} (set it to replay this run)");
-    let mut bytes = [0u8; 32];
-    bytes[..8].copy_from_slice(&seed.to_le_bytes());
-    for (i, b) in test.bytes().enumerate() {
-        bytes[8 + i % 24] ^= b;
-    }
-    let config = Config {
-        rng_algorithm: RngAlgorithm::ChaCha,
-        ..config
-    };
-    TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &bytes))
 }
 
 /// Runs `f` on `bytes`, naming the corpus file if it panics.

@@ -15,6 +15,7 @@
 
 pub mod faults;
 pub mod files;
+pub mod seeded;
 
 use std::ffi::{OsStr, OsString};
 use std::fs;

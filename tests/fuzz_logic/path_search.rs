@@ -7,7 +7,8 @@
 //!   three, told apart by their exit codes), or an errno; an empty entry is the working directory;
 //! - the first program found runs; `EACCES` (a file without the execute bit, a directory) is
 //!   remembered and the search goes on; `ENOENT` and `ENOTDIR` go on too; any other errno
-//!   (`ELOOP`, `ENAMETOOLONG`) ends the search with that error at once;
+//!   (`ELOOP`, `ENAMETOOLONG`) ends the search with that error at once; an entry of `PATH_MAX`
+//!   bytes or more is skipped untried (glibc);
 //! - at the end, `EACCES` if any entry said so, else the last entry's errno;
 //! - without `PATH` (removed, or the environment cleared) the search path is `/bin:/usr/bin`.
 //!
@@ -75,7 +76,7 @@ enum Entry {
     Loop,
     /// Holds a component longer than `NAME_MAX`: `ENAMETOOLONG`.
     LongComponent,
-    /// `<entry>/<name>` is longer than `PATH_MAX`: `ENAMETOOLONG`.
+    /// The entry itself has `PATH_MAX` bytes or more: glibc's `execvp` skips it untried.
     TooLong,
 }
 
@@ -117,7 +118,9 @@ fn candidate(entry: Entry, name: &str) -> Candidate {
         Entry::Missing => Candidate::Fails(libc::ENOENT),
         Entry::File => Candidate::Fails(libc::ENOTDIR),
         Entry::Loop => Candidate::Fails(libc::ELOOP),
-        Entry::LongComponent | Entry::TooLong => Candidate::Fails(libc::ENAMETOOLONG),
+        Entry::LongComponent => Candidate::Fails(libc::ENAMETOOLONG),
+        // Not tried: as a missing entry except that it leaves the last errno alone (`oracle`).
+        Entry::TooLong => Candidate::Fails(libc::ENOENT),
         // Looked up in a directory that exists: a name that long is refused first.
         _ if long => Candidate::Fails(libc::ENAMETOOLONG),
         Entry::Holds(c) if name == PROG => c,
@@ -131,6 +134,9 @@ fn oracle(name: &str, entries: &[Entry]) -> Candidate {
     let mut denied = false;
     let mut last = libc::ENOENT;
     for &entry in entries {
+        if entry == Entry::TooLong {
+            continue;
+        }
         match candidate(entry, name) {
             Candidate::Runs(code) => return Candidate::Runs(code),
             Candidate::Fails(libc::EACCES) => denied = true,
