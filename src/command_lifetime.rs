@@ -69,14 +69,16 @@ impl Command {
     /// Starts the kill escalation (SIGTERM to the kill scope, SIGKILL after the grace) by itself
     /// once `timeout` has passed since the spawn, unless the child has exited.
     /// [`ExecHandle::timed_out`](crate::ExecHandle::timed_out) then says so. Served by the
-    /// executor's one timer (no thread per child).
+    /// executor's one timer (no thread per child). A timeout too large to represent as an
+    /// instant (`Duration::MAX`) is no timeout.
     pub fn timeout(&mut self, timeout: Duration) -> &mut Command {
         self.lifetime.timeout = Some(timeout);
         self
     }
 
     /// The time between SIGTERM and SIGKILL when this child is killed (by `kill`, `start_kill`,
-    /// a timeout or `stop`), instead of the executor's.
+    /// a timeout or `stop`), instead of the executor's. A grace too large to represent as an
+    /// instant (`Duration::MAX`) is no limit: SIGTERM only, never SIGKILL.
     pub fn kill_grace(&mut self, grace: Duration) -> &mut Command {
         self.lifetime.kill_grace = Some(grace);
         self

@@ -7,9 +7,12 @@
 //! tests without a process. Time is passed in; the loop arms the timer to
 //! [`Escalations::next_deadline`].
 //!
-//! Heap entries of children reaped before they come due stay in the heap until they come due (or
-//! reach its top), which keeps a reap O(log n) free; a heap entry counts only while it matches the
-//! child's recorded due time of its kind.
+//! Heap entries of children reaped before they come due stay in the heap (lazy deletion, which
+//! keeps a reap free of a heap search); a heap entry counts only while it matches the child's
+//! recorded due time of its kind. Void entries leave when they reach the top, and the heap is
+//! rebuilt from the live ones whenever the void ones outnumber them, so its size stays
+//! proportional to the deadlines pending (not to spawn rate x timeout behind one long deadline),
+//! at an amortized O(1) per entry.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -90,15 +93,17 @@ enum Due {
     Timeout,
 }
 
-/// A grace so large it cannot be added to an instant: a year stands for "never".
-const FOREVER: Duration = Duration::from_secs(86400 * 365);
+/// Void entries tolerated beside the live ones before the heap is rebuilt: a small heap is not
+/// worth rebuilding.
+const COMPACT_SLACK: usize = 64;
 
 /// Every escalation in progress and every pending deadline.
 pub(crate) struct Escalations {
     grace: Duration,
     due: BinaryHeap<Reverse<(Instant, u64, Due)>>,
-    /// The SIGKILL deadline of each child under escalation, by serial, until it is reaped.
-    kills: HashMap<u64, Instant>,
+    /// The SIGKILL deadline of each child under escalation, by serial, until it is reaped; `None`
+    /// for a grace too large to represent (no SIGKILL ever comes).
+    kills: HashMap<u64, Option<Instant>>,
     /// The deadline of each child spawned with a timeout and not yet under escalation.
     timeouts: HashMap<u64, Instant>,
 }
@@ -137,9 +142,12 @@ impl Escalations {
         let _ = child.signal(libc::SIGTERM);
         let _ = child.signal(libc::SIGCONT);
         let grace = child.grace().unwrap_or(self.grace);
-        let deadline = from.checked_add(grace).unwrap_or_else(|| from + FOREVER);
+        // A grace too large to represent is no limit: SIGTERM only.
+        let deadline = from.checked_add(grace);
         self.kills.insert(serial, deadline);
-        self.due.push(Reverse((deadline, serial, Due::Kill)));
+        if let Some(at) = deadline {
+            self.push(at, serial, Due::Kill);
+        }
         info!(
             pid = child.pid(),
             grace_ms = grace.as_millis() as u64,
@@ -156,7 +164,33 @@ impl Escalations {
     /// Child `serial` must be killed (with escalation) once `at` passes, unless it exits first.
     pub(crate) fn set_timeout(&mut self, serial: u64, at: Instant) {
         self.timeouts.insert(serial, at);
-        self.due.push(Reverse((at, serial, Due::Timeout)));
+        self.push(at, serial, Due::Timeout);
+    }
+
+    fn push(&mut self, at: Instant, serial: u64, due: Due) {
+        self.compact_if_mostly_void();
+        self.due.push(Reverse((at, serial, due)));
+    }
+
+    /// Whether a heap entry still stands for a pending deadline (else it is void: its child was
+    /// reaped, or its deadline replaced or started).
+    fn is_live(&self, at: Instant, serial: u64, due: Due) -> bool {
+        match due {
+            Due::Kill => self.kills.get(&serial) == Some(&Some(at)),
+            Due::Timeout => self.timeouts.get(&serial) == Some(&at),
+        }
+    }
+
+    /// Rebuilds the heap from its live entries once the void ones outnumber them (an upper bound
+    /// of the live ones: every pending deadline).
+    fn compact_if_mostly_void(&mut self) {
+        let live_at_most = self.kills.len() + self.timeouts.len();
+        if self.due.len() <= 2 * live_at_most + COMPACT_SLACK {
+            return;
+        }
+        let mut entries = std::mem::take(&mut self.due).into_vec();
+        entries.retain(|Reverse((at, serial, due))| self.is_live(*at, *serial, *due));
+        self.due = BinaryHeap::from(entries);
     }
 
     /// Serves everything due by `now`: SIGKILL to every child whose grace ran out, and the
@@ -175,15 +209,11 @@ impl Escalations {
                 break;
             }
             self.due.pop();
-            let pending = match due {
-                Due::Kill => &mut self.kills,
-                Due::Timeout => &mut self.timeouts,
-            };
-            if pending.get(&serial) != Some(&deadline) {
+            if !self.is_live(deadline, serial, due) {
                 continue;
             }
             if due == Due::Timeout {
-                pending.remove(&serial);
+                self.timeouts.remove(&serial);
             }
             let Some(child) = lookup(serial) else {
                 continue;
@@ -214,17 +244,15 @@ impl Escalations {
         if !had_kill && !had_timeout {
             return false;
         }
-        // Drop void entries from the top so the timer does not wake the loop for nothing.
-        while let Some(Reverse((deadline, serial, due))) = self.due.peek() {
-            let pending = match due {
-                Due::Kill => &self.kills,
-                Due::Timeout => &self.timeouts,
-            };
-            if pending.get(serial) == Some(deadline) {
+        // Drop void entries from the top so the timer does not wake the loop for nothing; those
+        // behind a live one go when they outnumber the live ones.
+        while let Some(&Reverse((deadline, serial, due))) = self.due.peek() {
+            if self.is_live(deadline, serial, due) {
                 break;
             }
             self.due.pop();
         }
+        self.compact_if_mostly_void();
         true
     }
 
@@ -459,6 +487,56 @@ mod tests {
         assert!(!child.timed_out.get());
         assert!(child.got.borrow().is_empty());
         assert_eq!(e.next_deadline(), None);
+    }
+
+    #[test]
+    fn void_deadlines_behind_a_long_one_do_not_pile_up() {
+        let t0 = Instant::now();
+        let mut e = Escalations::new(S);
+        // One long-lived child's deadline stays on top of the heap...
+        e.set_timeout(0, t0 + 1000 * S);
+        let child = Rc::new(Fake::default());
+        e.start(1, &child, t0 + 999 * S);
+        // ...while 100,000 children with later deadlines come and are reaped.
+        for serial in 2..100_002 {
+            e.set_timeout(serial, t0 + 2000 * S);
+            if serial % 3 == 0 {
+                // Some are killed first: a SIGKILL entry and a replaced deadline.
+                e.start(serial, &child, t0 + 1500 * S);
+            }
+            assert!(e.forget(serial));
+            let live = e.kills.len() + e.timeouts.len();
+            assert!(
+                e.due.len() <= 2 * live + COMPACT_SLACK + 1,
+                "{} heap entries for {live} live deadlines after {serial} children",
+                e.due.len()
+            );
+        }
+        assert_eq!(e.next_deadline(), Some(t0 + 1000 * S));
+        // The live ones still fire, and only they.
+        let fresh = Rc::new(Fake::default());
+        e.fire(t0 + 1000 * S, |_| Some(fresh.clone()));
+        assert!(fresh.timed_out.get());
+        assert_eq!(
+            *fresh.got.borrow(),
+            [libc::SIGTERM, libc::SIGCONT, libc::SIGKILL]
+        );
+        assert_eq!(e.next_deadline(), Some(t0 + 1001 * S));
+    }
+
+    #[test]
+    fn a_grace_too_large_to_represent_never_kills() {
+        let t0 = Instant::now();
+        let mut e = Escalations::new(Duration::MAX);
+        let child = Rc::new(Fake::default());
+        assert_eq!(e.start(1, &child, t0), Start::Started);
+        assert!(e.under_way(1));
+        assert_eq!(e.next_deadline(), None, "no SIGKILL deadline");
+        e.fire(t0 + 1_000_000 * S, |_| Some(child.clone()));
+        assert_eq!(*child.got.borrow(), [libc::SIGTERM, libc::SIGCONT]);
+        assert_eq!(e.start(1, &child, t0 + S), Start::UnderWay);
+        assert!(e.forget(1));
+        assert!(!e.under_way(1));
     }
 
     #[test]

@@ -164,7 +164,8 @@ impl ExecHandle {
         self.state.pidfd.as_ref().map(|fd| fd.as_fd())
     }
 
-    /// Like [`wait`](Self::wait), giving up after `timeout` with `None`.
+    /// Like [`wait`](Self::wait), giving up after `timeout` with `None`. A timeout too large to
+    /// represent as an instant (`Duration::MAX`) waits as `wait` does.
     pub fn wait_timeout(&self, timeout: Duration) -> Option<ExitStatus> {
         self.state.wait_timeout(timeout)
     }

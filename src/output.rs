@@ -110,14 +110,16 @@ impl OutputLimits {
         self.max_stdout(bytes).max_stderr(bytes)
     }
 
-    /// Kills the child (with escalation) if it has not exited `timeout` after the call.
+    /// Kills the child (with escalation) if it has not exited `timeout` after the call. A
+    /// timeout too large to represent as an instant (`Duration::MAX`) is no timeout.
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> OutputLimits {
         self.timeout = Some(timeout);
         self
     }
 
-    /// Reads the pipes for at most `linger` after the child exited.
+    /// Reads the pipes for at most `linger` after the child exited. A linger too large to
+    /// represent as an instant (`Duration::MAX`) is no limit: the pipes are read to their end.
     #[must_use]
     pub fn linger(mut self, linger: Duration) -> OutputLimits {
         self.linger = linger;
@@ -295,8 +297,9 @@ impl ExecHandle {
             if exited_at.is_none() && linger.is_some() && self.return_code().is_some() {
                 exited_at = Some(now);
             }
+            // A linger too large to represent is no linger: read to the end, as for a timeout.
             let stop_at = match (exited_at, linger) {
-                (Some(at), Some(linger)) => Some(at.checked_add(linger).unwrap_or(at)),
+                (Some(at), Some(linger)) => at.checked_add(linger),
                 _ => None,
             };
             if stop_at.is_some_and(|stop| now >= stop) {

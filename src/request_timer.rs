@@ -13,8 +13,11 @@
 //! never wakes an idle process). It is only started by an async spawn with a request timeout, or
 //! one polled while no thread runs the loop; blocking callers never start it.
 //!
-//! It holds each request's reply slot weakly: a request answered or dropped meanwhile costs
-//! one heap entry until its deadline, and nothing more.
+//! It holds each request's reply slot weakly. A request answered and dropped before its
+//! deadline leaves a void entry (a `Weak` whose slot is gone, which still pins the slot's
+//! allocation); void entries are dropped whenever they outnumber the rest, so the heap and the
+//! memory it pins stay proportional to the requests still waiting, at an amortized O(1) per
+//! request.
 //!
 //! After `fork()` the child has no timer thread: the first async spawn with a timeout there
 //! starts its own (the state records which process the thread belongs to). A fork that happens
@@ -53,9 +56,7 @@ pub(crate) fn expire_at(at: Instant, slot: Weak<dyn Expire>) -> io::Result<()> {
         state.thread_in = Some(pid);
     }
     let earliest = state.heap.peek().map(|e| e.at);
-    let seq = state.next_seq;
-    state.next_seq += 1;
-    state.heap.push(Deadline { at, seq, slot });
+    state.push(at, slot);
     if earliest.is_none_or(|e| at < e) {
         // The thread sleeps until the old earliest deadline (or for good): it must look again.
         TIMER.changed.notify_one();
@@ -67,6 +68,7 @@ static TIMER: Timer = Timer {
     state: Mutex::new(State {
         heap: BinaryHeap::new(),
         next_seq: 0,
+        kept: 0,
         thread_in: None,
     }),
     changed: Condvar::new(),
@@ -83,8 +85,34 @@ struct State {
     heap: BinaryHeap<Deadline>,
     /// Orders deadlines at the same instant (first come, first expired).
     next_seq: u64,
+    /// How many entries the last sweep of void ones kept: the next sweep comes when the heap
+    /// has doubled since (so each entry is swept a bounded number of times).
+    kept: usize,
     /// The process whose timer thread runs (`None` before the first use).
     thread_in: Option<u32>,
+}
+
+/// Entries tolerated before the first sweep: a small heap is not worth sweeping.
+const SWEEP_SLACK: usize = 64;
+
+impl State {
+    fn push(&mut self, at: Instant, slot: Weak<dyn Expire>) {
+        if self.heap.len() > 2 * self.kept.max(SWEEP_SLACK) {
+            self.sweep_void();
+        }
+        let seq = self.next_seq;
+        self.next_seq = self.next_seq.wrapping_add(1);
+        self.heap.push(Deadline { at, seq, slot });
+    }
+
+    /// Drops the entries whose slot is gone (answered and dropped, or withdrawn): nothing is
+    /// left for them to end, and their `Weak` pins the slot's allocation.
+    fn sweep_void(&mut self) {
+        let mut entries = std::mem::take(&mut self.heap).into_vec();
+        entries.retain(|e| e.slot.strong_count() > 0);
+        self.kept = entries.len();
+        self.heap = BinaryHeap::from(entries);
+    }
 }
 
 struct Deadline {
@@ -186,6 +214,61 @@ mod tests {
     fn weak(c: &Arc<Count>) -> Weak<dyn Expire> {
         let w: Weak<Count> = Arc::downgrade(c);
         w
+    }
+
+    fn empty_state() -> State {
+        State {
+            heap: BinaryHeap::new(),
+            next_seq: 0,
+            kept: 0,
+            thread_in: None,
+        }
+    }
+
+    #[test]
+    fn slots_dropped_before_their_deadline_are_released() {
+        let t = Instant::now();
+        let mut state = empty_state();
+        // One request waits for an hour...
+        let waiting = Arc::new(Count(AtomicUsize::new(0)));
+        state.push(t + Duration::from_secs(3600), weak(&waiting));
+        // ...while 100,000 answered ones, with later deadlines, come and go.
+        let mut most = 0;
+        for i in 0..100_000u64 {
+            let answered = Arc::new(Count(AtomicUsize::new(0)));
+            state.push(t + Duration::from_secs(7200 + i), weak(&answered));
+            drop(answered);
+            most = most.max(state.heap.len());
+        }
+        assert!(
+            most <= 2 * SWEEP_SLACK + 1,
+            "{most} entries for one waiting request"
+        );
+        // What a sweep dropped is no longer pinned; the waiting request is still there, first.
+        state.sweep_void();
+        assert_eq!(state.heap.len(), 1);
+        assert_eq!(Arc::weak_count(&waiting), 1);
+        assert_eq!(
+            state.heap.peek().map(|e| e.at),
+            Some(t + Duration::from_secs(3600))
+        );
+    }
+
+    #[test]
+    fn live_slots_survive_a_sweep() {
+        let t = Instant::now();
+        let mut state = empty_state();
+        let live: Vec<_> = (0..200)
+            .map(|_| Arc::new(Count(AtomicUsize::new(0))))
+            .collect();
+        for (i, slot) in live.iter().enumerate() {
+            state.push(t + Duration::from_millis(i as u64), weak(slot));
+        }
+        // Pushing past 2 x SWEEP_SLACK swept nothing that was live.
+        assert_eq!(state.heap.len(), 200);
+        assert!(state.kept >= 2 * SWEEP_SLACK);
+        let due = take_due(&mut state.heap, t + Duration::from_secs(1));
+        assert_eq!(due.len(), 200);
     }
 
     #[test]

@@ -76,6 +76,29 @@ fn a_child_done_before_its_deadline_is_not_timed_out(backend: SpawnBackend) {
     assert!(!h.timed_out());
 }
 
+fn durations_too_large_to_represent_mean_no_limit(backend: SpawnBackend) {
+    let r = start(backend, Duration::from_secs(1));
+    let h = spawn_cmd(&r.arc(), || {
+        let mut c = Command::new("sleep");
+        c.arg("30").timeout(Duration::MAX).kill_grace(Duration::MAX);
+        c
+    });
+    assert_eq!(
+        h.wait_timeout(Duration::from_millis(300)),
+        None,
+        "no deadline"
+    );
+    h.start_kill().expect("start_kill");
+    // The grace never runs out (SIGTERM only), and a wait without a representable end still
+    // returns with the status.
+    let status = bounded(Duration::from_secs(10), "wait_timeout(MAX)", move || {
+        let status = h.wait_timeout(Duration::MAX);
+        (status, h.timed_out())
+    });
+    assert_eq!(status.0.and_then(|s| s.signal()), Some(libc::SIGTERM));
+    assert!(!status.1);
+}
+
 fn a_group_deadline_leaves_nothing_behind(backend: SpawnBackend) {
     let r = start(backend, Duration::from_secs(1));
     let h = spawn_cmd(&r.arc(), || {
@@ -120,4 +143,5 @@ per_backend!(
     a_deadline_sends_sigterm_first,
     a_child_done_before_its_deadline_is_not_timed_out,
     a_group_deadline_leaves_nothing_behind,
+    durations_too_large_to_represent_mean_no_limit,
 );

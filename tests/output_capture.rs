@@ -24,6 +24,7 @@ per_backend!(
     timeout_kills_with_escalation_and_returns_the_output,
     timeout_reaches_sigkill_for_a_child_ignoring_sigterm,
     grandchild_holding_the_pipe_returns_within_the_linger,
+    a_linger_too_large_to_represent_means_no_linger,
     taken_and_discarded_streams_come_back_empty,
     piped_stdin_is_closed_first,
     executor_output_pipes_stdout_and_stderr_by_default,
@@ -194,6 +195,20 @@ fn grandchild_holding_the_pipe_returns_within_the_linger(b: SpawnBackend) {
             .expect("wait_with_output_bounded");
         assert_eq!(got.output.stdout, b"early\nlate\n");
         assert!(!got.pipes_left_open);
+    });
+}
+
+fn a_linger_too_large_to_represent_means_no_linger(b: SpawnBackend) {
+    fds_checked(b, Duration::from_millis(200), |ex| {
+        // Duration::MAX cannot be added to an instant: it must mean "read to the end", as a
+        // too-large timeout means no timeout, never "stop at the exit".
+        let script = "(sleep 0.3; echo late) & echo early";
+        let h = spawn_ok(ex, &["sh", "-c", script], false);
+        let limits = OutputLimits::default().linger(Duration::MAX);
+        let got = collect("bounded", move || h.wait_with_output_bounded(limits))
+            .expect("wait_with_output_bounded");
+        assert_eq!(got.output.stdout, b"early\nlate\n");
+        assert!(!got.pipes_left_open && !got.timed_out);
     });
 }
 
