@@ -201,8 +201,8 @@ impl ExecutorBuilder {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
-/// Handles inherited from the parent are the parent's too: their `wait` would block for good in
-/// the child.
+/// Handles inherited from the parent are the parent's too: their signalling methods fail with
+/// [`SpawnError::ForkedChild`] in the child, and their `wait` would block for good there.
 #[derive(Clone)]
 pub struct Executor {
     /// `Err(errno)` only for the global instance when its setup failed: every call then reports

@@ -177,9 +177,19 @@ impl ExecHandle {
     /// The signals reach the command's kill scope ([`KillScope`](crate::KillScope)): the process
     /// alone by default, its process group, or its cgroup. The grace is the command's own when it
     /// set one.
+    ///
+    /// In a child forked (without exec) from the executor's process the handle is the parent's:
+    /// `kill` signals nothing there, logs the [`SpawnError::ForkedChild`] error, and returns
+    /// what [`wait`](Self::wait) would, which there never comes unless the parent's status was
+    /// known at the fork. [`start_kill`](Self::start_kill) and
+    /// [`send_signal`](Self::send_signal) return the error instead.
     pub fn kill(&self) -> ExitStatus {
         if let Some(status) = self.state.status() {
             return status;
+        }
+        if let Err(e) = self.state.check_owner() {
+            tracing::error!(pid = self.state.pid, "kill: {e}");
+            return self.state.wait();
         }
         if let Some(shared) = self.executor.upgrade() {
             // Refused after stop(): the executor escalates every child then anyway.
@@ -194,9 +204,14 @@ impl ExecHandle {
     /// when it is over. A second call, or a call during an escalation already under way
     /// ([`Executor::stop`](crate::Executor::stop), a deadline), changes nothing.
     ///
-    /// Always `Ok` today: a process that already exited needs no kill (like
-    /// [`std::process::Child::kill`]), and after `stop()` the executor is killing every child
-    /// anyway. The `Result` leaves room for a kill that cannot be asked.
+    /// `Ok` for a process that already exited (it needs no kill, like
+    /// [`std::process::Child::kill`]), and after `stop()` (the executor is killing every child
+    /// anyway).
+    ///
+    /// # Errors
+    /// [`SpawnError::ForkedChild`] (as an [`io::Error`] of kind `Other`, the `SpawnError` its
+    /// source) in a child forked without exec from the executor's process: the handle is the
+    /// parent's, and nothing is sent.
     ///
     /// ```
     /// # let ex = std::sync::Arc::new(napix_executor::Executor::builder()
@@ -210,6 +225,7 @@ impl ExecHandle {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn start_kill(&self) -> io::Result<()> {
+        self.state.check_owner()?;
         if self.state.status().is_some() {
             return Ok(());
         }
@@ -247,6 +263,9 @@ impl ExecHandle {
     /// Errors, checked in this order:
     /// - `EINVAL` for a number that is not a signal (outside `0..=SIGRTMAX`), always: whatever
     ///   the process's state, before and after [`Executor::stop`];
+    /// - [`SpawnError::ForkedChild`] (as an [`io::Error`] of kind `Other`) in a child forked
+    ///   without exec from the executor's process: the handle is the parent's, and nothing is
+    ///   sent;
     /// - `ESRCH` once the process has been reaped (a recycled pid is never hit), and without
     ///   pidfds ([`ChildWatch::Signal`]) also once it has exited and waits to be reaped.
     ///
@@ -263,6 +282,7 @@ impl ExecHandle {
         if !(0..=libc::SIGRTMAX()).contains(&signal) {
             return Err(io::Error::from_raw_os_error(libc::EINVAL));
         }
+        self.state.check_owner()?;
         if self.state.status().is_some() {
             return Err(io::Error::from_raw_os_error(libc::ESRCH));
         }
@@ -350,7 +370,11 @@ impl AsFd for ExecHandle {
 /// way the executor reaps it.
 impl Drop for ExecHandle {
     fn drop(&mut self) {
-        if self.state.lifetime.kill_on_drop && self.state.status().is_none() {
+        // In a forked child the process is the parent's to kill, not this copy's.
+        if self.state.lifetime.kill_on_drop
+            && self.state.status().is_none()
+            && self.state.check_owner().is_ok()
+        {
             // Refused after stop(), and no executor left: every child is being (or was) killed.
             if let Some(shared) = self.executor.upgrade() {
                 let _ = shared.queue().push(Message::Kill(self.state.clone()));

@@ -309,8 +309,10 @@
 //! - The loop must run for `create_process` and `wait` to make progress (see "Running the
 //!   loop"); the global [`executor()`]'s runs where the program calls [`Executor::run`].
 //! - An executor belongs to the process that built it: in a child forked without exec,
-//!   `create_process` and `run` fail at once with [`SpawnError::ForkedChild`]; the child builds
-//!   its own with [`Executor::new`] (see [`Executor`], "After `fork()`").
+//!   `create_process` and `run` fail at once with [`SpawnError::ForkedChild`], and so do the
+//!   signalling methods of a handle inherited from the parent (it never reaches the parent's
+//!   child from there); the child builds its own with [`Executor::new`] (see [`Executor`],
+//!   "After `fork()`").
 //! - By default killing targets the child only, not the processes it started (a shell's `sleep`
 //!   survives the shell's SIGKILL); a command's [`KillScope`] widens that to its process group
 //!   (race-free: only while the child is unreaped) or its cgroup v2.

@@ -18,6 +18,7 @@ use rustix::io::Errno;
 use rustix::process::{Pid, WaitId, WaitIdOptions, waitid};
 use tracing::info;
 
+use crate::error::SpawnError;
 use crate::lifetime::{KillScope, Lifetime};
 use crate::rusage::ResourceUsage;
 use crate::spin::SpinPolicy;
@@ -38,6 +39,8 @@ pub(crate) struct ProcState {
     pub(crate) serial: u64,
     pub(crate) pid: u32,
     pub(crate) os_pid: Pid,
+    /// The process that spawned the child (the executor's): only there may a handle signal it.
+    owner: u32,
     /// Every signal goes through it; stays open until the last owner drops. `None` when the
     /// executor watches children by SIGCHLD: signals then go through the executor thread, which
     /// alone reaps and so knows whether the pid is still ours.
@@ -94,6 +97,7 @@ impl ProcState {
             serial,
             pid: pid.as_raw_nonzero().get() as u32,
             os_pid: pid,
+            owner: std::process::id(),
             pidfd,
             start_time: None,
             status: Mutex::new(None),
@@ -107,6 +111,21 @@ impl ProcState {
             wakers: Mutex::new(WakerList::default()),
             reap_gate: Mutex::new(false),
             timeline: None,
+        }
+    }
+
+    /// `Err(ForkedChild)` in a process forked (without exec) from the one that spawned the child:
+    /// there an inherited handle must not signal it (a pidfd would still reach the parent's
+    /// child; a pid may name anything) nor ask the parent's loop, which does not run there.
+    pub(crate) fn check_owner(&self) -> Result<(), SpawnError> {
+        let caller = std::process::id();
+        if caller == self.owner {
+            Ok(())
+        } else {
+            Err(SpawnError::ForkedChild {
+                owner: self.owner,
+                caller,
+            })
         }
     }
 

@@ -3,12 +3,16 @@
 //! descriptors (epoll set, pidfds) with the parent.
 //!
 //! Wanted, on every backend in both child-watch modes: in the forked child `create_process` and
-//! `run` fail at once with `SpawnError::ForkedChild` naming the parent; `stop` and dropping the
-//! executor leave the parent's executor and children alone; an executor the child builds itself
-//! works. The parent's executor goes on as if nothing happened.
+//! `run` fail at once with `SpawnError::ForkedChild` naming the parent; so do the signalling
+//! methods of a handle inherited from the parent (`send_signal`, `terminate`, `start_kill`), and
+//! dropping an inherited `kill_on_drop` handle kills nothing; `stop` and dropping the executor
+//! leave the parent's executor and children alone; an executor the child builds itself works.
+//! The parent's executor goes on as if nothing happened.
 //!
-//! Regression test: `create_process` in the forked child blocked for good (here the child's
-//! `alarm` would end it with SIGALRM).
+//! Regression tests: `create_process` in the forked child blocked for good (here the child's
+//! `alarm` would end it with SIGALRM); `send_signal` on an inherited handle killed the parent's
+//! child in pidfd mode and blocked for good in signal mode, and `start_kill` did nothing and
+//! said `Ok`.
 //!
 //! A plain `main` (`harness = false`): one thread forks at a time, and the child only reports
 //! through a pipe and `_exit`s, never returns into a test harness.
@@ -21,7 +25,7 @@ use std::time::{Duration, Instant};
 mod common;
 
 use common::{is_live_child, run_cases};
-use napix_executor::{ChildWatch, Executor, SpawnBackend, SpawnError};
+use napix_executor::{ChildWatch, Command, ExecHandle, Executor, SpawnBackend, SpawnError};
 
 const LIMIT: Duration = Duration::from_secs(10);
 /// The forked child's own deadline: a hang becomes SIGALRM.
@@ -41,13 +45,51 @@ fn pipe() -> (std::fs::File, std::fs::File) {
 }
 
 /// What the forked child checks; `Err` says what went wrong.
+/// Every signalling method of a handle inherited from the parent fails with `ForkedChild` and
+/// sends nothing; dropping a `kill_on_drop` one kills nothing.
+fn inherited_handles_refuse_to_signal(
+    parent: u32,
+    sleeper: &ExecHandle,
+    doomed: ExecHandle,
+) -> Result<(), String> {
+    let me = std::process::id();
+    let forked_child = |what: &str, got: std::io::Result<()>| -> Result<(), String> {
+        let e = match got {
+            Err(e) => e,
+            Ok(()) => return Err(format!("{what} on an inherited handle said Ok")),
+        };
+        match e.get_ref().and_then(|e| e.downcast_ref::<SpawnError>()) {
+            Some(SpawnError::ForkedChild { owner, caller })
+                if *owner == parent && *caller == me && e.kind() == std::io::ErrorKind::Other =>
+            {
+                Ok(())
+            }
+            _ => Err(format!("{what} on an inherited handle gave {e:?}")),
+        }
+    };
+    forked_child("send_signal(SIGKILL)", sleeper.send_signal(libc::SIGKILL))?;
+    forked_child("send_signal(0)", sleeper.send_signal(0))?;
+    forked_child("terminate", sleeper.terminate())?;
+    forked_child("start_kill", sleeper.start_kill())?;
+    forked_child("start_kill", doomed.start_kill())?;
+    // A number that is no signal is still EINVAL first, wherever it is asked.
+    match sleeper.send_signal(-1) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+        other => return Err(format!("send_signal(-1) gave {other:?}")),
+    }
+    drop(doomed);
+    Ok(())
+}
+
 fn in_the_child(
     ex: Arc<Executor>,
     parent: u32,
     backend: SpawnBackend,
     watch: ChildWatch,
+    handles: (&ExecHandle, ExecHandle),
 ) -> Result<String, String> {
     let me = std::process::id();
+    inherited_handles_refuse_to_signal(parent, handles.0, handles.1)?;
     let t = Instant::now();
     let inherited = ex.create_process(&["true"], true);
     let took = t.elapsed();
@@ -122,6 +164,12 @@ fn check(backend: SpawnBackend, watch: ChildWatch) -> String {
     let sleeper = ex
         .create_process(&["sleep", "30"], true)
         .expect("spawn sleep");
+    let doomed = {
+        let mut c = Command::new("sleep");
+        c.arg("30").kill_on_drop(true);
+        ex.spawn(&c).expect("spawn kill_on_drop sleep")
+    };
+    let doomed_pid = doomed.pid();
     let parent = std::process::id();
     let (mut read, mut write) = pipe();
     // SAFETY: fork in a test; the child runs the checks above (glibc makes malloc usable after
@@ -133,7 +181,10 @@ fn check(backend: SpawnBackend, watch: ChildWatch) -> String {
         // SAFETY: alarm has no preconditions; SIGALRM's default action ends the child.
         unsafe { libc::alarm(CHILD_ALARM) };
         // Moved, not cloned: with the run thread's count given up, the child's drop is the last.
-        let result = std::panic::catch_unwind(move || in_the_child(ex, parent, backend, watch));
+        let sleeper = std::panic::AssertUnwindSafe(&sleeper);
+        let result = std::panic::catch_unwind(move || {
+            in_the_child(ex, parent, backend, watch, (*sleeper, doomed))
+        });
         let (code, text) = match result {
             Ok(Ok(text)) => (0, text),
             Ok(Err(text)) => (1, text),
@@ -163,6 +214,10 @@ fn check(backend: SpawnBackend, watch: ChildWatch) -> String {
     assert!(
         is_live_child(sleeper.pid()),
         "{what}: the parent's child was killed from the fork"
+    );
+    assert!(
+        is_live_child(doomed_pid),
+        "{what}: the parent's kill_on_drop child was killed from the fork"
     );
     assert!(
         !ex.is_stopped(),
