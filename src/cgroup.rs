@@ -12,6 +12,8 @@ use std::io::{self, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 /// `CGROUP2_SUPER_MAGIC` from `linux/magic.h`: what `statfs` says of a cgroup v2 directory.
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
@@ -155,7 +157,7 @@ pub(crate) fn remove(path: &Path) -> io::Result<()> {
 
 /// A name for the next cgroup this process makes for a child: `napix-<our pid>-<n>`.
 pub(crate) fn child_cgroup_name() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::atomic::AtomicU64;
     static NEXT: AtomicU64 = AtomicU64::new(1);
     format!(
         "napix-{}-{}",
@@ -166,7 +168,8 @@ pub(crate) fn child_cgroup_name() -> String {
 
 /// The cgroups the executor made for children that are reaped now: each is emptied
 /// (`cgroup.kill`) and removed; one that still holds a dying process (`EBUSY`) is retried on the
-/// loop's timer.
+/// loop's timer. The busy cgroups of requests dropped on other threads ([`MadeCgroup`]'s drop)
+/// join them at the next retry of any loop of this process.
 #[derive(Debug, Default)]
 pub(crate) struct Leftovers(Vec<PathBuf>);
 
@@ -178,13 +181,61 @@ impl Leftovers {
         }
     }
 
-    /// Retries every kept cgroup.
+    /// Retries every kept cgroup, and those handed over by other threads.
     pub(crate) fn retry(&mut self) {
+        self.retry_with(&HANDED_OVER, try_remove);
+    }
+
+    fn retry_with(&mut self, handed: &HandedOver, try_remove: impl Fn(&Path) -> bool) {
+        handed.take_into(&mut self.0);
         self.0.retain(|p| !try_remove(p));
     }
 
+    /// True when no cgroup waits for a retry (here or handed over): the loop then needs no
+    /// retry timer.
     pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.0.is_empty() && HANDED_OVER.is_empty()
+    }
+}
+
+/// Busy cgroups of requests dropped off the loop's thread (refused at `stop()`, withdrawn, a
+/// failed spawn on a calling thread): such a thread tries once and hands what is still busy
+/// here instead of waiting for its last process to go; a loop takes them into its
+/// [`Leftovers`]. One list for the process: [`MadeCgroup`] does not know its executor, and any
+/// loop can remove any cgroup this process made.
+struct HandedOver {
+    paths: Mutex<Vec<PathBuf>>,
+    /// `paths.len()`, read without the lock by every re-arm of the loop's timer.
+    count: AtomicUsize,
+}
+
+static HANDED_OVER: HandedOver = HandedOver::new();
+
+impl HandedOver {
+    const fn new() -> HandedOver {
+        HandedOver {
+            paths: Mutex::new(Vec::new()),
+            count: AtomicUsize::new(0),
+        }
+    }
+
+    fn hand_over(&self, path: PathBuf) {
+        let mut paths = self.paths.lock().unwrap_or_else(PoisonError::into_inner);
+        paths.push(path);
+        self.count.store(paths.len(), Ordering::Release);
+    }
+
+    fn take_into(&self, into: &mut Vec<PathBuf>) {
+        if self.is_empty() {
+            return;
+        }
+        let mut paths = self.paths.lock().unwrap_or_else(PoisonError::into_inner);
+        into.append(&mut paths);
+        self.count.store(0, Ordering::Release);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.count.load(Ordering::Acquire) == 0
     }
 }
 
@@ -198,7 +249,10 @@ impl Leftovers {
 /// one cleanup. On the executor thread the loop takes it out of the request first and hands it
 /// to its [`Leftovers`] ([`Self::remove_later`]), so that a cgroup still busy does not block the
 /// loop; once the child is tracked its state owns the cgroup ([`Self::adopt`]) and the loop
-/// removes it after the reap.
+/// removes it after the reap. Dropped on any other thread it is tried once: one still busy is
+/// handed to the loops' retries, so the dropping thread (a `stop()` caller, a pusher refused
+/// by a closed queue) never waits for it. With no loop running again it stays (logged at the
+/// loop's last retry, or not at all if none comes).
 ///
 /// [`Command::cgroup_per_child`]: crate::Command::cgroup_per_child
 #[derive(Debug)]
@@ -224,22 +278,20 @@ impl MadeCgroup {
 
 impl Drop for MadeCgroup {
     fn drop(&mut self) {
-        if let Some(path) = self.0.take() {
-            discard(&path);
-        }
+        self.discard_with(&HANDED_OVER, try_remove);
     }
 }
 
-/// Empties and removes a cgroup made for a child that never came (best effort: a process left
-/// in it dying slowly keeps it, and it is logged).
-fn discard(path: &Path) {
-    for _ in 0..100 {
-        if try_remove(path) {
-            return;
+impl MadeCgroup {
+    /// Empties and removes the cgroup of a child that never came, once; hands it over if busy.
+    fn discard_with(&mut self, handed: &HandedOver, try_remove: impl Fn(&Path) -> bool) {
+        if let Some(path) = self.0.take()
+            && !try_remove(&path)
+        {
+            tracing::debug!(cgroup = %path.display(), "cgroup busy: left to the loop's retries");
+            handed.hand_over(path);
         }
-        std::thread::sleep(std::time::Duration::from_millis(1));
     }
-    tracing::warn!(cgroup = %path.display(), "could not remove the cgroup of a failed spawn");
 }
 
 /// True once `path` is gone (or cannot ever be removed: then it is logged and forgotten).
@@ -261,6 +313,46 @@ fn try_remove(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::Cell;
+
+    #[test]
+    fn a_busy_cgroup_dropped_off_the_loop_is_tried_once_and_handed_to_the_loop() {
+        let handed = HandedOver::new();
+        let tries = Cell::new(0);
+        let busy = |_: &Path| {
+            tries.set(tries.get() + 1);
+            false
+        };
+        let mut made = MadeCgroup::new(PathBuf::from("/cg/napix-1-1"));
+        let t = std::time::Instant::now();
+        made.discard_with(&handed, busy);
+        assert_eq!(
+            tries.get(),
+            1,
+            "tried more than once on the dropping thread"
+        );
+        assert!(t.elapsed() < std::time::Duration::from_millis(50));
+        assert!(!handed.is_empty());
+        // Dropped now: nothing left to remove (it would touch the real file system otherwise).
+        drop(made);
+
+        // The loop's retries take it: kept while still busy, gone once removed.
+        let mut leftovers = Leftovers::default();
+        leftovers.retry_with(&handed, busy);
+        assert!(handed.is_empty());
+        assert_eq!(leftovers.0, [PathBuf::from("/cg/napix-1-1")]);
+        leftovers.retry_with(&handed, |_| true);
+        assert!(leftovers.0.is_empty());
+    }
+
+    #[test]
+    fn an_empty_cgroup_dropped_off_the_loop_goes_at_once() {
+        let handed = HandedOver::new();
+        let mut made = MadeCgroup::new(PathBuf::from("/cg/napix-1-2"));
+        made.discard_with(&handed, |_| true);
+        assert!(handed.is_empty());
+        drop(made);
+    }
 
     const HOST: &[u8] = b"31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
 32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu

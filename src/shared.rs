@@ -190,7 +190,7 @@ impl Shared {
     /// handle waits forever and no zombie stays.
     pub(crate) fn abandon(&self) {
         self.queue.close();
-        self.table().kill_and_reap_all();
+        Table::kill_and_reap_all(&self.table);
     }
 }
 

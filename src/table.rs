@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::ThreadId;
 use std::time::Instant;
 
@@ -88,11 +88,19 @@ impl Table {
         self.entries.values().map(|e| e.state.clone()).collect()
     }
 
-    /// SIGKILL and blocking reap of every child (executor dropped, or its loop broke); seals
-    /// the table, so that a child inserted later is refused, not left unreaped.
-    pub(crate) fn kill_and_reap_all(&mut self) {
-        self.sealed = true;
-        for (_, entry) in self.entries.drain() {
+    /// SIGKILL and blocking reap of every child in `table` (executor dropped, or its loop
+    /// broke); seals the table, so that a child inserted later is refused, not left unreaped.
+    ///
+    /// The entries are taken out under the lock and killed, reaped and answered outside it: a
+    /// blocking `waitid` must not hold up `running()`, and waking a waiter runs code (an inline
+    /// waker) that may itself look at the table.
+    pub(crate) fn kill_and_reap_all(table: &Mutex<Table>) {
+        let entries = {
+            let mut table = table.lock().unwrap_or_else(PoisonError::into_inner);
+            table.sealed = true;
+            std::mem::take(&mut table.entries)
+        };
+        for (_, entry) in entries {
             entry.state.kill_and_reap();
         }
     }
@@ -107,5 +115,103 @@ impl Table {
             .collect();
         v.sort_by_key(|i| i.started);
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::task::{Context, Wake, Waker};
+    use std::time::Duration;
+
+    use rustix::process::Pid;
+
+    use crate::spin::SpinPolicy;
+
+    /// A waker that, when woken, reads the table (as `Executor::running` does).
+    struct LooksAtTheTable {
+        table: Arc<Mutex<Table>>,
+        saw: mpsc::Sender<usize>,
+    }
+
+    impl Wake for LooksAtTheTable {
+        fn wake(self: Arc<Self>) {
+            let running = self
+                .table
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .infos(None)
+                .len();
+            let _ = self.saw.send(running);
+        }
+    }
+
+    #[test]
+    fn kill_and_reap_all_wakes_outside_the_table_lock() {
+        let table = Arc::new(Mutex::new(Table::default()));
+        let child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("sleep");
+        let pid = Pid::from_raw(child.id() as i32).expect("positive");
+        let start_time = crate::sys::procfs::start_time(pid).expect("/proc stat");
+        let spin = Arc::new(SpinPolicy::new(Duration::ZERO));
+        let state = Arc::new(ProcState::new(1, pid, None, spin).with_start_time(start_time));
+        let (saw, seen) = mpsc::channel();
+        let waker = Waker::from(Arc::new(LooksAtTheTable {
+            table: table.clone(),
+            saw,
+        }));
+        let mut key = None;
+        assert!(
+            state
+                .poll_exit(&mut Context::from_waker(&waker), &mut key)
+                .is_pending()
+        );
+        let entry = Entry {
+            info: ProcessInfo {
+                pid: state.pid,
+                command: vec!["sleep".into()],
+                owner: std::thread::current().id(),
+                started: Instant::now(),
+            },
+            state: state.clone(),
+            stdin_bytes: None,
+        };
+        assert!(table.lock().expect("table").insert(entry).is_ok());
+
+        // On another thread, so that a deadlock fails the test instead of hanging it.
+        let (done, finished) = mpsc::channel();
+        let killer = table.clone();
+        std::thread::spawn(move || {
+            Table::kill_and_reap_all(&killer);
+            let _ = done.send(());
+        });
+        let watchdog = Duration::from_secs(10);
+        assert_eq!(
+            seen.recv_timeout(watchdog),
+            Ok(0),
+            "the waker could not read the table"
+        );
+        assert_eq!(finished.recv_timeout(watchdog), Ok(()));
+        assert!(state.status().is_some());
+        // Sealed: a child inserted now is handed back to be killed by its inserter.
+        let late = Entry {
+            info: ProcessInfo {
+                pid: 1,
+                command: Vec::new(),
+                owner: std::thread::current().id(),
+                started: Instant::now(),
+            },
+            state: Arc::new(ProcState::new(
+                2,
+                Pid::from_raw(1).expect("positive"),
+                None,
+                Arc::new(SpinPolicy::new(Duration::ZERO)),
+            )),
+            stdin_bytes: None,
+        };
+        assert!(table.lock().expect("table").insert(late).is_err());
     }
 }

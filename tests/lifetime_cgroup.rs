@@ -383,3 +383,52 @@ fn a_cgroup_per_child_goes_when_no_child_comes() {
         );
     }
 }
+
+/// A thread that refuses a queued request (here the `stop()` caller) does not wait for its
+/// per-child cgroup to empty: it tries once and hands a busy one to the loops' retries, which
+/// remove it once it can go.
+///
+/// Regression test: the refusing thread retried for 100 ms (then logged and left the cgroup).
+#[test]
+fn a_busy_cgroup_of_a_refused_request_does_not_hold_the_refusing_thread() {
+    let _serial = serial();
+    let Some(parent) = TempCgroup::new("refused-busy") else {
+        return;
+    };
+    // No loop: the request stays queued, its cgroup made on this thread.
+    let idle = Executor::builder()
+        .backend(SpawnBackend::Vfork)
+        .build()
+        .expect("build");
+    let mut sleeper = Command::new("sleep");
+    sleeper.arg("30").cgroup_per_child(&parent.0);
+    let fut = idle.spawn_async(&sleeper);
+    let made = made_under(&parent);
+    assert_eq!(made.len(), 1, "made on the caller's thread");
+    // A cgroup below it keeps its removal failing with EBUSY, however often it is tried.
+    let below = made[0].join("busy");
+    std::fs::create_dir(&below).expect("a cgroup below the made one");
+
+    let t = std::time::Instant::now();
+    idle.stop();
+    let took = t.elapsed();
+    let got = pollster::block_on(fut);
+    assert!(
+        matches!(got, Err(napix_executor::SpawnError::Stopped)),
+        "{got:?}"
+    );
+    assert!(
+        took < Duration::from_millis(50),
+        "stop() waited {took:?} for a busy cgroup"
+    );
+    assert!(made[0].exists(), "removed although busy");
+
+    // Once it can go, a loop's retries remove it (here the last one, as a loop ends).
+    std::fs::remove_dir(&below).expect("remove the cgroup below");
+    drop(start(SpawnBackend::Vfork, Duration::from_secs(1)));
+    assert!(
+        wait_until(Duration::from_secs(5), || made_under(&parent).is_empty()),
+        "left {:?}",
+        made_under(&parent)
+    );
+}
