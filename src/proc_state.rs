@@ -285,12 +285,31 @@ impl ProcState {
         }
     }
 
-    /// The group the child leads, while `reaped` (read under the reap gate) is false.
+    /// The group the child leads, while `reaped` (read under the reap gate) is false and the
+    /// child still pins the group id ([`pins_its_group`](Self::pins_its_group)).
     fn signal_group(&self, reaped: bool, signal: i32) -> io::Result<()> {
-        if reaped || !self.same_process() {
+        if reaped || !self.pins_its_group() {
             return Err(io::Error::from_raw_os_error(libc::ESRCH));
         }
         crate::sys::kill_group(self.os_pid, signal)
+    }
+
+    /// Whether the child is still unreaped (running, stopped or a zombie), so that its id names
+    /// its group and nothing else. Our reaper is held off by the reap gate; the host may still
+    /// reap behind our back (`waitpid(-1)`, SIGCHLD ignored), after which the id names the rest
+    /// of the group, or, once that is gone too, whichever group takes the recycled id. With a
+    /// pidfd the kernel is asked (`waitid(P_PIDFD, WEXITED | WNOHANG | WNOWAIT)` leaves a
+    /// zombie in place and fails with `ECHILD` once someone reaped the child); without one the
+    /// pid and start time must still name the child ([`same_process`](Self::same_process)).
+    /// A host reap between this look and the signal (microseconds) is not seen.
+    fn pins_its_group(&self) -> bool {
+        match &self.pidfd {
+            Some(fd) => {
+                let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
+                waitid(WaitId::PidFd(fd.as_fd()), options).is_ok()
+            }
+            None => self.same_process(),
+        }
     }
 
     /// The reap gate: hold it across the reaping `waitid` and set it when the child is gone.
@@ -512,6 +531,63 @@ mod tests {
             .expect("SIGKILL to our child");
         let status = child.wait().expect("reap");
         assert_eq!(status.signal(), Some(libc::SIGKILL));
+    }
+
+    /// Whether `pid` names a live process (not a zombie).
+    fn alive(pid: i32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next())
+                .is_some_and(|state| state != 'Z' && state != 'X')
+        })
+    }
+
+    #[test]
+    fn a_leader_reaped_behind_our_back_no_longer_names_its_group() {
+        use std::io::{BufRead, BufReader};
+        use std::os::unix::process::CommandExt;
+        // A leader with a member left in its group, which outlives it.
+        let mut leader = std::process::Command::new("/bin/sh")
+            .args(["-c", "sleep 30 & echo $!; wait"])
+            .process_group(0)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("sh");
+        let mut line = String::new();
+        BufReader::new(leader.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("the member's pid");
+        let member: i32 = line.trim().parse().expect("a pid");
+        let pid = Pid::from_raw(leader.id() as i32).expect("positive");
+        let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
+            .expect("pidfd_open");
+        let spin = Arc::new(SpinPolicy::new(Duration::ZERO));
+        let mut state = ProcState::new(1, pid, Some(pidfd), spin);
+        state.lifetime.scope = KillScope::Group;
+        // An exited leader still pins the group: a probe reaches it.
+        state
+            .signal_process(libc::SIGKILL)
+            .expect("kill the leader");
+        let start = Instant::now();
+        while !state.exited_unreaped() {
+            assert!(start.elapsed() < Duration::from_secs(10), "never exited");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        state.signal(0).expect("a zombie leader's group");
+        // The host reaps it behind the executor's back (std's waitpid here).
+        leader.wait().expect("the host's reap");
+        let got = state.signal(libc::SIGKILL).map_err(|e| e.raw_os_error());
+        let member_alive = alive(member);
+        // The member is the test's to end.
+        let _ = rustix::process::kill_process(
+            Pid::from_raw(member).expect("positive"),
+            rustix::process::Signal::KILL,
+        );
+        assert_eq!(got, Err(Some(libc::ESRCH)));
+        assert!(
+            member_alive,
+            "the group was signalled after the leader's reap"
+        );
     }
 
     #[test]
