@@ -150,6 +150,7 @@ mod tests {
     #[test]
     fn kill_and_reap_all_wakes_outside_the_table_lock() {
         let table = Arc::new(Mutex::new(Table::default()));
+        #[allow(clippy::zombie_processes, reason = "kill_and_reap_all reaps it")]
         let child = std::process::Command::new("sleep")
             .arg("30")
             .spawn()
