@@ -49,7 +49,7 @@ mod capture;
 #[path = "run_report.rs"]
 mod report;
 
-use capture::Capture;
+use capture::{Capture, Keep};
 use report::{Outcome, Status, Tally, TextStyle};
 
 /// How long captured pipes may stay open after their command ended before the runner stops
@@ -146,8 +146,8 @@ impl WatchMode {
 enum OutputMode {
     /// Read while the command runs, then written unchanged and whole when it ends (GNU
     /// parallel's default): stdout to stdout, stderr to stderr, one command's after another's,
-    /// in input order with --keep-order. Up to 64 MiB per stream and command are kept (a note
-    /// counts what is dropped); ungroup has no limit.
+    /// in input order with --keep-order. Past 1 MiB a command's output waits in a temporary
+    /// file ($TMPDIR); in a --json record at most 64 MiB per stream (a note counts the rest).
     Group,
     /// The commands write to napix-exec's own stdout and stderr as they run (xargs, GNU
     /// parallel's --ungroup): nothing held back; lines of commands running at once may mix.
@@ -421,11 +421,17 @@ impl Runner<'_> {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(job.seq, Arc::clone(&handle));
 
+        // A JSON record holds its output whole in memory: bounded; text output has no bound.
+        let keep = if self.json { Keep::Limited } else { Keep::All };
         let captures = self.output.captures().then(|| {
             let name = |stream: &str| format!("L{}-{stream}", job.line);
             (
-                handle.take_stdout().map(|p| Capture::start(name("out"), p)),
-                handle.take_stderr().map(|p| Capture::start(name("err"), p)),
+                handle
+                    .take_stdout()
+                    .map(|p| Capture::start(name("out"), p, keep)),
+                handle
+                    .take_stderr()
+                    .map(|p| Capture::start(name("err"), p, keep)),
             )
         });
 

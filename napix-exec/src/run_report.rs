@@ -212,21 +212,25 @@ impl Outcome {
             TextStyle::Tagged => {
                 writeln!(out, "{}", self.text_line())?;
                 if let Some(c) = &self.stdout {
-                    write_prefixed(out, self.line, &c.bytes)?;
+                    let mut tagged = Tagged::new(out, self.line);
+                    c.write_to(&mut tagged)?;
+                    tagged.end()?;
                 }
                 if let Some(c) = &self.stderr {
-                    write_prefixed(err, self.line, &c.bytes)?;
+                    let mut tagged = Tagged::new(err, self.line);
+                    c.write_to(&mut tagged)?;
+                    tagged.end()?;
                 }
             }
             TextStyle::Plain => {
                 writeln!(err, "{}", self.text_line())?;
                 err.flush()?;
                 if let Some(c) = &self.stdout {
-                    out.write_all(&c.bytes)?;
+                    c.write_to(out)?;
                     out.flush()?;
                 }
                 if let Some(c) = &self.stderr {
-                    err.write_all(&c.bytes)?;
+                    c.write_to(err)?;
                 }
             }
         }
@@ -275,13 +279,20 @@ impl Outcome {
         let mut notes = Vec::new();
         for (name, c) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
             let Some(c) = c else { continue };
-            if c.dropped > 0 {
-                notes.push(format!(
-                    "line {}: {name}: kept the first {} MiB, dropped {} bytes",
+            match (&c.spill_error, c.dropped) {
+                (_, 0) => {}
+                (Some(e), dropped) => notes.push(format!(
+                    "line {}: {name}: dropped {dropped} bytes after the first {}: the temporary \
+                     file for them failed: {e}",
+                    self.line,
+                    c.bytes.len()
+                )),
+                (None, dropped) => notes.push(format!(
+                    "line {}: {name}: kept the first {} MiB for the JSON record, dropped \
+                     {dropped} bytes",
                     self.line,
                     KEEP_LIMIT >> 20,
-                    c.dropped
-                ));
+                )),
             }
             if !c.complete {
                 notes.push(format!(
@@ -342,17 +353,55 @@ impl From<&ResourceUsage> for JsonUsage {
 }
 
 /// `bytes` split into lines (a last line without newline counts), each written as `N| text`.
-fn write_prefixed(w: &mut impl Write, line: usize, bytes: &[u8]) -> io::Result<()> {
-    if bytes.is_empty() {
-        return Ok(());
+/// A writer that starts every line with `N| ` (the command's input line), so that tagged output
+/// can be written as it is read back (from memory, then from the temporary file).
+struct Tagged<'a, W: Write> {
+    out: &'a mut W,
+    line: usize,
+    /// The next byte starts a line.
+    at_start: bool,
+}
+
+impl<'a, W: Write> Tagged<'a, W> {
+    fn new(out: &'a mut W, line: usize) -> Self {
+        Tagged {
+            out,
+            line,
+            at_start: true,
+        }
     }
-    let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
-    for l in body.split(|&b| b == b'\n') {
-        write!(w, "{line}| ")?;
-        w.write_all(l)?;
-        w.write_all(b"\n")?;
+
+    /// Ends a last line that had no newline.
+    fn end(self) -> io::Result<()> {
+        if !self.at_start {
+            self.out.write_all(b"\n")?;
+        }
+        Ok(())
     }
-    Ok(())
+}
+
+impl<W: Write> Write for Tagged<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut rest = buf;
+        while !rest.is_empty() {
+            if self.at_start {
+                write!(self.out, "{}| ", self.line)?;
+                self.at_start = false;
+            }
+            let end = rest
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(rest.len(), |i| i + 1);
+            self.out.write_all(&rest[..end])?;
+            self.at_start = rest[end - 1] == b'\n';
+            rest = &rest[end..];
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
 }
 
 /// `s` with control characters escaped (`\x1b`, `\t`, `\u{9b}`), so that a line can never
@@ -553,8 +602,8 @@ mod tests {
         let captured = |bytes: &[u8]| {
             Some(Captured {
                 bytes: bytes.to_vec(),
-                dropped: 0,
                 complete: true,
+                ..Captured::default()
             })
         };
         o.stdout = captured(stdout);
@@ -573,6 +622,26 @@ mod tests {
             "line 7: exit 0 in 1.5ms: echo hi\n7| a\n7| \n7| b\n"
         );
         assert_eq!(String::from_utf8(err).expect("test setup"), "7| warn\n");
+    }
+
+    #[test]
+    fn tagging_holds_across_writes_split_anywhere() {
+        let text = b"one\ntwo words\n\nlast without newline";
+        for cut in 0..text.len() {
+            let mut out = Vec::new();
+            let mut tagged = Tagged::new(&mut out, 3);
+            tagged.write_all(&text[..cut]).expect("test setup");
+            tagged.write_all(&text[cut..]).expect("test setup");
+            tagged.end().expect("test setup");
+            assert_eq!(
+                String::from_utf8(out).expect("test setup"),
+                "3| one\n3| two words\n3| \n3| last without newline\n",
+                "cut at {cut}"
+            );
+        }
+        let mut out = Vec::new();
+        Tagged::new(&mut out, 3).end().expect("test setup");
+        assert!(out.is_empty(), "no output, no line");
     }
 
     #[test]

@@ -826,8 +826,8 @@ fn json_reports_the_resource_usage_of_each_command() {
 }
 
 /// `--timeout` on a shell whose `sleep` would outlive it: by default every command leads its own
-/// process group and the kill reaches the whole group, so nothing is left; `--same-group` keeps
-/// the old behaviour, where the `sleep` survives the shell (and is cleaned up here).
+/// process group and the kill reaches the whole group, so nothing is left; with `--same-group`
+/// the kill reaches the shell only and the `sleep` survives it (and is cleaned up here).
 #[test]
 fn a_timeout_leaves_no_grandchild_unless_same_group() {
     for (n, same_group) in [(81, false), (82, true)] {
@@ -954,6 +954,22 @@ fn grouped_output_of_a_mebibyte_passes_unchanged() {
         "{r:?}"
     );
     assert!(r.stderr.contains(&"b".repeat(MIB)), "{r:?}");
+}
+
+/// Grouped output has no size limit: past 1 MiB it waits in a temporary file, and 70 MiB (more
+/// than a JSON record keeps) come out whole.
+#[test]
+fn grouped_output_has_no_size_limit() {
+    const SIZE: usize = 70 << 20;
+    let r = run(
+        "group-70mib",
+        &[],
+        &format!("sh -c \"head -c {SIZE} /dev/zero | tr '\\\\0' a\"\n"),
+    );
+    assert_eq!(r.code(), Some(0), "{r:?}");
+    assert_eq!(r.stdout.len(), SIZE, "{r:?}");
+    assert!(r.stdout.bytes().all(|b| b == b'a'));
+    assert!(!r.stderr.contains("dropped"), "{r:?}");
 }
 
 /// A bad duration is named, and the syntax is given once, with the units it accepts.
