@@ -220,9 +220,10 @@ pub fn contender_results(
         })
         .collect();
     let floor = out.iter().find(|r| r.floor).map(|r| r.summary.median_ns);
+    // Plain std only: `std-options` is of kind "std" too, but sets env, cwd and stdin.
     let std = out
         .iter()
-        .find(|r| r.kind == "std")
+        .find(|r| r.key == "std")
         .map(|r| r.summary.median_ns);
     for r in &mut out {
         r.ratio_to_floor = floor.map(|f| r.summary.median_ns / f);
@@ -783,4 +784,41 @@ pub fn plot(path: &Path, points: &[LatencySection]) -> Res<()> {
     }
     root.present()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::bench_measure::all_contenders;
+
+    fn pick(keys: &[&str]) -> Vec<Contender> {
+        all_contenders()
+            .into_iter()
+            .filter(|c| keys.contains(&c.key().as_str()))
+            .collect()
+    }
+
+    /// "vs std" is against plain std::process::Command, never the options contender (whose
+    /// kind is "std" too), whatever the order or selection.
+    #[test]
+    fn vs_std_is_against_plain_std_only() {
+        let c = pick(&["exec-vfork", "std-options", "std"]);
+        // Medians: exec 100, std 200, std-options 400 (in the order of `c`).
+        let medians: Vec<u64> = c
+            .iter()
+            .map(|x| match x.key().as_str() {
+                "exec-vfork" => 100,
+                "std" => 200,
+                _ => 400,
+            })
+            .collect();
+        let per_repeat = vec![medians.iter().map(|&m| vec![m]).collect::<Vec<_>>()];
+        let r = contender_results(&c, &per_repeat);
+        let exec = r.iter().find(|x| x.key == "exec-vfork").expect("exec");
+        assert_eq!(exec.ratio_to_std, Some(0.5));
+
+        let c = pick(&["exec-vfork", "std-options"]);
+        let r = contender_results(&c, &[vec![vec![100], vec![400]]]);
+        assert!(r.iter().all(|x| x.ratio_to_std.is_none()), "no plain std");
+    }
 }

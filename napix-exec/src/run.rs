@@ -156,7 +156,7 @@ enum OutputMode {
     /// stays on stdout, before the output.
     #[value(alias = "capture")]
     Tag,
-    /// Send it to /dev/null.
+    /// Send it to /dev/null; the result lines go to stdout.
     Discard,
 }
 
