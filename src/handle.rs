@@ -90,6 +90,11 @@ impl ExecHandle {
         })
     }
 
+    /// The executor that tracks this child (for async I/O woken by its loop).
+    pub(crate) fn executor_weak(&self) -> Weak<Shared> {
+        self.executor.clone()
+    }
+
     /// The process id. Stays the same after the process exits (the number may then be reused by
     /// the system for another process; signal through the handle, never through the number).
     pub fn pid(&self) -> u32 {

@@ -1,6 +1,7 @@
 //! Collecting a child's output without deadlocks: [`ExecHandle::wait_with_output`], its bounded
 //! form [`ExecHandle::wait_with_output_bounded`] ([`OutputLimits`] in, [`LimitedOutput`] out),
-//! and the drain that both run.
+//! and the drain that both run: its rules ([`Capture`]: what is kept, the time limit, the linger)
+//! are also those of the async forms ([`crate::output_async`]), which only wait differently.
 //!
 //! # Where the pipes are drained: on the caller's thread
 //!
@@ -218,7 +219,7 @@ impl ExecHandle {
     /// The errno of a failed `poll(2)` or `read(2)` on the pipes (never `EINTR` or `EAGAIN`:
     /// those are retried). The child is left running then; the executor still reaps it.
     pub fn wait_with_output(self) -> io::Result<Output> {
-        let drained = self.drain(None, [None, None], None)?;
+        let drained = self.drain(Capture::unbounded(take_pipes(&self)?))?;
         Ok(drained.output)
     }
 
@@ -249,69 +250,23 @@ impl ExecHandle {
     /// # Errors
     /// As [`wait_with_output`](Self::wait_with_output).
     pub fn wait_with_output_bounded(self, limits: OutputLimits) -> io::Result<LimitedOutput> {
-        // A timeout too large to represent is no timeout.
-        let deadline = limits
-            .timeout
-            .and_then(|timeout| Instant::now().checked_add(timeout));
-        let mut drained = self.drain(
-            deadline,
-            [limits.max_stdout, limits.max_stderr],
-            Some(limits.linger),
-        )?;
-        drained.timed_out |= self.timed_out();
-        Ok(drained)
+        self.drain(Capture::bounded(take_pipes(&self)?, limits))
     }
 
-    /// The drain behind both forms. `linger: None` reads to end of file however long that takes.
-    fn drain(
-        &self,
-        deadline: Option<Instant>,
-        limits: [Option<usize>; 2],
-        linger: Option<Duration>,
-    ) -> io::Result<LimitedOutput> {
-        // Closed first, like std: a child that reads its stdin to the end would otherwise wait
-        // for us while we wait for it.
-        drop(self.take_stdin());
-        let mut streams = [
-            Stream::new(self.take_stdout().map(OwnedFd::from), limits[0])?,
-            Stream::new(self.take_stderr().map(OwnedFd::from), limits[1])?,
-        ];
+    /// The blocking drain behind both forms: waits in `poll(2)` on the pipes and the exit.
+    fn drain(&self, mut capture: Capture<OwnedFd>) -> io::Result<LimitedOutput> {
         let mut scratch = vec![0u8; READ_CHUNK];
-        let mut deadline = deadline;
-        let mut timed_out = false;
-        // When the child was seen to have exited, and when reading stops.
-        let mut exited_at: Option<Instant> = None;
         // Readable once the child exited (its pidfd) or was reaped (signal mode's eventfd).
         let exit_fd = self.as_fd();
-
-        while streams.iter().any(Stream::is_open) {
+        loop {
             let now = Instant::now();
-            if let Some(at) = deadline
-                && now >= at
-                && exited_at.is_none()
-            {
-                timed_out = true;
-                deadline = None;
-                self.start_kill()?;
-            }
-            if exited_at.is_none() && linger.is_some() && self.return_code().is_some() {
-                exited_at = Some(now);
-            }
-            // A linger too large to represent is no linger: read to the end, as for a timeout.
-            let stop_at = match (exited_at, linger) {
-                (Some(at), Some(linger)) => at.checked_add(linger),
-                _ => None,
+            let (watch_exit, wake) = match capture.step(self, now)? {
+                Step::Done => break,
+                Step::Wait { watch_exit, wake } => (watch_exit, wake),
             };
-            if stop_at.is_some_and(|stop| now >= stop) {
-                break;
-            }
-            // The exit matters only to stop reading after the linger.
-            let watch_exit = linger.is_some() && exited_at.is_none();
-            let wake = [stop_at, deadline].into_iter().flatten().min();
-
             let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(3);
             let mut which: Vec<Option<usize>> = Vec::with_capacity(3);
-            for (i, stream) in streams.iter().enumerate() {
+            for (i, stream) in capture.streams.iter().enumerate() {
                 if let Some(fd) = &stream.fd {
                     fds.push(PollFd::from_borrowed_fd(fd.as_fd(), PollFlags::IN));
                     which.push(Some(i));
@@ -338,22 +293,173 @@ impl ExecHandle {
                 }
             }
             drop(fds);
-            for (stream, ready) in streams.iter_mut().zip(ready) {
+            for (stream, ready) in capture.streams.iter_mut().zip(ready) {
                 if ready {
                     stream.read_once(&mut scratch)?;
                 }
             }
-            if exit_seen && exited_at.is_none() {
-                exited_at = Some(Instant::now());
+            if exit_seen {
+                capture.exit_seen(Instant::now());
             }
         }
-        let pipes_left_open = streams.iter().any(Stream::is_open);
+        let status = match capture.status_deadline() {
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match self.wait_timeout(left) {
+                    Some(status) => status,
+                    None => {
+                        capture.time_out(self)?;
+                        self.wait()
+                    }
+                }
+            }
+            None => self.wait(),
+        };
+        Ok(capture.finish(self, status))
+    }
+}
 
-        // Once the exit was seen the reap is under way: the time limit no longer applies.
-        let deadline = deadline.filter(|_| exited_at.is_none());
-        let status = self.status_within(deadline, &mut timed_out)?;
-        let [stdout, stderr] = streams;
-        Ok(LimitedOutput {
+/// The read ends of the child's stdout and stderr (`None`: not a pipe, or taken already), once
+/// its stdin is closed: like std, so that a child reading its stdin to the end does not wait
+/// for us while we wait for it. Made non-blocking (ours alone: the child's ends are other open
+/// files).
+pub(crate) fn take_pipes(handle: &ExecHandle) -> io::Result<[Option<OwnedFd>; 2]> {
+    drop(handle.take_stdin());
+    let pipes = [
+        handle.take_stdout().map(OwnedFd::from),
+        handle.take_stderr().map(OwnedFd::from),
+    ];
+    for fd in pipes.iter().flatten() {
+        rustix::io::ioctl_fionbio(fd, true)?;
+    }
+    Ok(pipes)
+}
+
+/// What every drain shares, blocking ([`ExecHandle::drain`]) or async
+/// ([`crate::output_async`]): the two streams and the bytes kept from each within its limit,
+/// the time limit, and when reading stops after the child's exit. The drivers differ only in
+/// how they wait; `F` is how they hold a pipe's read end.
+pub(crate) struct Capture<F> {
+    pub(crate) streams: [Stream<F>; 2],
+    deadline: Option<Instant>,
+    /// `None`: read to end of file however long that takes (the unbounded form).
+    linger: Option<Duration>,
+    timed_out: bool,
+    /// When the child was seen to have exited.
+    exited_at: Option<Instant>,
+}
+
+/// What a drain does next.
+pub(crate) enum Step {
+    /// Reading is over: both pipes at end of file, or the linger after the exit ran out.
+    Done,
+    /// Wait for an open pipe to turn readable, for the child's exit when `watch_exit`, and at
+    /// most until `wake`; then [`Capture::step`] again.
+    Wait {
+        watch_exit: bool,
+        wake: Option<Instant>,
+    },
+}
+
+impl<F> Capture<F> {
+    /// The unbounded form: everything kept, no time limit, read to end of file (std's).
+    pub(crate) fn unbounded(pipes: [Option<F>; 2]) -> Capture<F> {
+        Capture::new(pipes, None, [None, None], None)
+    }
+
+    /// The bounded form, its time limit counted from now.
+    pub(crate) fn bounded(pipes: [Option<F>; 2], limits: OutputLimits) -> Capture<F> {
+        // A timeout too large to represent is no timeout.
+        let deadline = limits
+            .timeout
+            .and_then(|timeout| Instant::now().checked_add(timeout));
+        Capture::new(
+            pipes,
+            deadline,
+            [limits.max_stdout, limits.max_stderr],
+            Some(limits.linger),
+        )
+    }
+
+    fn new(
+        pipes: [Option<F>; 2],
+        deadline: Option<Instant>,
+        limits: [Option<usize>; 2],
+        linger: Option<Duration>,
+    ) -> Capture<F> {
+        let [stdout, stderr] = pipes;
+        Capture {
+            streams: [
+                Stream::new(stdout, limits[0]),
+                Stream::new(stderr, limits[1]),
+            ],
+            deadline,
+            linger,
+            timed_out: false,
+            exited_at: None,
+        }
+    }
+
+    /// Decides at `now` whether reading goes on: starts the kill when the time limit passed
+    /// before the exit, notes an exit the handle already knows of, and stops reading once both
+    /// pipes are closed or the linger after the exit ran out.
+    ///
+    /// # Errors
+    /// The kill's ([`ExecHandle::start_kill`]).
+    pub(crate) fn step(&mut self, handle: &ExecHandle, now: Instant) -> io::Result<Step> {
+        if !self.streams.iter().any(Stream::is_open) {
+            return Ok(Step::Done);
+        }
+        if let Some(at) = self.deadline
+            && now >= at
+            && self.exited_at.is_none()
+        {
+            self.deadline = None;
+            self.time_out(handle)?;
+        }
+        if self.exited_at.is_none() && self.linger.is_some() && handle.return_code().is_some() {
+            self.exited_at = Some(now);
+        }
+        // A linger too large to represent is no linger: read to the end, as for a timeout.
+        let stop_at = match (self.exited_at, self.linger) {
+            (Some(at), Some(linger)) => at.checked_add(linger),
+            _ => None,
+        };
+        if stop_at.is_some_and(|stop| now >= stop) {
+            return Ok(Step::Done);
+        }
+        Ok(Step::Wait {
+            // The exit matters only to stop reading after the linger.
+            watch_exit: self.linger.is_some() && self.exited_at.is_none(),
+            wake: [stop_at, self.deadline].into_iter().flatten().min(),
+        })
+    }
+
+    /// The child's exit was seen (its pidfd or exit descriptor turned readable) at `now`.
+    pub(crate) fn exit_seen(&mut self, now: Instant) {
+        if self.exited_at.is_none() {
+            self.exited_at = Some(now);
+        }
+    }
+
+    /// The time limit still in force for the status once reading is over: none once the exit
+    /// was seen (the reap is under way), or when it already passed and started the kill.
+    pub(crate) fn status_deadline(&self) -> Option<Instant> {
+        self.deadline.filter(|_| self.exited_at.is_none())
+    }
+
+    /// The time limit passed before the exit: the kill escalation starts.
+    pub(crate) fn time_out(&mut self, handle: &ExecHandle) -> io::Result<()> {
+        self.timed_out = true;
+        self.deadline = None;
+        handle.start_kill()
+    }
+
+    /// The result, with the child's `status`.
+    pub(crate) fn finish(self, handle: &ExecHandle, status: ExitStatus) -> LimitedOutput {
+        let pipes_left_open = self.streams.iter().any(Stream::is_open);
+        let [stdout, stderr] = self.streams;
+        LimitedOutput {
             output: Output {
                 status,
                 stdout: stdout.kept,
@@ -361,69 +467,58 @@ impl ExecHandle {
             },
             stdout_truncated: stdout.truncated,
             stderr_truncated: stderr.truncated,
-            timed_out,
+            // Or the command's own deadline killed it.
+            timed_out: self.timed_out || handle.timed_out(),
             pipes_left_open,
-        })
-    }
-
-    /// The status, killing the child (with escalation) if `deadline` passes first.
-    fn status_within(
-        &self,
-        deadline: Option<Instant>,
-        timed_out: &mut bool,
-    ) -> io::Result<ExitStatus> {
-        if let Some(deadline) = deadline {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if let Some(status) = self.wait_timeout(left) {
-                return Ok(status);
-            }
-            *timed_out = true;
-            self.start_kill()?;
         }
-        Ok(self.wait())
     }
 }
 
 /// One pipe being drained: its read end (`None` once at end of file or never a pipe), the bytes
 /// kept and the limit.
-struct Stream {
-    fd: Option<OwnedFd>,
+pub(crate) struct Stream<F> {
+    pub(crate) fd: Option<F>,
     kept: Vec<u8>,
     limit: usize,
     truncated: bool,
 }
 
-impl Stream {
-    fn new(fd: Option<OwnedFd>, limit: Option<usize>) -> io::Result<Stream> {
-        if let Some(fd) = &fd {
-            // Ours alone: the child holds the other end, so this changes nothing on its side.
-            rustix::io::ioctl_fionbio(fd, true)?;
-        }
-        Ok(Stream {
+impl<F> Stream<F> {
+    fn new(fd: Option<F>, limit: Option<usize>) -> Stream<F> {
+        Stream {
             fd,
             kept: Vec::new(),
             limit: limit.unwrap_or(usize::MAX),
             truncated: false,
-        })
+        }
     }
 
     fn is_open(&self) -> bool {
         self.fd.is_some()
     }
 
-    /// One `read(2)`: what it gives is kept up to the limit; end of file closes the stream.
+    /// What one `read(2)` gave: `bytes`, kept up to the limit; end of file (none) closes the
+    /// stream.
+    pub(crate) fn took(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            self.fd = None;
+            return;
+        }
+        let room = self.limit.saturating_sub(self.kept.len());
+        let keep = bytes.len().min(room);
+        self.kept.extend_from_slice(&bytes[..keep]);
+        self.truncated |= keep < bytes.len();
+    }
+}
+
+impl Stream<OwnedFd> {
+    /// One `read(2)` of the non-blocking read end.
     fn read_once(&mut self, scratch: &mut [u8]) -> io::Result<()> {
         let Some(fd) = &self.fd else {
             return Ok(());
         };
         match rustix::io::read(fd, &mut *scratch) {
-            Ok(0) => self.fd = None,
-            Ok(n) => {
-                let room = self.limit.saturating_sub(self.kept.len());
-                let keep = n.min(room);
-                self.kept.extend_from_slice(&scratch[..keep]);
-                self.truncated |= keep < n;
-            }
+            Ok(n) => self.took(&scratch[..n]),
             Err(Errno::AGAIN | Errno::INTR) => {}
             Err(e) => return Err(e.into()),
         }

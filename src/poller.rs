@@ -1,9 +1,11 @@
 //! The loop's one wait: an epoll set holding the timerfd, the doorbell eventfd ([`Waker`]), the
-//! SIGCHLD source (signal mode) and one pidfd per child, behind one small type ([`Poller`]),
-//! the way mio's `Selector` hides epoll. Nothing else of the crate touches epoll or the timerfd.
+//! SIGCHLD source (signal mode), one pidfd per child, and the descriptors async code waits on
+//! (pipe ends, timers: [`crate::async_io`]), behind one small type ([`Poller`]), the way mio's
+//! `Selector` hides epoll. Nothing else of the crate touches epoll or the timerfd.
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
 use std::time::Instant;
 
 use rustix::event::{EventfdFlags, epoll, eventfd};
@@ -13,10 +15,15 @@ use rustix::time::{
     timerfd_create, timerfd_settime,
 };
 
+use crate::io_registry::{IoRegistry, Readiness};
+
 /// epoll tokens: pidfds use their spawn serial (from 1 up); these can never collide with one.
 const DOORBELL: u64 = u64::MAX;
 const TIMER: u64 = u64::MAX - 1;
 const SIGCHLD_SOURCE: u64 = u64::MAX - 2;
+/// Async I/O sources: their registry id with this bit set. Serials count up from 1 and never
+/// reach it; the fixed tokens above have it set too, and are matched first.
+const IO_TAG: u64 = 1 << 62;
 
 /// What a readiness event means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +36,8 @@ pub(crate) enum Event {
     Sigchld,
     /// The pidfd of the child with this serial is readable.
     Child(u64),
+    /// The async I/O source with this registry id turned ready ([`crate::io_registry`]).
+    Io(u64),
 }
 
 impl Event {
@@ -37,6 +46,7 @@ impl Event {
             DOORBELL => Event::Doorbell,
             TIMER => Event::Timer,
             SIGCHLD_SOURCE => Event::Sigchld,
+            io if io & IO_TAG != 0 => Event::Io(io & !IO_TAG),
             serial => Event::Child(serial),
         }
     }
@@ -60,10 +70,20 @@ impl Events {
     }
 }
 
-/// The epoll set and the timerfd.
+/// What an async I/O source waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Interest {
+    /// Readable (a pipe's read end, a timerfd), or its writers gone.
+    Read,
+    /// Writable (a pipe's write end), or its reader gone.
+    Write,
+}
+
+/// The epoll set, the timerfd, and the readiness of the async I/O sources in the set.
 pub(crate) struct Poller {
     epoll: OwnedFd,
     timer: OwnedFd,
+    io: IoRegistry,
 }
 
 impl Poller {
@@ -73,7 +93,11 @@ impl Poller {
             TimerfdClockId::Monotonic,
             TimerfdFlags::CLOEXEC | TimerfdFlags::NONBLOCK,
         )?)?;
-        let poller = Poller { epoll, timer };
+        let poller = Poller {
+            epoll,
+            timer,
+            io: IoRegistry::default(),
+        };
         poller.add(&poller.timer, TIMER)?;
         Ok(poller)
     }
@@ -95,6 +119,45 @@ impl Poller {
     /// Watches the SIGCHLD source (signalfd or the handler's socket).
     pub(crate) fn add_sigchld(&self, fd: impl AsFd) -> Result<(), Errno> {
         self.add(fd, SIGCHLD_SOURCE)
+    }
+
+    /// Watches an async I/O source, edge-triggered: each change to ready is reported once
+    /// (a level-triggered pipe nobody reads yet would wake the loop on every pass). Returns the
+    /// source's registry id and readiness; undo with [`remove_io`](Self::remove_io).
+    pub(crate) fn add_io(
+        &self,
+        fd: impl AsFd,
+        interest: Interest,
+    ) -> Result<(u64, Arc<Readiness>), Errno> {
+        let (id, readiness) = self.io.insert();
+        let flags = epoll::EventFlags::ET
+            | match interest {
+                Interest::Read => epoll::EventFlags::IN | epoll::EventFlags::RDHUP,
+                Interest::Write => epoll::EventFlags::OUT,
+            };
+        match epoll::add(
+            &self.epoll,
+            fd,
+            epoll::EventData::new_u64(id | IO_TAG),
+            flags,
+        ) {
+            Ok(()) => Ok((id, readiness)),
+            Err(e) => {
+                self.io.remove(id);
+                Err(e)
+            }
+        }
+    }
+
+    /// Stops watching async I/O source `id` on `fd`.
+    pub(crate) fn remove_io(&self, fd: impl AsFd, id: u64) {
+        let _ = epoll::delete(&self.epoll, fd);
+        self.io.remove(id);
+    }
+
+    /// The loop saw async I/O source `id` turn ready: wakes the tasks waiting for it.
+    pub(crate) fn io_ready(&self, id: u64) {
+        self.io.ready(id);
     }
 
     /// Stops watching `fd` (a pidfd that is reaped or stalled).
@@ -146,7 +209,7 @@ const NANOS: i128 = 1_000_000_000;
 /// `Instant` reads CLOCK_MONOTONIC on Linux but does not expose its value, so the conversion goes
 /// through one reading of each, taken back to back (they differ by the time between the two
 /// calls, well under a microsecond).
-fn monotonic_timespec(at: Instant) -> Timespec {
+pub(crate) fn monotonic_timespec(at: Instant) -> Timespec {
     let now = Instant::now();
     let mono = clock_gettime(ClockId::Monotonic);
     let offset = match at.checked_duration_since(now) {
@@ -271,7 +334,8 @@ mod tests {
     #[test]
     fn child_tokens_are_serials() {
         assert_eq!(Event::from_token(1), Event::Child(1));
-        assert_eq!(Event::from_token(u64::MAX - 3), Event::Child(u64::MAX - 3));
         assert_eq!(Event::from_token(u64::MAX - 2), Event::Sigchld);
+        assert_eq!(Event::from_token(IO_TAG | 7), Event::Io(7));
+        assert_eq!(Event::from_token(IO_TAG - 1), Event::Child(IO_TAG - 1));
     }
 }

@@ -122,6 +122,7 @@ impl Reactor<'_> {
                     Some(Event::Timer) => self.on_timer(),
                     Some(Event::Sigchld) => self.on_sigchld(),
                     Some(Event::Child(serial)) => self.on_child_ready(serial),
+                    Some(Event::Io(id)) => self.shared.poller().io_ready(id),
                     None => {}
                 }
             }
