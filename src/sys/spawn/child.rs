@@ -16,6 +16,16 @@
 //! If anything here ever panics, [`exit_after`] ends the child with status 127 instead of letting
 //! the unwind run the parent's frames (copied by Fork, shared by Vfork) in the child.
 
+#![deny(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    reason = "runs in the child between clone and execve (CLONE_VM: the parent's memory): \
+              no panic machinery may be reached from here"
+)]
+
 use std::ffi::CStr;
 use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -207,14 +217,17 @@ unsafe fn prepare_and_exec(plan: &ChildPlan<'_>) -> i32 {
 /// Closes every descriptor from 3 up, except the extra descriptors just installed and the
 /// exec-error pipe (close-on-exec: it closes itself at a successful exec, and must stay open
 /// until then; the parent put it above every extra descriptor's number).
+///
+/// Descriptor numbers are below `i32::MAX`, so the saturating steps never saturate: they only
+/// keep the overflow checks (and their panics) out of the child.
 fn close_others(report: &ExecErrorReport<'_>, setup: &ChildSetup) {
     let mut first = 3u32;
     for fd in &setup.fds {
         let target = fd.target as u32;
         if target > first {
-            close_range(first, target - 1);
+            close_range(first, target.saturating_sub(1));
         }
-        first = first.max(target + 1);
+        first = first.max(target.saturating_add(1));
     }
     let keep = match report {
         ExecErrorReport::Pipe(fd) => {
@@ -225,9 +238,9 @@ fn close_others(report: &ExecErrorReport<'_>, setup: &ChildSetup) {
     };
     if keep >= first {
         if keep > first {
-            close_range(first, keep - 1);
+            close_range(first, keep.saturating_sub(1));
         }
-        first = keep + 1;
+        first = keep.saturating_add(1);
     }
     close_range(first, u32::MAX);
 }
@@ -270,7 +283,9 @@ fn reset_signals(non_default: u64) {
     // all zeros whatever the architecture's field order; this buffer is larger than any of them.
     let default = [0u64; 8];
     for sig in 1..=NSIG {
-        if sig == libc::SIGKILL || sig == libc::SIGSTOP || non_default & (1u64 << (sig - 1)) == 0 {
+        // sig - 1 is 0..=63: the bit is never shifted out.
+        let bit = 1u64.checked_shl(sig.wrapping_sub(1) as u32).unwrap_or(0);
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP || non_default & bit == 0 {
             continue;
         }
         // SAFETY: a valid signal number (1..=64, not KILL/STOP) and a readable all-zero (SIG_DFL)
@@ -301,6 +316,14 @@ fn reset_signals(non_default: u64) {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    reason = "the tests run in the test process, not in a child"
+)]
 mod tests {
     use super::*;
 

@@ -11,6 +11,16 @@
 //!
 //! Raw system calls only (see `child.rs`).
 
+#![deny(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    reason = "runs in the child between clone and execve (CLONE_VM: the parent's memory): \
+              no panic machinery may be reached from here"
+)]
+
 use super::child::{exit_now_with, last_errno};
 
 /// `PR_SET_PDEATHSIG` from `linux/prctl.h`.

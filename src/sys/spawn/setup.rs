@@ -21,6 +21,16 @@
 //! A failed step ends the child before `execve`; the parent learns the step, which item of it
 //! (the extra fd, the rlimit) and the errno through the exec-error channel ([`ChildFailure`]).
 
+#![deny(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    reason = "runs in the child between clone and execve (CLONE_VM: the parent's memory): \
+              no panic machinery may be reached from here"
+)]
+
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
@@ -121,7 +131,7 @@ impl ChildSetup {
         let floor = self.fd_floor();
         let source_of = |index: usize, fd: &ExtraFd| match slots {
             Some(s) => match s.fds.get(index) {
-                Some(&slot) if slot <= floor => s.spare + index as i32,
+                Some(&slot) if slot <= floor => s.spare.saturating_add(index as i32),
                 Some(&slot) => slot,
                 None => fd.source.as_raw_fd(),
             },
@@ -137,7 +147,7 @@ impl ChildSetup {
                     libc::syscall(
                         libc::SYS_dup3,
                         slot,
-                        s.spare + index as i32,
+                        s.spare.saturating_add(index as i32),
                         libc::O_CLOEXEC,
                     )
                 };
@@ -316,6 +326,14 @@ impl ChildFailure {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    reason = "the tests run in the test process, not in a child"
+)]
 mod tests {
     use super::*;
 
