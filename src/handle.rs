@@ -17,6 +17,7 @@ use crate::exit_future::{ExitFd, ExitFuture};
 use crate::proc_state::{ProcState, Spawned};
 use crate::queue::{Message, ReplySlot};
 use crate::shared::Shared;
+use crate::stdio::Stdio;
 use crate::timeline::Timeline;
 
 /// A running (or finished) child process.
@@ -392,6 +393,28 @@ impl AsRawFd for ExecHandle {
     /// The descriptor [`AsFd`] gives (what tokio's `AsyncFd` wants).
     fn as_raw_fd(&self) -> RawFd {
         self.as_fd().as_raw_fd()
+    }
+}
+
+// Here, not in stdio.rs: the pipe types are the handle's, and stdio.rs sits below it.
+impl From<ChildStdout> for Stdio {
+    /// Another child's stdout pipe, e.g. to chain two commands.
+    fn from(pipe: ChildStdout) -> Stdio {
+        Stdio::from(OwnedFd::from(pipe))
+    }
+}
+
+impl From<ChildStderr> for Stdio {
+    /// Another child's stderr pipe.
+    fn from(pipe: ChildStderr) -> Stdio {
+        Stdio::from(OwnedFd::from(pipe))
+    }
+}
+
+impl From<ChildStdin> for Stdio {
+    /// Another child's stdin pipe (this child writes into it).
+    fn from(pipe: ChildStdin) -> Stdio {
+        Stdio::from(OwnedFd::from(pipe))
     }
 }
 

@@ -21,7 +21,7 @@ use crate::command::Command;
 use crate::error::{CommandOption, SpawnError, SpawnStage};
 use crate::lifetime::Lifetime;
 use crate::sys::CStringArray;
-use crate::sys::spawn::{ChildSetup, SpawnFailure};
+use crate::sys::spawn::{ChildSetup, Program, SpawnFailure};
 
 /// The search path when the environment has no `PATH` (what glibc's `execvp` uses).
 const DEFAULT_PATH: &str = "/bin:/usr/bin";
@@ -55,6 +55,18 @@ pub(crate) struct PreparedCommand {
     /// The cgroup made for this child (`cgroup_per_child`): removed when the request ends
     /// without a tracked child, adopted by the child's state otherwise.
     pub(crate) made_cgroup: Option<MadeCgroup>,
+}
+
+impl<'a> From<&'a PreparedCommand> for Program<'a> {
+    /// What the spawn backends read of it.
+    fn from(command: &'a PreparedCommand) -> Program<'a> {
+        Program {
+            path: &command.path,
+            argv: &command.argv,
+            envp: command.envp.as_ref(),
+            setup: &command.setup,
+        }
+    }
 }
 
 impl PreparedCommand {

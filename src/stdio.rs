@@ -81,24 +81,3 @@ impl From<File> for Stdio {
         Stdio::from(OwnedFd::from(file))
     }
 }
-
-impl From<crate::ChildStdout> for Stdio {
-    /// Another child's stdout pipe, e.g. to chain two commands.
-    fn from(pipe: crate::ChildStdout) -> Stdio {
-        Stdio::from(OwnedFd::from(pipe))
-    }
-}
-
-impl From<crate::ChildStderr> for Stdio {
-    /// Another child's stderr pipe.
-    fn from(pipe: crate::ChildStderr) -> Stdio {
-        Stdio::from(OwnedFd::from(pipe))
-    }
-}
-
-impl From<crate::ChildStdin> for Stdio {
-    /// Another child's stdin pipe (this child writes into it).
-    fn from(pipe: crate::ChildStdin) -> Stdio {
-        Stdio::from(OwnedFd::from(pipe))
-    }
-}

@@ -30,6 +30,7 @@ use std::ffi::CStr;
 use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicI32, Ordering};
 
+use super::child_raw::{exit_now_with, last_errno};
 use super::setup::{ChildFailure, ChildSetup, ExtraSlots, Step};
 
 /// How the child tells the parent that execve failed.
@@ -130,21 +131,6 @@ pub(super) fn exit_after(body: impl FnOnce()) -> ! {
 /// `exit_group(127)` as a raw syscall: no atexit handlers, no stdio flush, no locks.
 fn exit_now() -> ! {
     exit_now_with(EXEC_FAILED_STATUS as i32)
-}
-
-/// `exit_group(status)` as a raw syscall.
-pub(super) fn exit_now_with(status: i32) -> ! {
-    loop {
-        // SAFETY: exit_group takes an integer and does not return.
-        unsafe { libc::syscall(libc::SYS_exit_group, status as libc::c_long) };
-    }
-}
-
-/// The errno the last failed `syscall(2)` left in this thread's slot.
-pub(super) fn last_errno() -> i32 {
-    // SAFETY: __errno_location returns the address of the calling thread's errno, valid for the
-    // thread's lifetime; reading it is a plain load (see the module docs for the CLONE_VM case).
-    unsafe { *libc::__errno_location() }
 }
 
 /// Installs stdio and extra descriptors, closes every other descriptor, applies the command's

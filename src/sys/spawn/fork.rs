@@ -11,7 +11,7 @@ use rustix::io::Errno;
 use rustix::process::Pid;
 
 use super::child::{ChildPlan, ExecErrorReport, exec_child};
-use super::{ChildStdio, Exec, SpawnFailure, Spawned, reap_failed_child};
+use super::exec::{ChildStdio, Exec, SpawnFailure, Spawned, reap_failed_child};
 use crate::error::SpawnStage;
 use crate::sys::BlockAllSignals;
 

@@ -21,7 +21,7 @@
               no panic machinery may be reached from here"
 )]
 
-use super::child::{exit_now_with, last_errno};
+use super::child_raw::{exit_now_with, last_errno};
 
 /// `PR_SET_PDEATHSIG` from `linux/prctl.h`.
 const PR_SET_PDEATHSIG: libc::c_long = 1;

@@ -22,7 +22,8 @@ use std::sync::OnceLock;
 
 use rustix::process::Pid;
 
-use super::{ChildFd, ChildSetup, ChildStdio, SpawnFailure, Spawned};
+use super::exec::{ChildFd, ChildStdio, SpawnFailure, Spawned};
+use super::setup::ChildSetup;
 use crate::error::CommandOption;
 use crate::error::SpawnStage;
 
@@ -289,7 +290,7 @@ pub(super) fn spawn(
 ) -> Result<Spawned, SpawnFailure> {
     let Some(closefrom) = addclosefrom() else {
         return Err(SpawnFailure::unsupported(
-            super::SpawnBackend::PosixSpawn,
+            super::exec::SpawnBackend::PosixSpawn,
             NO_CLOSEFROM,
         ));
     };
@@ -400,7 +401,7 @@ mod tests {
 
     #[test]
     fn file_action_failures_are_named_not_blamed_on_the_exec() {
-        use super::super::ExtraFd;
+        use super::super::setup::ExtraFd;
         use std::sync::Arc;
         let null = std::fs::File::open("/dev/null").expect("open");
         let null = std::os::fd::OwnedFd::from(null);

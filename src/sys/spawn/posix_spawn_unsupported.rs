@@ -7,7 +7,8 @@
 
 use std::ffi::CStr;
 
-use super::{ChildSetup, ChildStdio, SpawnBackend, SpawnFailure, Spawned};
+use super::exec::{ChildStdio, SpawnBackend, SpawnFailure, Spawned};
+use super::setup::ChildSetup;
 
 /// Nothing to prepare: [`spawn`] always declines.
 pub(super) struct Attributes;

@@ -35,7 +35,7 @@ use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 
-use super::child::last_errno;
+use super::child_raw::last_errno;
 use super::lifetime_steps::{LifetimeStep, LifetimeSteps};
 use crate::error::{CommandOption, SpawnStage};
 use crate::resource::Resource;

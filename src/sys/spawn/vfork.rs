@@ -12,8 +12,9 @@ use rustix::mm::{MapFlags, MprotectFlags, ProtFlags};
 use rustix::process::Pid;
 
 use super::child::{ChildPlan, ExecErrorReport, UNSHARE_FAILED, exec_child};
+use super::exec::{ChildFd, ChildStdio, Exec, SpawnFailure, Spawned};
+use super::setup::ExtraFd;
 use super::setup::ExtraSlots;
-use super::{ChildFd, ChildStdio, Exec, ExtraFd, SpawnFailure, Spawned};
 use crate::error::SpawnStage;
 use crate::sys::BlockAllSignals;
 
@@ -335,7 +336,7 @@ fn clone_and_exec(
                 // SAFETY: the kernel stored a new pidfd that nothing else owns.
                 drop(unsafe { crate::sys::own_fd(pidfd) });
             }
-            super::reap_failed_child(pid);
+            super::exec::reap_failed_child(pid);
             return Err(SpawnFailure::new(SpawnStage::Cgroup, BORN_KILLED));
         }
         pid.as_raw_nonzero().get()
@@ -371,7 +372,7 @@ fn clone_and_exec(
     };
     let errno = exec_errno.load(Ordering::Acquire);
     if errno != 0 {
-        super::reap_failed_child(pid);
+        super::exec::reap_failed_child(pid);
         if errno & UNSHARE_FAILED != 0 {
             // The caller retries without CLONE_FILES; the marker stays in the errno for it.
             return Err(SpawnFailure::new(SpawnStage::Spawn, errno));
@@ -390,7 +391,7 @@ fn clone_and_exec(
             // Could not move the pidfd above 2 (EMFILE): the child is ours and unreaped, so its
             // pid is safe to signal; kill and reap it so nothing runs untracked.
             crate::sys::kill_unreaped_child(pid);
-            super::reap_failed_child(pid);
+            super::exec::reap_failed_child(pid);
             Err(SpawnFailure::new(
                 SpawnStage::Pidfd,
                 e.raw_os_error().unwrap_or(libc::EMFILE),
