@@ -110,7 +110,7 @@ impl std::fmt::Debug for CStringArray {
 /// [`environ`](super::environ)), it relies on no thread changing the environment meanwhile,
 /// which `std::env::set_var` (`unsafe` in Rust 2024) already requires.
 pub(crate) fn for_each_environ(mut f: impl FnMut(&[u8])) {
-    let mut p = super::environ();
+    let mut p = super::environ::environ();
     if p.is_null() {
         return;
     }

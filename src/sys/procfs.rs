@@ -75,7 +75,7 @@ pub(crate) struct StartTimes {
 impl StartTimes {
     pub(crate) fn new() -> StartTimes {
         StartTimes {
-            reserve: RefCell::new(super::open_dev_null().ok()),
+            reserve: RefCell::new(super::fd::open_dev_null().ok()),
         }
     }
 
@@ -88,12 +88,12 @@ impl StartTimes {
                     return Err(e);
                 }
                 let read = start_time(pid);
-                *reserve = super::open_dev_null().ok();
+                *reserve = super::fd::open_dev_null().ok();
                 read
             }
             read => {
                 if reserve.is_none() {
-                    *reserve = super::open_dev_null().ok();
+                    *reserve = super::fd::open_dev_null().ok();
                 }
                 read
             }

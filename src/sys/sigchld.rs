@@ -4,7 +4,7 @@
 
 use rustix::process::Pid;
 
-use super::SigchldDisposition;
+use super::sigchld_disposition::SigchldDisposition;
 
 /// SIGCHLD's action right now: its disposition and, for a handler, the handler's address (which
 /// tells our handler from one the host put in its place).
@@ -124,6 +124,9 @@ mod tests {
     fn the_action_query_changes_nothing() {
         let before = sigchld_action();
         assert_eq!(sigchld_action(), before);
-        assert_eq!(before.disposition, super::super::sigchld_disposition());
+        assert_eq!(
+            before.disposition,
+            super::super::sigchld_disposition::sigchld_disposition()
+        );
     }
 }
