@@ -10,8 +10,12 @@
 //!   named, like signal mode's children, by pid *and* start time ([`Orphan`]);
 //! - in signal mode, the SIGCHLD source and its look schedule ([`crate::sigchld`]).
 //!
-//! The kernel is reached through the [`Wait`] seam, so the bookkeeping runs in unit tests
-//! without a process (the way tokio tests its orphan queue with a mock `Wait`).
+//! The kernel is reached through small seams, one per concern, so the bookkeeping runs in unit
+//! tests without a process (the way tokio tests its orphan queue with a mock `Wait`), each test's
+//! fake implementing only what its part of the reaper asks for: [`ReapTracked`] (a tracked
+//! child), [`ReapPid`] (a child by bare pid), [`StartTime`] (`/proc`), [`KillPid`] (signalling
+//! by pid) and [`SigchldLook`] (signal mode's look at SIGCHLD). [`SysWait`] is the kernel behind
+//! all five.
 
 use std::os::fd::AsFd;
 use std::os::unix::process::ExitStatusExt;
@@ -38,27 +42,49 @@ pub(crate) struct Exit {
     pub(crate) rusage: Option<ResourceUsage>,
 }
 
-/// The kernel calls reaping needs: the seam the unit tests replace.
-pub(crate) trait Wait {
+/// Reaping a tracked child: the seam the unit tests replace.
+pub(crate) trait ReapTracked {
     /// `waitid(WEXITED | WNOHANG)` on a tracked child (`wait4` by pid without a pidfd): its
     /// status and resource usage, `None` while it runs.
     fn try_wait(&self, child: &ProcState) -> Result<Option<Exit>, Errno>;
     /// Whether the child has exited and waits to be reaped (`WNOWAIT`: it stays a zombie).
     fn exited_unreaped(&self, child: &ProcState) -> bool;
-    /// The same by bare pid, for orphans.
+}
+
+/// Reaping a child named by bare pid (an orphan): the seam the unit tests replace.
+pub(crate) trait ReapPid {
+    /// `waitid(WEXITED | WNOHANG)` by pid.
     fn try_wait_pid(&self, pid: Pid) -> Result<Option<ExitStatus>, Errno>;
+    /// Whether `pid` is a child of this process that nobody reaped yet (`waitid(WNOWAIT)`).
+    fn is_unreaped_child(&self, pid: Pid) -> bool;
+}
+
+/// What `/proc` says of a pid: the seam the unit tests replace.
+pub(crate) trait StartTime {
     /// The start time of the process that has `pid` now (`/proc/<pid>/stat` field 22): `Ok(None)`
     /// when none has it, an error when it cannot be read.
     fn start_time(&self, pid: Pid) -> std::io::Result<Option<u64>>;
-    /// Whether `pid` is a child of this process that nobody reaped yet (`waitid(WNOWAIT)`).
-    fn is_unreaped_child(&self, pid: Pid) -> bool;
+}
+
+/// Signalling by pid: the seam the unit tests replace.
+pub(crate) trait KillPid {
     /// `SIGKILL` by pid, for a child that has no pidfd.
     fn kill(&self, pid: Pid);
+}
+
+/// Signal mode's look at SIGCHLD: the seam the unit tests replace.
+pub(crate) trait SigchldLook {
     /// SIGCHLD's action now (signal mode: is our handler still installed?).
     fn sigchld_action(&self) -> SigchldAction;
     /// A child of this process that has exited and is waitable, left in place (signal mode).
     fn waitable(&self) -> Option<Pid>;
 }
+
+/// All five seams at once: what the loop's reaper is given (a fake for one concern implements
+/// that one only).
+pub(crate) trait Wait: ReapTracked + ReapPid + StartTime + KillPid + SigchldLook {}
+
+impl<W: ReapTracked + ReapPid + StartTime + KillPid + SigchldLook> Wait for W {}
 
 /// The real kernel.
 pub(crate) struct SysWait {
@@ -73,7 +99,7 @@ impl SysWait {
     }
 }
 
-impl Wait for SysWait {
+impl ReapTracked for SysWait {
     fn try_wait(&self, child: &ProcState) -> Result<Option<Exit>, Errno> {
         let reaped = match &child.pidfd {
             Some(fd) => waitid_rusage(fd.as_fd())?,
@@ -95,11 +121,11 @@ impl Wait for SysWait {
     fn exited_unreaped(&self, child: &ProcState) -> bool {
         child.exited_unreaped()
     }
+}
+
+impl ReapPid for SysWait {
     fn try_wait_pid(&self, pid: Pid) -> Result<Option<ExitStatus>, Errno> {
         try_wait_id(WaitId::Pid(pid))
-    }
-    fn start_time(&self, pid: Pid) -> std::io::Result<Option<u64>> {
-        self.start_times.read(pid)
     }
     fn is_unreaped_child(&self, pid: Pid) -> bool {
         let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
@@ -111,9 +137,21 @@ impl Wait for SysWait {
             };
         }
     }
+}
+
+impl StartTime for SysWait {
+    fn start_time(&self, pid: Pid) -> std::io::Result<Option<u64>> {
+        self.start_times.read(pid)
+    }
+}
+
+impl KillPid for SysWait {
     fn kill(&self, pid: Pid) {
         crate::sys::kill_unreaped_child(pid);
     }
+}
+
+impl SigchldLook for SysWait {
     fn sigchld_action(&self) -> SigchldAction {
         crate::sys::sigchld::sigchld_action()
     }
@@ -158,7 +196,7 @@ pub(crate) struct Orphan {
 impl Orphan {
     /// Whether the process that has the pid now is still this orphan (`Err`: `/proc` unreadable,
     /// the pid is all there is to go by).
-    fn is_still_there<W: Wait>(&self, wait: &W) -> bool {
+    fn is_still_there<W: StartTime>(&self, wait: &W) -> bool {
         match (self.start_time, wait.start_time(self.pid)) {
             (_, Ok(None)) => false,
             (Some(ours), Ok(Some(now))) => ours == now,
@@ -168,7 +206,7 @@ impl Orphan {
 }
 
 /// Reaping with its retry lists and, in signal mode, the SIGCHLD source.
-pub(crate) struct Reaper<W: Wait = SysWait> {
+pub(crate) struct Reaper<W = SysWait> {
     wait: W,
     /// Children killed because they could not be tracked (no pidfd): reaped with WNOHANG.
     orphans: Vec<Orphan>,
@@ -178,7 +216,7 @@ pub(crate) struct Reaper<W: Wait = SysWait> {
     sigchld: Option<SigchldSource>,
 }
 
-impl<W: Wait> Reaper<W> {
+impl<W> Reaper<W> {
     pub(crate) fn new(wait: W, sigchld: Option<SigchldSource>) -> Reaper<W> {
         Reaper {
             wait,
@@ -188,6 +226,43 @@ impl<W: Wait> Reaper<W> {
         }
     }
 
+    /// Takes the stalled children for another look (those still stalled come back through
+    /// [`try_reap`](Self::try_reap)).
+    pub(crate) fn take_stalled(&mut self) -> Vec<Arc<ProcState>> {
+        std::mem::take(&mut self.stalled)
+    }
+
+    pub(crate) fn has_orphans(&self) -> bool {
+        !self.orphans.is_empty()
+    }
+
+    /// The SIGCHLD source, when there is one.
+    pub(crate) fn sigchld(&self) -> Option<&SigchldSource> {
+        self.sigchld.as_ref()
+    }
+
+    /// True in signal mode: every spawn may change when the timer must fire.
+    pub(crate) fn watches_sigchld(&self) -> bool {
+        self.sigchld.is_some()
+    }
+
+    /// When the timer must next fire for reaping (None: no need). `tracking`: the table is not
+    /// empty.
+    pub(crate) fn next_check(&mut self, now: Instant, tracking: bool) -> Option<Instant> {
+        let check = self
+            .sigchld
+            .as_mut()
+            .and_then(|s| s.next_check(now, tracking));
+        if self.orphans.is_empty() && self.stalled.is_empty() {
+            return check;
+        }
+        let retry = now + RETRY_REAP;
+        Some(check.map_or(retry, |c| c.min(retry)))
+    }
+}
+
+/// Tracked children.
+impl<W: ReapTracked> Reaper<W> {
     /// Looks at `child` once and reaps it if it has exited.
     pub(crate) fn try_reap(&mut self, child: &Arc<ProcState>) -> Reaped {
         // Held across the wait: a group signal sent meanwhile names a group whose leader is
@@ -225,15 +300,12 @@ impl<W: Wait> Reaper<W> {
         let _ = child.signal(libc::SIGKILL);
         true
     }
+}
 
-    /// Takes the stalled children for another look (those still stalled come back through
-    /// [`try_reap`](Self::try_reap)).
-    pub(crate) fn take_stalled(&mut self) -> Vec<Arc<ProcState>> {
-        std::mem::take(&mut self.stalled)
-    }
-
+/// Children named by pid and start time: orphans, and signal mode's start times.
+impl<W: StartTime> Reaper<W> {
     /// The start time of the process that has `pid` now, read with the descriptor held in
-    /// reserve if the process is out of them (see [`Wait::start_time`]).
+    /// reserve if the process is out of them (see [`StartTime::start_time`]).
     pub(crate) fn start_time(&self, pid: Pid) -> std::io::Result<Option<u64>> {
         self.wait.start_time(pid)
     }
@@ -242,7 +314,10 @@ impl<W: Wait> Reaper<W> {
     /// start time while it is surely ours, kills it if it still is, and reaps it later. A child
     /// that is already gone (the kernel reaped it: the host ignores SIGCHLD) is left alone: its
     /// pid may be someone else's.
-    pub(crate) fn kill_untracked(&mut self, pid: Pid) {
+    pub(crate) fn kill_untracked(&mut self, pid: Pid)
+    where
+        W: ReapPid + KillPid,
+    {
         let Some(orphan) = self.name_orphan(pid) else {
             return;
         };
@@ -274,12 +349,11 @@ impl<W: Wait> Reaper<W> {
         Some(Orphan { pid, start_time })
     }
 
-    pub(crate) fn has_orphans(&self) -> bool {
-        !self.orphans.is_empty()
-    }
-
     /// Reaps the orphans that have exited; keeps the others.
-    pub(crate) fn reap_orphans(&mut self) {
+    pub(crate) fn reap_orphans(&mut self)
+    where
+        W: ReapPid,
+    {
         let wait = &self.wait;
         // EINTR: try again next time; any other error: it is not our child any more. A pid that
         // names another process now: the kernel reaped the orphan, nothing to wait for.
@@ -298,31 +372,10 @@ impl<W: Wait> Reaper<W> {
             .map(|orphan| orphan.pid)
             .collect()
     }
+}
 
-    /// The SIGCHLD source, when there is one.
-    pub(crate) fn sigchld(&self) -> Option<&SigchldSource> {
-        self.sigchld.as_ref()
-    }
-
-    /// True in signal mode: every spawn may change when the timer must fire.
-    pub(crate) fn watches_sigchld(&self) -> bool {
-        self.sigchld.is_some()
-    }
-
-    /// When the timer must next fire for reaping (None: no need). `tracking`: the table is not
-    /// empty.
-    pub(crate) fn next_check(&mut self, now: Instant, tracking: bool) -> Option<Instant> {
-        let check = self
-            .sigchld
-            .as_mut()
-            .and_then(|s| s.next_check(now, tracking));
-        if self.orphans.is_empty() && self.stalled.is_empty() {
-            return check;
-        }
-        let retry = now + RETRY_REAP;
-        Some(check.map_or(retry, |c| c.min(retry)))
-    }
-
+/// Signal mode's looks.
+impl<W: SigchldLook> Reaper<W> {
     /// What signal mode's look schedule asks of the timer that fired at `now`.
     pub(crate) fn check_due(&mut self, now: Instant) -> Due {
         let Some(source) = &mut self.sigchld else {
@@ -348,15 +401,12 @@ mod tests {
 
     use crate::spin::SpinPolicy;
 
-    /// A kernel whose children exit when the test says so.
+    /// A kernel whose children exit when the test says so: reaping, `/proc` and kills by pid.
     #[derive(Default)]
     struct MockWait {
         /// pid -> its answer.
         answers: RefCell<HashMap<i32, Result<Option<ExitStatus>, Errno>>>,
         calls: Cell<usize>,
-        /// What SIGCHLD's action is, and how often it was asked for.
-        action: Cell<Option<SigchldAction>>,
-        actions_asked: Cell<usize>,
         /// pid -> the start time of the process that has it now (absent: 1000 + pid; `None`: no
         /// process has it).
         start_times: RefCell<HashMap<i32, Option<u64>>>,
@@ -374,7 +424,7 @@ mod tests {
         }
     }
 
-    impl Wait for &MockWait {
+    impl ReapTracked for &MockWait {
         fn try_wait(&self, child: &ProcState) -> Result<Option<Exit>, Errno> {
             let status = self.try_wait_pid(child.os_pid)?;
             Ok(status.map(|status| Exit {
@@ -385,6 +435,9 @@ mod tests {
         fn exited_unreaped(&self, _child: &ProcState) -> bool {
             false
         }
+    }
+
+    impl ReapPid for &MockWait {
         fn try_wait_pid(&self, pid: Pid) -> Result<Option<ExitStatus>, Errno> {
             self.calls.set(self.calls.get() + 1);
             self.waited.borrow_mut().push(pid.as_raw_nonzero().get());
@@ -399,15 +452,12 @@ mod tests {
             }
             answer
         }
-        fn sigchld_action(&self) -> SigchldAction {
-            self.actions_asked.set(self.actions_asked.get() + 1);
-            self.action
-                .get()
-                .expect("the test sets the action it expects to be asked for")
+        fn is_unreaped_child(&self, pid: Pid) -> bool {
+            !self.not_ours.borrow().contains(&pid.as_raw_nonzero().get())
         }
-        fn waitable(&self) -> Option<Pid> {
-            None
-        }
+    }
+
+    impl StartTime for &MockWait {
         fn start_time(&self, pid: Pid) -> std::io::Result<Option<u64>> {
             let n = pid.as_raw_nonzero().get();
             Ok(*self
@@ -416,11 +466,27 @@ mod tests {
                 .get(&n)
                 .unwrap_or(&Some(1000 + n as u64)))
         }
-        fn is_unreaped_child(&self, pid: Pid) -> bool {
-            !self.not_ours.borrow().contains(&pid.as_raw_nonzero().get())
-        }
+    }
+
+    impl KillPid for &MockWait {
         fn kill(&self, pid: Pid) {
             self.killed.borrow_mut().push(pid.as_raw_nonzero().get());
+        }
+    }
+
+    /// Signal mode's look at SIGCHLD alone: what the action is, and how often it was asked for.
+    struct MockHandler {
+        action: SigchldAction,
+        asked: Cell<usize>,
+    }
+
+    impl SigchldLook for &MockHandler {
+        fn sigchld_action(&self) -> SigchldAction {
+            self.asked.set(self.asked.get() + 1);
+            self.action
+        }
+        fn waitable(&self) -> Option<Pid> {
+            None
         }
     }
 
@@ -548,18 +614,20 @@ mod tests {
     fn the_reaper_asks_the_kernel_about_the_handler_only_when_a_look_is_due() {
         use crate::sigchld::{LOOK_EVERY, POLL_EVERY, SigchldSource};
         use crate::sys::SigchldDisposition;
-        let wait = MockWait::default();
-        wait.action.set(Some(SigchldAction {
-            disposition: SigchldDisposition::Ignored,
-            handler: 1,
-        }));
-        let mut r = Reaper::new(&wait, Some(SigchldSource::handler_for_tests(0x1000)));
+        let handler = MockHandler {
+            action: SigchldAction {
+                disposition: SigchldDisposition::Ignored,
+                handler: 1,
+            },
+            asked: Cell::new(0),
+        };
+        let mut r = Reaper::new(&handler, Some(SigchldSource::handler_for_tests(0x1000)));
         let t0 = Instant::now();
         assert_eq!(r.next_check(t0, true), Some(t0 + LOOK_EVERY));
         assert_eq!(r.check_due(t0 + LOOK_EVERY / 2), Due::default());
-        assert_eq!(wait.actions_asked.get(), 0);
+        assert_eq!(handler.asked.get(), 0);
         let due = r.check_due(t0 + LOOK_EVERY);
-        assert_eq!(wait.actions_asked.get(), 1);
+        assert_eq!(handler.asked.get(), 1);
         assert!(due.scan, "SIG_IGN seen: look at every child");
         let t = t0 + LOOK_EVERY;
         assert_eq!(r.next_check(t, true), Some(t + POLL_EVERY));
