@@ -400,9 +400,9 @@
 //! | `spawn.rs` | where a child is spawned: pipes, backend, pidfd, registration, table insert |
 //! | `spawn_site.rs` | [`SpawnSite::CallingThread`]: the same spawn on the caller's thread, handed to the loop |
 //! | `child_stdio.rs` | the child's stdio on the executor thread: pipes, `/dev/null`, merged stderr |
-//! | `sys/spawn/` | one file per backend; `child.rs` is the code between fork and exec, `setup.rs` the command's steps there (cwd, umask, rlimits, credentials, extra fds) and their order |
+//! | `sys/spawn/` | one file per backend; `exec.rs` what they share (a plain view of the program, the child's stdio, the outcome); `child.rs` is the code between fork and exec, `setup.rs` the command's steps there (cwd, umask, rlimits, credentials, extra fds) and their order |
 //! | `table.rs` | the children spawned and not yet reaped |
-//! | `reap.rs` | where a child is reaped: `waitid`, stalled children, orphans |
+//! | `reap.rs` | where a child is reaped: `waitid`, stalled children, orphans; the kernel behind five one-concern seams (reaping a tracked child, reaping by pid, `/proc`, kills by pid, SIGCHLD) |
 //! | `sigchld.rs` | signal mode: what tells the loop of exits (signalfd, handler), and when it looks by itself |
 //! | `escalation.rs` | where a kill is timed: SIGTERM, the grace, SIGKILL |
 //! | `handle.rs` | [`ExecHandle`], the caller's view of one child |
@@ -423,23 +423,50 @@
 //! waiting for one event), `direct.rs` (spawning without the loop),
 //! `error.rs`. All `unsafe` lives in `sys/`.
 //!
-//! Every module depends only on the ones below it; no two import each other:
+//! Every module depends only on the ones below it; no two import each other, directly or
+//! through others. Each line lists what a module imports (its `crate::` and `super::` paths, its
+//! own child modules, and the public types it names through the crate root), and every name on
+//! the right comes further down:
 //!
 //! ```text
-//! executor
-//!   -> spawn_site -> spawn, queue
-//!   -> spawn_future -> handle -> exit_future -> proc_state
-//!   -> run_modes -> reactor
-//!   -> output -> handle
-//!   -> output_async -> output, async_io -> handle, poller
-//!   -> shutdown -> shared
-//! reactor -> spawn -> shared -> queue, table -> proc_state -> spin, sys
-//!         -> reap -> sigchld -> sys
-//!         -> reap, escalation -> proc_state
-//! queue -> poller, request, request_timer, proc_state, waker_list
-//! proc_state -> waker_list, timeline
-//! poller -> io_registry -> waker_list
+//! output -> executor, handle, request, command
+//! shutdown -> executor, shared, proc_state
+//! executor -> run_modes, spawn_future, spawn_site, handle, shared, queue, table, proc_state,
+//!             request, request_timer, command, sys
+//! run_modes -> reactor, shared
+//! reactor -> spawn, shared, escalation, queue, reap, proc_state, cgroup, poller, sigchld, sys
+//! spawn_future -> handle, shared, queue, proc_state, request_timer
+//! spawn_site -> spawn, shared, queue, proc_state, request, sys, timeline
+//! handle -> shared, exit_future, queue, proc_state, rusage, stdio, timeline
+//! spawn -> shared, exit_future, queue, reap, table, child_stdio, proc_state, request, sys
+//! shared -> queue, table, poller, sys, not_served, spin
+//! direct -> proc_state, request, sys
+//! escalation, table -> proc_state
+//! exit_future -> proc_state, sys
+//! queue -> proc_state, request, poller, request_timer, spin
+//! reap -> proc_state, sigchld, sys, rusage
+//! child_stdio -> request, sys
+//! proc_state -> kill_scope, sys, lifetime, rusage, spin, timeline, waker_list
+//! kill_scope -> cgroup, sys
+//! request -> cgroup, sys, command, lifetime, stdio
+//! cgroup, poller, sigchld -> sys
+//! command_lifetime -> command, lifetime
+//! sys -> error, resource
+//! command -> lifetime, resource, stdio
+//! error -> not_served, resource
+//! (imports nothing of the crate) lifetime, not_served, request_timer, resource, rusage, spin,
+//!     stdio, timeline, waker_list
 //! ```
+//!
+//! (`error` is left out on the right of the lines above `sys`: nearly everything names it.)
+//! Inside `sys/` the same holds file by file: one topic per file (`fd.rs`, `pidfd.rs`,
+//! `kill.rs`, `signal_mask.rs`, `signal_dispositions.rs`, `sigchld_disposition.rs`,
+//! `signalfd.rs`, `fd_limit.rs`, `environ.rs`, `procfs.rs`, `wait.rs`, `clone3.rs`,
+//! `cstring_array.rs`), which import each other directly and never through `sys/mod.rs`, whose
+//! re-exports are for the rest of the crate. In `sys/spawn/`, `mod.rs` picks the backend; the backends (`fork.rs`,
+//! `vfork.rs`, `posix_spawn.rs`) import `exec.rs` (what they share: the program view, stdio, the
+//! outcome), `child.rs` and `setup.rs`; `child.rs` imports `setup.rs`, which imports
+//! `lifetime_steps.rs`, and all three import the leaf `child_raw.rs` (errno, `exit_group`).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
