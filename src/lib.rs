@@ -429,11 +429,13 @@
 //! the right comes further down:
 //!
 //! ```text
+//! output_async -> output, async_io, handle, exit_future, poller
 //! output -> executor, handle, request, command
 //! shutdown -> executor, shared, proc_state
 //! executor -> run_modes, spawn_future, spawn_site, handle, shared, queue, table, proc_state,
 //!             request, request_timer, command, sys
 //! run_modes -> reactor, shared
+//! async_io -> handle, shared, poller, sys, io_registry
 //! reactor -> spawn, shared, escalation, queue, reap, proc_state, cgroup, poller, sigchld, sys
 //! spawn_future -> handle, shared, queue, proc_state, request_timer
 //! spawn_site -> spawn, shared, queue, proc_state, request, sys, timeline
@@ -449,11 +451,13 @@
 //! proc_state -> kill_scope, sys, lifetime, rusage, spin, timeline, waker_list
 //! kill_scope -> cgroup, sys
 //! request -> cgroup, sys, command, lifetime, stdio
-//! cgroup, poller, sigchld -> sys
+//! cgroup, sigchld -> sys
+//! poller -> sys, io_registry
 //! command_lifetime -> command, lifetime
 //! sys -> error, resource
 //! command -> lifetime, resource, stdio
 //! error -> not_served, resource
+//! io_registry -> waker_list
 //! (imports nothing of the crate) lifetime, not_served, request_timer, resource, rusage, spin,
 //!     stdio, timeline, waker_list
 //! ```
@@ -463,10 +467,11 @@
 //! `kill.rs`, `signal_mask.rs`, `signal_dispositions.rs`, `sigchld_disposition.rs`,
 //! `signalfd.rs`, `fd_limit.rs`, `environ.rs`, `procfs.rs`, `wait.rs`, `clone3.rs`,
 //! `cstring_array.rs`), which import each other directly and never through `sys/mod.rs`, whose
-//! re-exports are for the rest of the crate. In `sys/spawn/`, `mod.rs` picks the backend; the backends (`fork.rs`,
-//! `vfork.rs`, `posix_spawn.rs`) import `exec.rs` (what they share: the program view, stdio, the
-//! outcome), `child.rs` and `setup.rs`; `child.rs` imports `setup.rs`, which imports
-//! `lifetime_steps.rs`, and all three import the leaf `child_raw.rs` (errno, `exit_group`).
+//! re-exports are for the rest of the crate. In `sys/spawn/`, `mod.rs` picks the backend; the
+//! backends (`fork.rs`, `vfork.rs`, `posix_spawn.rs`) import `exec.rs` (what they share: the
+//! program view, stdio, the outcome), `child.rs` and `setup.rs`; `child.rs` imports `setup.rs`,
+//! which imports `lifetime_steps.rs`, and all three import the leaf `child_raw.rs` (errno,
+//! `exit_group`).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
