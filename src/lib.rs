@@ -424,7 +424,7 @@
 //! `error.rs`. All `unsafe` lives in `sys/`.
 //!
 //! Every module depends only on the ones below it; no two import each other, directly or
-//! through others. Each line lists what a module imports (its `crate::` and `super::` paths, its
+//! through others (`tests/layering.rs` reads `src/` and fails on a circle). Each line lists what a module imports (its `crate::` and `super::` paths, its
 //! own child modules, and the public types it names through the crate root), and every name on
 //! the right comes further down:
 //!
