@@ -45,7 +45,8 @@ pub struct ExecutorBuilder {
 }
 
 impl ExecutorBuilder {
-    /// Time between SIGTERM and SIGKILL (default 3 s).
+    /// Time between SIGTERM and SIGKILL (default 3 s). A grace too large to represent as an
+    /// instant (`Duration::MAX`) is no limit: SIGTERM only, never SIGKILL.
     pub fn kill_grace(mut self, grace: Duration) -> Self {
         self.config.kill_grace = grace;
         self
