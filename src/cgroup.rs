@@ -123,12 +123,13 @@ impl CgroupDir {
         })
     }
 
-    /// Whether `cgroup.kill` is there (Linux 5.14), for the cgroup kill scope: `EOPNOTSUPP`
-    /// when it is missing.
+    /// Whether `cgroup.kill` is there (Linux 5.14), for the cgroup kill scope: `ENOSYS` (kind
+    /// `Unsupported`, like the `EOPNOTSUPP` of a directory outside cgroup v2, but told apart in
+    /// the error's message) when it is missing.
     pub(crate) fn check_kill(&self) -> Result<(), i32> {
         match rustix::fs::access(self.path.join("cgroup.kill"), rustix::fs::Access::WRITE_OK) {
             Ok(()) => Ok(()),
-            Err(rustix::io::Errno::NOENT) => Err(libc::EOPNOTSUPP),
+            Err(rustix::io::Errno::NOENT) => Err(libc::ENOSYS),
             Err(e) => Err(e.raw_os_error()),
         }
     }

@@ -374,6 +374,40 @@ impl SpawnError {
     }
 }
 
+/// A program name as an error message shows it: as given when it prints plainly, quoted and
+/// escaped as `Debug` does when it holds a NUL, a control character or bytes that are not
+/// UTF-8 (so that a message never carries them raw), and named when it is empty.
+struct Program<'a>(&'a OsString);
+
+impl fmt::Display for Program<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.to_str() {
+            Some("") => f.write_str("empty program name"),
+            Some(plain) if !plain.chars().any(char::is_control) => f.write_str(plain),
+            _ => write!(f, "{:?}", self.0),
+        }
+    }
+}
+
+/// Why a cgroup option failed, where the errno alone would not say it.
+fn cgroup_reason(stage: SpawnStage, errno: i32) -> Option<&'static str> {
+    match (stage, errno) {
+        (SpawnStage::Cgroup, libc::ECANCELED) => Some(
+            "the kernel killed the child as it entered the cgroup (ECANCELED): some kernels do \
+             that to every child cloned into a cgroup that was once emptied through cgroup.kill; \
+             use Command::cgroup_per_child (a new cgroup for each child) or a cgroup never killed",
+        ),
+        (SpawnStage::Prepare, libc::EOPNOTSUPP) => Some(
+            "not a cgroup v2 directory (it is outside the cgroup2 file system; \
+             napix_executor::cgroup2_mount() says where that is mounted)",
+        ),
+        (SpawnStage::Prepare, libc::ENOSYS) => {
+            Some("this kernel has no cgroup.kill (Linux 5.14+), which KillScope::Cgroup needs")
+        }
+        _ => None,
+    }
+}
+
 impl fmt::Display for SpawnError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let os = |errno: i32| io::Error::from_raw_os_error(errno);
@@ -398,33 +432,36 @@ impl fmt::Display for SpawnError {
                 write!(
                     f,
                     "{}: the program name contains a NUL byte",
-                    program.display()
+                    Program(program)
                 )
             }
             SpawnError::NulByte { program, index } => {
                 write!(
                     f,
                     "{}: argument {index} contains a NUL byte",
-                    program.display()
+                    Program(program)
                 )
             }
+            SpawnError::NotFound { program } if program.is_empty() => {
+                f.write_str("empty program name: there is no program to run")
+            }
             SpawnError::NotFound { program } => {
-                write!(f, "{}: program not found", program.display())
+                write!(f, "{}: program not found", Program(program))
             }
             SpawnError::PermissionDenied { program } => write!(
                 f,
                 "{}: permission denied (a directory, or not executable)",
-                program.display()
+                Program(program)
             ),
             SpawnError::ExecFormat { program } => {
                 write!(
                     f,
                     "{}: exec format error (not an executable)",
-                    program.display()
+                    Program(program)
                 )
             }
             SpawnError::ArgumentListTooLong { program } => {
-                write!(f, "{}: argument list too long", program.display())
+                write!(f, "{}: argument list too long", Program(program))
             }
             SpawnError::Unsupported {
                 program,
@@ -433,7 +470,7 @@ impl fmt::Display for SpawnError {
             } => write!(
                 f,
                 "{}: the {backend} spawn backend cannot run here: {reason}",
-                program.display()
+                Program(program)
             ),
             SpawnError::ResourceExhausted {
                 program,
@@ -444,23 +481,29 @@ impl fmt::Display for SpawnError {
                 program,
                 stage,
                 errno,
-            } => write!(f, "{}: {stage}: {}", program.display(), os(*errno)),
+            } => write!(f, "{}: {stage}: {}", Program(program), os(*errno)),
             SpawnError::InvalidOption {
                 program,
                 option,
                 reason,
-            } => write!(f, "{}: {option}: {reason}", program.display()),
+            } => write!(f, "{}: {option}: {reason}", Program(program)),
+            SpawnError::OptionFailed {
+                program,
+                option: option @ CommandOption::Cgroup(_),
+                stage,
+                errno,
+            } if cgroup_reason(*stage, *errno).is_some() => write!(
+                f,
+                "{}: {option}: {}",
+                Program(program),
+                cgroup_reason(*stage, *errno).unwrap_or_default()
+            ),
             SpawnError::OptionFailed {
                 program,
                 option,
                 stage,
                 errno,
-            } => write!(
-                f,
-                "{}: {option}: {stage}: {}",
-                program.display(),
-                os(*errno)
-            ),
+            } => write!(f, "{}: {option}: {stage}: {}", Program(program), os(*errno)),
             SpawnError::UnsupportedOption {
                 program,
                 backend,
@@ -468,7 +511,7 @@ impl fmt::Display for SpawnError {
             } => write!(
                 f,
                 "{}: {option} is not supported by the {backend} spawn backend",
-                program.display()
+                Program(program)
             ),
         }
     }

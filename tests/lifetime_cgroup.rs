@@ -258,6 +258,10 @@ fn a_child_killed_as_it_enters_its_cgroup_is_a_typed_error() {
                 eprintln!("{}: {text}", backend.name());
                 assert_eq!(e.raw_os_error(), Some(libc::ECANCELED), "{text}");
                 assert!(text.contains("cgroup"), "{text}");
+                assert!(
+                    text.contains("cgroup_per_child"),
+                    "names the way out: {text}"
+                );
             }
         }
         assert_no_zombie(&[]);

@@ -358,8 +358,18 @@ pub fn check_error(e: &SpawnError, args: &[OsString]) {
     assert_eq!(inner, e);
     if let Some(program) = e.program() {
         assert_eq!(Some(program), args.first(), "{e:?} names another program");
-        let shown = program.display().to_string();
+        // As given when it prints plainly; escaped as `Debug` does when it holds control
+        // characters or bytes that are not UTF-8 (never raw in a message); named when empty.
+        let shown = match program.to_str() {
+            Some("") => "empty program name".to_owned(),
+            Some(plain) if !plain.chars().any(char::is_control) => plain.to_owned(),
+            _ => format!("{program:?}"),
+        };
         assert!(msg.contains(&shown), "{msg:?} does not name the program");
+        assert!(
+            !msg.contains('\0') && !msg.contains('\x1b'),
+            "{msg:?} carries a raw NUL or escape"
+        );
     }
     match e {
         SpawnError::EmptyCommand => {
