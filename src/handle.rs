@@ -98,6 +98,7 @@ impl ExecHandle {
 
     /// The process id. Stays the same after the process exits (the number may then be reused by
     /// the system for another process; signal through the handle, never through the number).
+    /// std's name is [`id`](Self::id).
     pub fn pid(&self) -> u32 {
         self.state.pid
     }
@@ -122,7 +123,8 @@ impl ExecHandle {
     }
 
     /// The exit status once the executor has reaped the process, `None` while it runs.
-    /// Never blocks and makes no syscall.
+    /// Never blocks and makes no syscall. The seed's name, as [`poll`](Self::poll); std's is
+    /// [`try_wait`](Self::try_wait).
     pub fn return_code(&self) -> Option<ExitStatus> {
         self.state.status()
     }
@@ -533,3 +535,39 @@ impl From<OwnedFd> for ChildStdin {
 
 pipe_reader!(ChildStdout, "stdout");
 pipe_reader!(ChildStderr, "stderr");
+
+/// std's names (`std::process::Child`) for what the seed's names above already do, with std's
+/// types, so that code written for std reads the same here.
+impl ExecHandle {
+    /// The process id: std's name for [`pid`](Self::pid) (`Child::id`). Unlike tokio's `id()`
+    /// (an `Option`, `None` once the child was reaped) it always gives the number, which may be
+    /// reused once the process was reaped: signal through the handle, never through the number.
+    ///
+    /// ```
+    /// # let ex = napix_executor::Executor::start()?;
+    /// let child = ex.create_process(&["true"], true)?;
+    /// assert_eq!(child.id(), child.pid());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn id(&self) -> u32 {
+        self.pid()
+    }
+
+    /// The exit status if the process has been reaped, `Ok(None)` while it runs: std's
+    /// `Child::try_wait`, the same answer as the seed's [`return_code`](Self::return_code) and
+    /// [`poll`](Self::poll) in std's type. Never blocks, makes no system call, and never fails
+    /// today (the executor thread took the status already); the `io::Result` is std's shape.
+    ///
+    /// ```
+    /// # let ex = napix_executor::Executor::start()?;
+    /// let child = ex.create_process(&["sleep", "30"], true)?;
+    /// assert!(child.try_wait()?.is_none());
+    /// child.start_kill()?;
+    /// child.wait();
+    /// assert!(child.try_wait()?.is_some());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_wait(&self) -> io::Result<Option<ExitStatus>> {
+        Ok(self.state.status())
+    }
+}

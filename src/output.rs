@@ -149,6 +149,9 @@ pub struct LimitedOutput {
 /// What [`Executor::output`] gives the streams a command leaves unset: std's defaults for
 /// `output()`.
 const OUTPUT_DEFAULTS: [StdioPlan; 3] = [StdioPlan::Null, StdioPlan::Piped, StdioPlan::Piped];
+/// `std::process::Command::status`'s defaults: the three streams inherited.
+const STATUS_DEFAULTS: [StdioPlan; 3] =
+    [StdioPlan::Inherit, StdioPlan::Inherit, StdioPlan::Inherit];
 
 impl Executor {
     /// Runs `command` to its end and collects its status, stdout and stderr, as
@@ -172,6 +175,24 @@ impl Executor {
     pub fn output(&self, command: &Command) -> io::Result<Output> {
         self.spawn_with(command, OUTPUT_DEFAULTS)?
             .wait_with_output()
+    }
+
+    /// Runs `command` to its end and returns its status, as [`std::process::Command::status`]:
+    /// stdin, stdout and stderr are inherited from this process unless the command sets them
+    /// (where [`spawn`](Self::spawn) gives stdin `/dev/null`).
+    ///
+    /// ```
+    /// # let ex = napix_executor::Executor::start()?;
+    /// use napix_executor::Command;
+    /// let status = ex.status(Command::new("sh").args(["-c", "exit 4"]))?;
+    /// assert_eq!(status.code(), Some(4));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// The spawn's [`SpawnError`](crate::SpawnError) as an [`io::Error`] (its kind kept).
+    pub fn status(&self, command: &Command) -> io::Result<ExitStatus> {
+        Ok(self.spawn_with(command, STATUS_DEFAULTS)?.wait())
     }
 
     /// [`output`](Self::output) within `limits`: [`ExecHandle::wait_with_output_bounded`].
