@@ -63,7 +63,7 @@ impl ExecutorBuilder {
     /// tens of microseconds on a VM, as much as a spawn; polling saves that. At most `cores - 1`
     /// threads poll at once, so pollers never starve the executor thread or the children.
     /// Default 1 ms (measured: enough for a dynamically linked program such as `/bin/true`, about
-    /// 0.5 ms here, to exit within it; see the README); zero turns polling off. The executor thread itself never polls: idle, it
+    /// 0.5 ms here, to exit within it; see docs/measurements.md); zero turns polling off. The executor thread itself never polls: idle, it
     /// sleeps.
     pub fn spin(mut self, spin: Duration) -> Self {
         self.config.spin = spin;
@@ -74,7 +74,7 @@ impl ExecutorBuilder {
     /// [`SpawnSite::CallingThread`] saves the hand-off to the executor thread and back on every
     /// spawn: the caller clones the child itself (Vfork backend, pidfd mode; other commands still
     /// go through the executor thread), and the executor thread still alone reaps, escalates and
-    /// tracks it. See [`SpawnSite`] for what changes for the child. Measured (README, "The
+    /// tracks it. See [`SpawnSite`] for what changes for the child. Measured (docs/measurements.md, "The
     /// calling thread as the spawn site"): it pays with two or more submitting threads; one
     /// thread alone spawns faster through the executor thread, whose clone overlaps the
     /// caller's wait.

@@ -24,6 +24,14 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
+//! New here? Coming from `std::process` or `tokio::process`, read [the guide][guide] first: it
+//! says which names mean something else here (`kill()` escalates and blocks, `start_kill()`
+//! sends SIGTERM, stdin defaults to `/dev/null`). Every benchmark figure quoted below is in
+//! [the measurements][measurements], with the command and the commit that produced it.
+//!
+//! [guide]: https://github.com/napix/napix-executor/blob/main/docs/coming-from-std-and-tokio.md
+//! [measurements]: https://github.com/napix/napix-executor/blob/main/docs/measurements.md
+//!
 //! # Running the loop
 //!
 //! | way | where the loop runs | when it stops |
@@ -66,7 +74,7 @@
 //! ```
 //!
 //! Speed: awaited from a tokio task, a spawn and wait cost 0.83-0.87x `tokio::process` on the
-//! README's 2-vCPU VM (the table and the command are there); no spawner can reach 0.6x there, as
+//! 2-vCPU VM of [the measurements][measurements] (the table and the command are there); no spawner can reach 0.6x there, as
 //! the floor itself (one clone-vfork and `waitid`, no executor) costs 0.65-0.70x.
 //!
 //! Dropping either future is harmless: a dropped wait leaves the child running and reaped; a
@@ -168,8 +176,8 @@
 //! ones it allows (its `expected` function), with std told to use `/dev/null` for stdin.
 //!
 //! What the options cost: a command with 3 variables set, 1 removed, a working directory and
-//! stdin bytes spawns and is waited for in 1.06-1.07x the option-less time on the README's VM
-//! (0.74-0.76x of std doing the same; the table and the command are there). `Executor::spawn`
+//! stdin bytes spawns and is waited for in 1.06-1.07x the option-less time on the VM of
+//! [the measurements][measurements] (0.74-0.76x of std doing the same; the command is there). `Executor::spawn`
 //! announces the request to the executor thread before preparing it, so the thread's wake-up
 //! overlaps the preparation. With extra descriptors the Vfork child still copies only the low
 //! slots of the descriptor table that hold what it installs, not the whole table.
@@ -337,7 +345,8 @@
 //! made per thread with `unshare(CLONE_FS)`, credentials changed per thread with a raw
 //! `setresuid`. A spawn racing [`Executor::stop`] is refused, or its child is killed with the
 //! others: `run` does not return while a calling thread is between its check and the table.
-//! The README's throughput table measures both sites against threads spawning for themselves.
+//! The throughput table in [the measurements][measurements] measures both sites against
+//! threads spawning for themselves.
 //!
 //! # Caveats
 //!
@@ -539,3 +548,13 @@ pub use sys::spawn::SpawnBackend;
 pub use sys::{block_sigchld, raise_fd_limit};
 pub use table::ProcessInfo;
 pub use timeline::Timeline;
+
+// The front page's and the guide's examples are doctests, so that `cargo test` compiles and
+// runs every one of them (in the packaged crate too: both files are in the package).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/coming-from-std-and-tokio.md")]
+struct GuideExamples;
