@@ -71,6 +71,12 @@ impl Command {
     /// [`ExecHandle::timed_out`](crate::ExecHandle::timed_out) then says so. Served by the
     /// executor's one timer (no thread per child). A timeout too large to represent as an
     /// instant (`Duration::MAX`) is no timeout.
+    ///
+    /// The kill reaches the command's [`kill_scope`](Self::kill_scope): by default
+    /// ([`KillScope::Process`]) the child alone, so the processes a shell or a build tool
+    /// started keep running after it timed out; [`KillScope::Group`] or [`KillScope::Cgroup`]
+    /// take them along. To bound only one collection of output, from the call, use
+    /// [`OutputLimits::timeout`](crate::OutputLimits::timeout) instead.
     pub fn timeout(&mut self, timeout: Duration) -> &mut Command {
         self.lifetime.timeout = Some(timeout);
         self

@@ -113,6 +113,13 @@ impl OutputLimits {
 
     /// Kills the child (with escalation) if it has not exited `timeout` after the call. A
     /// timeout too large to represent as an instant (`Duration::MAX`) is no timeout.
+    ///
+    /// This bounds one collection of output, from the call. For a deadline on the child's
+    /// life, counted from its spawn and kept whether or not anyone waits, use
+    /// [`Command::timeout`](crate::Command::timeout); with both, the earlier ends the child.
+    /// Either kill reaches the command's [`KillScope`](crate::KillScope), by default the child
+    /// alone: a shell's own children outlive it unless the command sets
+    /// [`kill_scope`](crate::Command::kill_scope).
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> OutputLimits {
         self.timeout = Some(timeout);
