@@ -191,9 +191,10 @@ macro_rules! async_pipe_reader {
     ($name:ident, $what:literal, $take:ident) => {
         #[doc = concat!("The read end of a child's ", $what, " pipe for async code, from [`ExecHandle::", stringify!($take), "`].")]
         ///
-        /// Woken by the executor's loop, with no runtime dependency (see [`crate::async_io`]'s
-        /// docs in the crate's "Async" section); with the `tokio` feature it is also a
-        /// `tokio::io::AsyncRead`. Reads are cancel-safe: a read future dropped before it
+        /// Woken by the executor's loop, with no runtime dependency (see the crate docs,
+        /// [Async](crate#async)); with the `tokio` feature it is also a
+        /// `tokio::io::AsyncRead`, with `futures-io` a `futures_io::AsyncRead`. Reads are
+        /// cancel-safe: a read future dropped before it
         /// completed took no bytes. Dropping it closes the pipe.
         pub struct $name(IoSource);
 
@@ -273,6 +274,17 @@ macro_rules! async_pipe_reader {
                 }
             }
         }
+
+        #[cfg(feature = "futures-io")]
+        impl futures_io::AsyncRead for $name {
+            fn poll_read(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &mut [u8],
+            ) -> Poll<io::Result<usize>> {
+                poll_read(&mut self.get_mut().0, cx, buf)
+            }
+        }
     };
 }
 
@@ -283,7 +295,7 @@ async_pipe_reader!(AsyncChildStderr, "stderr", take_stderr_async);
 /// [`ExecHandle::take_stdin_async`]. Drop it to give the child end of file.
 ///
 /// Woken by the executor's loop, with no runtime dependency; with the `tokio` feature it is also
-/// a `tokio::io::AsyncWrite`. [`write`](Self::write) is cancel-safe (a dropped write wrote
+/// a `tokio::io::AsyncWrite`, with `futures-io` a `futures_io::AsyncWrite`. [`write`](Self::write) is cancel-safe (a dropped write wrote
 /// nothing); [`write_all`](Self::write_all) is not (some of the bytes may be written). Writing
 /// after the child closed its end fails with `BrokenPipe`.
 pub struct AsyncChildStdin(IoSource);
@@ -370,6 +382,26 @@ impl tokio::io::AsyncWrite for AsyncChildStdin {
     /// Nothing to do: the child sees end of file once this is dropped (as tokio's own
     /// `ChildStdin`).
     fn poll_shutdown(self: std::pin::Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(feature = "futures-io")]
+impl futures_io::AsyncWrite for AsyncChildStdin {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        poll_write(&mut self.get_mut().0, cx, buf)
+    }
+
+    fn poll_flush(self: std::pin::Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    /// Nothing to do: the child sees end of file once this is dropped.
+    fn poll_close(self: std::pin::Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
     }
 }

@@ -95,7 +95,7 @@
 //! Reads are cancel-safe: a dropped read took no byte, and a dropped `read_to_end` leaves what
 //! it read in the caller's vector; a dropped pipe or capture leaves the poll set and closes its
 //! descriptors. With the `tokio` cargo feature (off by default) the pipes are also tokio's
-//! `AsyncRead`/`AsyncWrite`. Like [`ExecHandle::wait_async`] they need the loop running; a wait
+//! `AsyncRead`/`AsyncWrite`, with `futures-io` (off by default) those of the `futures` crate. Like [`ExecHandle::wait_async`] they need the loop running; a wait
 //! that begins or is pending once the executor is dropped fails instead of hanging.
 //!
 //! ```
