@@ -192,7 +192,47 @@ fn a_group_id_a_stranger_took_over_is_never_signalled(backend: SpawnBackend) {
     assert!(recycled > 0, "never managed to recycle a group id");
 }
 
+/// The drop rule reaches the kill scope: dropping the last owner of a started executor SIGKILLs
+/// the whole group of a child with `KillScope::Group` (all of it ignoring SIGTERM), without
+/// waiting for the kill grace.
+fn dropping_the_last_executor_kills_the_whole_group(backend: SpawnBackend) {
+    let _serial = serial();
+    let ex = Arc::new(builder(backend).start().expect("start"));
+    let h = spawn_cmd(&ex, || {
+        let mut c = Command::new("sh");
+        c.args(["-c", "trap '' TERM; sleep 100 & sleep 100; wait"])
+            .kill_scope(KillScope::Group);
+        c
+    });
+    let leader = h.pid();
+    assert!(
+        wait_until(Duration::from_secs(5), || children_of(leader).len() == 2),
+        "the shell never started its two sleeps"
+    );
+    let sleeps = children_of(leader);
+    let ex = Arc::into_inner(ex).expect("the last owner");
+    let took = bounded(Duration::from_secs(20), "drop", move || {
+        let t = std::time::Instant::now();
+        drop(ex);
+        t.elapsed()
+    });
+    // The default grace is 3 s.
+    assert!(took < Duration::from_secs(1), "drop took {took:?}");
+    assert_eq!(
+        h.return_code().and_then(|s| s.signal()),
+        Some(libc::SIGKILL)
+    );
+    assert!(
+        wait_until(Duration::from_secs(2), || members_of_group(leader)
+            .is_empty()
+            && sleeps.iter().all(|&p| !alive(p))),
+        "left behind: {:?}",
+        members_of_group(leader)
+    );
+}
+
 per_backend!(
+    dropping_the_last_executor_kills_the_whole_group,
     a_group_kill_leaves_no_process_of_the_tree,
     a_leader_that_exits_during_a_kill_takes_its_group_along,
     without_a_kill_a_leaders_exit_leaves_its_group_alone,
