@@ -268,13 +268,6 @@ impl MadeCgroup {
     pub(crate) fn adopt(mut self) {
         self.0 = None;
     }
-
-    /// Removes the cgroup without blocking: now if it is empty, else on the loop's timer.
-    pub(crate) fn remove_later(mut self, leftovers: &mut Leftovers) {
-        if let Some(path) = self.0.take() {
-            leftovers.remove(path);
-        }
-    }
 }
 
 impl Drop for MadeCgroup {

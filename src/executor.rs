@@ -4,14 +4,12 @@
 use std::ffi::OsStr;
 use std::io;
 use std::sync::{Arc, OnceLock};
-use std::thread::{self, ThreadId};
-use std::time::{Duration, Instant};
+use std::thread::ThreadId;
+use std::time::Duration;
 
 use crate::command::Command;
-use crate::error::{SpawnError, SpawnStage};
+use crate::error::SpawnError;
 use crate::handle::ExecHandle;
-use crate::proc_state::Spawned;
-use crate::queue::{Message, ReplySlot, SpawnRequest};
 use crate::request::{PreparedCommand, StdioPlan};
 use crate::run_modes::LoopThread;
 use crate::shared::{ChildWatch, Config, Shared, SpawnSite};
@@ -232,14 +230,6 @@ impl std::fmt::Debug for Executor {
 
 static GLOBAL: OnceLock<Executor> = OnceLock::new();
 
-thread_local! {
-    /// Each thread's reply slot for its spawn requests (see [`ReplySlot::reusable`]).
-    static SPAWN_REPLY: Arc<ReplySlot<Result<Spawned, SpawnError>>> =
-        ReplySlot::for_current_thread();
-    #[cfg(feature = "bench-internals")]
-    static PING_REPLY: Arc<ReplySlot<()>> = ReplySlot::for_current_thread();
-}
-
 /// The one process-wide executor, built with the defaults on first use. Its loop runs where the
 /// program calls [`run`](Executor::run) (the seed's way: the main thread), and until then its
 /// requests wait; see "Running the loop" in the crate docs.
@@ -278,7 +268,7 @@ impl Executor {
                 spin: DEFAULT_SPIN,
                 watch: ChildWatch::Auto,
                 timeline: false,
-                spawn_site: SpawnSite::ExecutorThread,
+                spawn_site: SpawnSite::default(),
             },
             request_timeout: None,
         }
@@ -391,7 +381,7 @@ impl Executor {
         if !discard_output {
             prepared.stdio = [StdioPlan::Null, StdioPlan::Piped, StdioPlan::Piped];
         }
-        self.send(shared, prepared)
+        crate::handoff::spawn_blocking(shared, prepared, self.request_timeout, None)
     }
 
     /// Starts `command` and returns its handle once the executor thread has spawned it.
@@ -452,67 +442,11 @@ impl Executor {
         defaults: [StdioPlan; 3],
     ) -> Result<ExecHandle, SpawnError> {
         // A command's preparation can take microseconds (environment, stdin bytes, directory
-        // check): the loop wakes up meanwhile, if it is the one to spawn.
+        // check): if the request is to be queued, the loop wakes up meanwhile.
         let announced =
             (!crate::spawn_site::may_spawn_here(shared)).then(|| shared.queue().announce());
-        self.send_announced(shared, prepare(shared, command, defaults)?, announced)
-    }
-
-    /// Queues a prepared command and waits for the executor thread's answer. (A cgroup made
-    /// for the child goes with the request if no child comes: see [`MadeCgroup`].)
-    ///
-    /// [`MadeCgroup`]: crate::cgroup::MadeCgroup
-    fn send(
-        &self,
-        shared: &Arc<Shared>,
-        command: PreparedCommand,
-    ) -> Result<ExecHandle, SpawnError> {
-        self.send_announced(shared, command, None)
-    }
-
-    /// [`send`](Self::send) of a request announced with `announced`, withdrawn once it is
-    /// queued.
-    fn send_announced(
-        &self,
-        shared: &Arc<Shared>,
-        command: PreparedCommand,
-        announced: Option<crate::queue::Announced<'_>>,
-    ) -> Result<ExecHandle, SpawnError> {
-        if crate::spawn_site::on_calling_thread(shared, &command) {
-            drop(announced);
-            let spawned = crate::spawn_site::spawn_here(shared, command)?;
-            return ExecHandle::new(spawned, Arc::downgrade(shared));
-        }
-        // A caller that may give up leaves its slot with the queued request: it cannot reuse it.
-        let reply = match self.request_timeout {
-            None => ReplySlot::reusable(&SPAWN_REPLY),
-            Some(_) => ReplySlot::for_current_thread(),
-        };
-        let pushed = shared.queue().push(spawn_request(shared, command, &reply));
-        drop(announced);
-        if pushed.is_err() {
-            return Err(SpawnError::Stopped);
-        }
-        self.await_reply(shared, &reply)
-    }
-
-    /// Waits for the executor thread's answer to a queued spawn, within the request timeout.
-    fn await_reply(
-        &self,
-        shared: &Arc<Shared>,
-        reply: &ReplySlot<Result<Spawned, SpawnError>>,
-    ) -> Result<ExecHandle, SpawnError> {
-        let start = Instant::now();
-        let deadline = self.request_timeout.and_then(|t| start.checked_add(t));
-        let answer = reply
-            .wait_until(shared.spin(), deadline, &mut || shared.warn_if_not_served())
-            .or_else(|| reply.abandon());
-        match answer {
-            Some(spawned) => ExecHandle::new(spawned?, Arc::downgrade(shared)),
-            None => Err(SpawnError::NotServed {
-                waited: start.elapsed(),
-            }),
-        }
+        let prepared = crate::handoff::prepare(shared, command, defaults)?;
+        crate::handoff::spawn_blocking(shared, prepared, self.request_timeout, announced)
     }
 
     /// Starts every command of `commands` and returns their handles, in order, once the
@@ -547,48 +481,12 @@ impl Executor {
     /// [`SpawnError::Stopped`].
     pub fn spawn_many(&self, commands: &[Command]) -> Vec<Result<ExecHandle, SpawnError>> {
         let defaults = [StdioPlan::Null, StdioPlan::Inherit, StdioPlan::Inherit];
-        let shared = match self.ready() {
-            Ok(shared) => shared,
-            Err(e) => return commands.iter().map(|_| Err(e.clone())).collect(),
-        };
-        let mut results: Vec<Option<Result<ExecHandle, SpawnError>>> =
-            Vec::with_capacity(commands.len());
-        // Requests for the executor thread: their index in `results` and their reply slot (one
-        // each: the thread's reusable slot serves one request at a time).
-        let mut queued = Vec::new();
-        let mut batch = Vec::new();
-        for command in commands {
-            let prepared = match prepare(shared, command, defaults.clone()) {
-                Ok(prepared) => prepared,
-                Err(e) => {
-                    results.push(Some(Err(e)));
-                    continue;
-                }
-            };
-            if crate::spawn_site::on_calling_thread(shared, &prepared) {
-                let spawned = crate::spawn_site::spawn_here(shared, prepared);
-                results.push(Some(spawned.and_then(|spawned| {
-                    ExecHandle::new(spawned, Arc::downgrade(shared))
-                })));
-                continue;
+        match self.ready() {
+            Ok(shared) => {
+                crate::handoff::spawn_many(shared, commands, &defaults, self.request_timeout)
             }
-            let reply = ReplySlot::for_current_thread();
-            batch.push(spawn_request(shared, prepared, &reply));
-            queued.push((results.len(), reply));
-            results.push(None);
+            Err(e) => commands.iter().map(|_| Err(e.clone())).collect(),
         }
-        if !batch.is_empty() && shared.queue().push_batch(batch).is_err() {
-            for (i, _) in queued.drain(..) {
-                results[i] = Some(Err(SpawnError::Stopped));
-            }
-        }
-        for (i, reply) in queued {
-            results[i] = Some(self.await_reply(shared, &reply));
-        }
-        results
-            .into_iter()
-            .map(|r| r.unwrap_or(Err(SpawnError::Stopped)))
-            .collect()
     }
 
     /// [`create_process`](Self::create_process) for async code: queues the request at once and
@@ -626,9 +524,13 @@ impl Executor {
             if !discard_output {
                 command.stdio = [StdioPlan::Null, StdioPlan::Piped, StdioPlan::Piped];
             }
-            queue_async(shared, command, self.request_timeout)
+            Ok(crate::handoff::spawn_async(
+                shared,
+                command,
+                self.request_timeout,
+            ))
         })();
-        queued.unwrap_or_else(SpawnFuture::failed)
+        queued.unwrap_or_else(SpawnFuture::ready_err)
     }
 
     /// [`spawn`](Self::spawn) for async code: a future of the handle, woken by the executor
@@ -680,13 +582,14 @@ impl Executor {
     pub fn spawn_async(&self, command: &Command) -> SpawnFuture {
         let queued = self.ready().and_then(|shared| {
             let defaults = [StdioPlan::Null, StdioPlan::Inherit, StdioPlan::Inherit];
-            queue_async(
+            let prepared = crate::handoff::prepare(shared, command, defaults)?;
+            Ok(crate::handoff::spawn_async(
                 shared,
-                prepare(shared, command, defaults)?,
+                prepared,
                 self.request_timeout,
-            )
+            ))
         });
-        queued.unwrap_or_else(SpawnFuture::failed)
+        queued.unwrap_or_else(SpawnFuture::ready_err)
     }
 
     /// Runs the loop on the calling thread (normally the main thread): spawns what is asked,
@@ -747,85 +650,6 @@ impl Executor {
     #[cfg(feature = "bench-internals")]
     #[doc(hidden)]
     pub fn round_trip(&self) -> Result<(), SpawnError> {
-        let shared = self.shared()?;
-        let reply = ReplySlot::reusable(&PING_REPLY);
-        if shared.queue().push(Message::Ping(reply.clone())).is_err() {
-            return Err(SpawnError::Stopped);
-        }
-        reply.wait(shared.spin());
-        Ok(())
+        crate::handoff::round_trip(self.shared()?)
     }
-}
-
-/// Resolves `command` on the caller's thread and checks the executor's backend can apply it.
-/// (An error drops the prepared command, and with it a cgroup made for the child.)
-fn prepare(
-    shared: &Shared,
-    command: &Command,
-    defaults: [StdioPlan; 3],
-) -> Result<PreparedCommand, SpawnError> {
-    let command = PreparedCommand::from_command(command, defaults)?;
-    let backend = shared.config().backend;
-    if let Some(option) = crate::sys::spawn::unsupported_option(backend, &command.setup) {
-        return Err(SpawnError::UnsupportedOption {
-            program: command.program.clone(),
-            backend: backend.name(),
-            option,
-        });
-    }
-    Ok(command)
-}
-
-/// The message asking the executor thread to spawn `command` and answer in `reply`.
-fn spawn_request(
-    shared: &Shared,
-    command: PreparedCommand,
-    reply: &Arc<ReplySlot<Result<Spawned, SpawnError>>>,
-) -> Message {
-    Message::Spawn(Box::new(SpawnRequest {
-        command,
-        owner: thread::current().id(),
-        reply: reply.clone(),
-        queued: shared.config().timeline.then(Instant::now),
-    }))
-}
-
-/// Queues a prepared spawn whose answer a task awaits; with a `timeout`, the request timer
-/// ends the wait at its deadline.
-fn queue_async(
-    shared: &Arc<Shared>,
-    command: PreparedCommand,
-    timeout: Option<Duration>,
-) -> Result<SpawnFuture, SpawnError> {
-    let reply = ReplySlot::for_task();
-    // No clock read without a timeout (the common case); one too far to represent is none.
-    let queued_at = timeout.map(|_| Instant::now());
-    let deadline = queued_at
-        .zip(timeout)
-        .and_then(|(now, t)| now.checked_add(t));
-    if let Some(at) = deadline {
-        let weak: std::sync::Weak<ReplySlot<_>> = Arc::downgrade(&reply);
-        if let Err(e) = crate::request_timer::expire_at(at, weak) {
-            let errno = e.raw_os_error().unwrap_or(libc::EAGAIN);
-            return Err(SpawnError::from_errno(
-                &command.program,
-                SpawnStage::Prepare,
-                errno,
-            ));
-        }
-    }
-    let request = Message::Spawn(Box::new(SpawnRequest {
-        command,
-        owner: thread::current().id(),
-        reply: reply.clone(),
-        queued: shared.config().timeline.then(Instant::now),
-    }));
-    if shared.queue().push(request).is_err() {
-        return Err(SpawnError::Stopped);
-    }
-    Ok(SpawnFuture::queued(
-        reply,
-        Arc::downgrade(shared),
-        deadline.and(queued_at),
-    ))
 }

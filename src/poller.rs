@@ -167,11 +167,25 @@ impl Poller {
 
     /// Blocks until something is ready (no timeout: the timer is in the set).
     pub(crate) fn wait(&self, events: &mut Events) -> Result<(), Errno> {
+        self.wait_for(events, None)
+    }
+
+    /// What is ready now, without blocking: the loop looks at its timer and children between
+    /// batches of queued messages.
+    pub(crate) fn poll_now(&self, events: &mut Events) -> Result<(), Errno> {
+        self.wait_for(events, Some(&rustix::time::Timespec::default()))
+    }
+
+    fn wait_for(
+        &self,
+        events: &mut Events,
+        timeout: Option<&rustix::time::Timespec>,
+    ) -> Result<(), Errno> {
         events.0.clear();
         epoll::wait(
             &self.epoll,
             rustix::buffer::spare_capacity(&mut events.0),
-            None,
+            timeout,
         )
         .map(|_| ())
     }

@@ -1,6 +1,6 @@
-//! The hand-off between caller threads and the executor thread: a lock-free queue of
-//! [`Message`]s, a doorbell rung only when the loop may be asleep, [`ReplySlot`]s on which callers
-//! wait for the answer, and the stop protocol.
+//! Where a message for the loop enters: a lock-free queue of [`Message`]s, a doorbell rung only
+//! when the loop may be asleep, and the stop protocol. (The callers' side of a request, which
+//! builds and sends these and awaits the answer in a [`ReplySlot`], is [`crate::handoff`].)
 //!
 //! The queue owns "closed" the way a channel owns "disconnected": [`RequestQueue::close`] refuses
 //! every queued message, and a push after the close gives the message back. A push that races
@@ -9,27 +9,27 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll, Waker as TaskWaker};
-use std::thread::{self, Thread};
-use std::time::{Duration, Instant};
+
+use std::thread;
+use std::time::Instant;
 
 use crossbeam_queue::SegQueue;
 
 use crate::error::SpawnError;
 use crate::poller::Waker;
 use crate::proc_state::{ProcState, Spawned};
+use crate::reap::Orphan;
+pub(crate) use crate::reply_slot::{ReplySlot, SLOW_REPLY};
 use crate::request::PreparedCommand;
-use crate::request_timer::Expire;
-use crate::spin::SpinPolicy;
 
 /// What a caller thread asks of the executor thread.
 pub(crate) enum Message {
-    /// Spawn a process and answer with its parts.
-    Spawn(Box<SpawnRequest>),
+    /// Spawn a process and answer with its parts. The loop hands it to the spawner thread.
+    Spawn(Arc<SpawnRequest>),
     /// Start the kill escalation (SIGTERM now, SIGKILL after the grace) for a process.
     Kill(Arc<ProcState>),
-    /// Answer at once: measures the hand-off alone (sent only by `Executor::round_trip`).
-    #[cfg_attr(not(feature = "bench-internals"), allow(dead_code))]
+    /// Answer at once: tells a caller that a loop runs (it then clones its child itself), and
+    /// measures the hand-off alone (`Executor::round_trip`).
     Ping(Arc<ReplySlot<()>>),
     /// A child a calling thread spawned and tracks already (`SpawnSite::CallingThread`) whose
     /// deadline the loop must set, or which may have missed the escalation of `stop()`.
@@ -40,15 +40,63 @@ pub(crate) enum Message {
         signal: i32,
         reply: Arc<ReplySlot<std::io::Result<()>>>,
     },
+    /// A child that was killed but could not be tracked (no pidfd, or the poll set refused
+    /// it): the loop reaps it once it exits, if the pid still names it (pid and start time).
+    Orphan(Orphan),
 }
 
 /// A spawn request, fully prepared by the caller.
+///
+/// The command sits in a cell that either side empties: the spawner thread takes it to spawn,
+/// or the caller takes it to withdraw the request (a request timeout, a dropped future). So a
+/// withdrawn request frees at once what it holds (its stdin-bytes pipe or memfd, its
+/// environment copy, a cgroup made for it) however long it waits in a queue nobody drains;
+/// only this small shell stays queued.
 pub(crate) struct SpawnRequest {
-    pub(crate) command: PreparedCommand,
+    command: Mutex<Option<PreparedCommand>>,
     pub(crate) owner: thread::ThreadId,
     pub(crate) reply: Arc<ReplySlot<Result<Spawned, SpawnError>>>,
     /// When the caller queued it; `Some` only with [`ExecutorBuilder::timeline`](crate::ExecutorBuilder::timeline).
     pub(crate) queued: Option<Instant>,
+}
+
+impl SpawnRequest {
+    pub(crate) fn new(
+        command: PreparedCommand,
+        reply: Arc<ReplySlot<Result<Spawned, SpawnError>>>,
+        queued: Option<Instant>,
+    ) -> SpawnRequest {
+        SpawnRequest {
+            command: Mutex::new(Some(command)),
+            owner: thread::current().id(),
+            reply,
+            queued,
+        }
+    }
+
+    /// The command, for the one who serves the request; `None` once withdrawn (or taken).
+    pub(crate) fn take_command(&self) -> Option<PreparedCommand> {
+        self.command
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    /// Gives up the request: the answer if it came meanwhile (the caller then owns it); else
+    /// the command is dropped here and now, and an answer that still comes (the request was
+    /// being served) goes back to whoever serves it, which disposes of it.
+    pub(crate) fn withdraw(&self) -> Option<Result<Spawned, SpawnError>> {
+        if let Some(answer) = self.reply.abandon() {
+            return Some(answer);
+        }
+        drop(self.take_command());
+        None
+    }
+
+    /// True once its command was taken or its caller gave up.
+    pub(crate) fn is_withdrawn(&self) -> bool {
+        self.reply.is_abandoned()
+    }
 }
 
 /// A child spawned on its caller's thread, in the table and the poll set already.
@@ -60,11 +108,11 @@ pub(crate) struct Adopted {
 
 impl Message {
     /// Answers a message that the loop will never serve because the executor stopped; a signal
-    /// is sent by the caller instead. An adopted child is no request to refuse: it comes back,
-    /// for the loop to kill.
-    pub(crate) fn refuse(self) -> Option<Adopted> {
+    /// is sent by the caller instead. An adopted child or an orphan is no request to refuse: it
+    /// comes back, for the loop to kill or reap.
+    pub(crate) fn refuse(self) -> Option<Message> {
         match self {
-            Message::Adopted(adopted) => return Some(adopted),
+            m @ (Message::Adopted(_) | Message::Orphan(_)) => return Some(m),
             // A refusal given back (its caller gave up) is nothing to dispose of.
             Message::Spawn(req) => {
                 let _ = req.reply.fulfil(Err(SpawnError::Stopped));
@@ -89,220 +137,6 @@ impl Message {
     }
 }
 
-/// A one-shot answer from the executor thread to one waiting caller: a thread (parked) or a task
-/// (woken through its [`Waker`](std::task::Waker)).
-///
-/// A caller may give up waiting ([`abandon`](Self::abandon): a timeout, a dropped future). The
-/// executor thread then either sees that before it serves the request and skips it
-/// ([`is_abandoned`](Self::is_abandoned)), or gets its answer back from
-/// [`fulfil`](Self::fulfil) and disposes of it itself: a child spawned for nobody is never left
-/// running unwatched.
-pub(crate) struct ReplySlot<T> {
-    /// Set (after the value) once answered: lets a waiting thread spin without the lock.
-    ready: AtomicBool,
-    inner: Mutex<SlotInner<T>>,
-    /// The thread to unpark; `None` for a slot awaited by a task.
-    waiter: Option<Thread>,
-}
-
-struct SlotInner<T> {
-    value: Option<T>,
-    /// The task to wake, for a slot awaited by a future.
-    waker: Option<TaskWaker>,
-    abandoned: bool,
-    /// Its request timeout passed before the answer came ([`Expire`]): the awaiting future
-    /// gives up at its next poll.
-    expired: bool,
-}
-
-impl<T> ReplySlot<T> {
-    fn with_waiter(waiter: Option<Thread>) -> Arc<ReplySlot<T>> {
-        Arc::new(ReplySlot {
-            ready: AtomicBool::new(false),
-            inner: Mutex::new(SlotInner {
-                value: None,
-                waker: None,
-                abandoned: false,
-                expired: false,
-            }),
-            waiter,
-        })
-    }
-
-    /// A slot that the current thread will wait on.
-    pub(crate) fn for_current_thread() -> Arc<ReplySlot<T>> {
-        ReplySlot::with_waiter(Some(thread::current()))
-    }
-
-    /// A slot that a future will poll ([`poll_reply`](Self::poll_reply)).
-    pub(crate) fn for_task() -> Arc<ReplySlot<T>> {
-        ReplySlot::with_waiter(None)
-    }
-
-    /// A slot for the current thread, reused across its requests: the thread waits for each
-    /// answer before it asks again, so one slot per thread (per answer type) is enough and the
-    /// hot path allocates none. (A caller that may give up waiting uses a fresh slot instead: an
-    /// abandoned slot stays referenced by its queued request.)
-    pub(crate) fn reusable(
-        key: &'static std::thread::LocalKey<Arc<ReplySlot<T>>>,
-    ) -> Arc<ReplySlot<T>> {
-        let slot = key.with(Arc::clone);
-        // The previous answer was taken by `wait`; only the flag is left to clear.
-        slot.ready.store(false, Ordering::Relaxed);
-        slot
-    }
-
-    fn lock(&self) -> MutexGuard<'_, SlotInner<T>> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Stores the answer and wakes the waiter. Called once per request. Gives the answer back
-    /// when the caller has given up waiting: the executor thread must then dispose of it.
-    pub(crate) fn fulfil(&self, value: T) -> Result<(), T> {
-        let mut inner = self.lock();
-        if inner.abandoned {
-            return Err(value);
-        }
-        inner.value = Some(value);
-        let waker = inner.waker.take();
-        drop(inner);
-        self.ready.store(true, Ordering::Release);
-        if let Some(t) = &self.waiter {
-            t.unpark();
-        }
-        if let Some(w) = waker {
-            w.wake();
-        }
-        Ok(())
-    }
-
-    /// True once the caller gave up waiting: the request need not be served.
-    pub(crate) fn is_abandoned(&self) -> bool {
-        self.lock().abandoned
-    }
-
-    /// Gives up waiting. Returns the answer if it came meanwhile (the caller then owns it);
-    /// otherwise a later [`fulfil`](Self::fulfil) gives the answer back to the executor thread.
-    pub(crate) fn abandon(&self) -> Option<T> {
-        let mut inner = self.lock();
-        match inner.value.take() {
-            Some(v) => Some(v),
-            None => {
-                inner.abandoned = true;
-                inner.waker = None;
-                None
-            }
-        }
-    }
-
-    /// The answer if it came (`Some`); `None` once the request timeout expired the slot (it
-    /// is then abandoned: a later answer goes back to the executor thread); else registers the
-    /// task to be woken when either happens.
-    pub(crate) fn poll_reply(&self, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        let mut inner = self.lock();
-        if let Some(v) = inner.value.take() {
-            return Poll::Ready(Some(v));
-        }
-        if inner.expired {
-            inner.abandoned = true;
-            inner.waker = None;
-            return Poll::Ready(None);
-        }
-        match &mut inner.waker {
-            Some(w) => w.clone_from(cx.waker()),
-            None => inner.waker = Some(cx.waker().clone()),
-        }
-        Poll::Pending
-    }
-
-    /// Wakes the awaiting task without an answer, so that its future looks again (the
-    /// slow-request warning of [`SpawnFuture`](crate::SpawnFuture)); nothing once answered or
-    /// given up.
-    pub(crate) fn nudge(&self) {
-        let inner = self.lock();
-        if inner.value.is_some() || inner.abandoned {
-            return;
-        }
-        let waker = inner.waker.clone();
-        drop(inner);
-        if let Some(w) = waker {
-            w.wake();
-        }
-    }
-
-    /// Waits for the answer: polls for a while (see [`SpinPolicy`]), then parks; spurious
-    /// wake-ups are re-checked.
-    pub(crate) fn wait(&self, spin: &SpinPolicy) -> T {
-        loop {
-            if let Some(v) = self.wait_until(spin, None, &mut || {}) {
-                return v;
-            }
-        }
-    }
-
-    /// Like [`wait`](Self::wait), giving up at `deadline` (`None` if it came first; the caller
-    /// then [`abandon`](Self::abandon)s the slot). `slow` is called once if the answer has not
-    /// come within [`SLOW_REPLY`].
-    pub(crate) fn wait_until(
-        &self,
-        spin: &SpinPolicy,
-        deadline: Option<Instant>,
-        slow: &mut dyn FnMut(),
-    ) -> Option<T> {
-        let start = Instant::now();
-        let cap = deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(start));
-        spin.poll(cap, || self.ready.load(Ordering::Acquire));
-        let mut warned = false;
-        loop {
-            if self.ready.load(Ordering::Acquire)
-                && let Some(v) = self.lock().value.take()
-            {
-                return Some(v);
-            }
-            let now = Instant::now();
-            if deadline.is_some_and(|d| now >= d) {
-                return None;
-            }
-            let mut sleep = deadline.map_or(Duration::MAX, |d| d - now);
-            if !warned {
-                let slow_at = start + SLOW_REPLY;
-                if now >= slow_at {
-                    warned = true;
-                    slow();
-                    continue;
-                }
-                sleep = sleep.min(slow_at - now);
-            }
-            if sleep == Duration::MAX {
-                thread::park();
-            } else {
-                thread::park_timeout(sleep);
-            }
-        }
-    }
-}
-
-/// The request timer's deadline passed: unless the answer came first, the awaiting task is woken
-/// to give up.
-impl<T: Send> Expire for ReplySlot<T> {
-    fn expire(&self) {
-        let mut inner = self.lock();
-        if inner.value.is_some() || inner.abandoned {
-            return;
-        }
-        inner.expired = true;
-        let waker = inner.waker.take();
-        drop(inner);
-        if let Some(w) = waker {
-            w.wake();
-        }
-    }
-}
-
-/// How long a caller waits for the executor thread before [`ReplySlot::wait_until`] calls its
-/// `slow` hook (which tells the user when no thread runs the loop).
-pub(crate) const SLOW_REPLY: Duration = Duration::from_secs(1);
-
 /// The queue of messages, the doorbell that wakes the executor thread, and the closed flag.
 pub(crate) struct RequestQueue {
     messages: SegQueue<Message>,
@@ -314,8 +148,9 @@ pub(crate) struct RequestQueue {
     /// Spawns under way on calling threads ([`enter_caller_spawn`](Self::enter_caller_spawn)):
     /// the loop must not end while one is.
     caller_spawns: AtomicUsize,
-    /// Adopted children that came after the close: the loop escalates them.
-    late: Mutex<Vec<Adopted>>,
+    /// Adopted children and orphans that came after the close: the loop escalates or reaps
+    /// them (only [`Message::Adopted`] and [`Message::Orphan`] are ever here).
+    late: Mutex<Vec<Message>>,
     /// Callers preparing a request they announced ([`announce`](RequestQueue::announce)).
     incoming: AtomicUsize,
 }
@@ -367,13 +202,23 @@ impl RequestQueue {
         Some(registered)
     }
 
+    /// Hands a killed, untracked child to the loop, which reaps it: see [`Message::Orphan`].
+    pub(crate) fn push_orphan(&self, orphan: Orphan) {
+        self.push_for_loop(Message::Orphan(orphan));
+    }
+
     /// Hands an adopted child to the loop; after the close it waits on the late list, which the
     /// loop drains as long as it runs (it runs while a caller spawn is registered).
     pub(crate) fn push_adopted(&self, adopted: Adopted) {
+        self.push_for_loop(Message::Adopted(adopted));
+    }
+
+    /// Queues a message the loop must act on even after the close (an adopted child, an orphan).
+    fn push_for_loop(&self, message: Message) {
         if self.closed.load(Ordering::SeqCst) {
-            self.lock_late().push(adopted);
+            self.lock_late().push(message);
         } else {
-            self.messages.push(Message::Adopted(adopted));
+            self.messages.push(message);
             if self.closed.load(Ordering::SeqCst) {
                 self.refuse_pending();
             }
@@ -381,8 +226,8 @@ impl RequestQueue {
         self.ring();
     }
 
-    /// Adopted children that came after the close.
-    pub(crate) fn take_late(&self) -> Vec<Adopted> {
+    /// Adopted children and orphans that came after the close.
+    pub(crate) fn take_late(&self) -> Vec<Message> {
         std::mem::take(&mut *self.lock_late())
     }
 
@@ -393,7 +238,7 @@ impl RequestQueue {
         self.caller_spawns.load(Ordering::SeqCst) == 0 && self.lock_late().is_empty()
     }
 
-    fn lock_late(&self) -> MutexGuard<'_, Vec<Adopted>> {
+    fn lock_late(&self) -> MutexGuard<'_, Vec<Message>> {
         self.late.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -467,8 +312,8 @@ impl RequestQueue {
     /// Answers every queued message with "stopped".
     fn refuse_pending(&self) {
         while let Some(m) = self.messages.pop() {
-            if let Some(adopted) = m.refuse() {
-                self.lock_late().push(adopted);
+            if let Some(for_loop) = m.refuse() {
+                self.lock_late().push(for_loop);
             }
         }
     }
@@ -481,6 +326,11 @@ impl RequestQueue {
         if self.sleeping.load(Ordering::SeqCst) && self.sleeping.swap(false, Ordering::SeqCst) {
             self.waker.ring();
         }
+    }
+
+    /// True when no message is queued.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.messages.is_empty()
     }
 
     pub(crate) fn pop(&self) -> Option<Message> {
@@ -521,7 +371,8 @@ impl RequestQueue {
 mod tests {
     use super::*;
     use crate::poller::Poller;
-    use std::time::Instant;
+    use crate::spin::SpinPolicy;
+    use std::time::{Duration, Instant};
 
     fn queue() -> (Poller, RequestQueue) {
         let poller = Poller::new().expect("poller");
@@ -560,7 +411,14 @@ mod tests {
             "the late adoption is pending"
         );
         let late = q.take_late();
-        assert_eq!(late.iter().map(|a| a.state.serial).collect::<Vec<_>>(), [2]);
+        let serials: Vec<u64> = late
+            .iter()
+            .map(|m| match m {
+                Message::Adopted(a) => a.state.serial,
+                _ => 0,
+            })
+            .collect();
+        assert_eq!(serials, [2]);
         assert!(q.prepare_to_sleep(true, true), "still registered: sleep");
         q.woke_up();
         // After the close: straight to the late list.
@@ -584,10 +442,10 @@ mod tests {
         assert!(q.push(m).is_ok());
         q.close();
         // The queued one was refused (a ping's refusal is its answer).
-        assert!(queued.ready.load(Ordering::Acquire));
+        assert!(queued.is_ready());
         let (late, m) = ping();
         assert!(matches!(q.push(m), Err(Message::Ping(_))));
-        assert!(!late.ready.load(Ordering::Acquire));
+        assert!(!late.is_ready());
         assert!(q.pop().is_none());
         assert!(q.is_closed());
     }
@@ -596,73 +454,12 @@ mod tests {
     fn close_refuses_a_queued_spawn_with_stopped() {
         let (_poller, q) = queue();
         let reply = ReplySlot::for_current_thread();
-        let request = SpawnRequest {
-            command: PreparedCommand::new(&["/bin/true"]).expect("command"),
-            owner: thread::current().id(),
-            reply: reply.clone(),
-            queued: None,
-        };
-        assert!(q.push(Message::Spawn(Box::new(request))).is_ok());
+        let command = PreparedCommand::new(&["/bin/true"]).expect("command");
+        let request = SpawnRequest::new(command, reply.clone(), None);
+        assert!(q.push(Message::Spawn(Arc::new(request))).is_ok());
         q.close();
         let spin = SpinPolicy::new(Duration::ZERO);
         assert!(matches!(reply.wait(&spin), Err(SpawnError::Stopped)));
-    }
-
-    #[test]
-    fn an_abandoned_slot_gives_a_late_answer_back_and_an_early_one_to_the_caller() {
-        let late = ReplySlot::<u32>::for_current_thread();
-        assert!(!late.is_abandoned());
-        assert_eq!(late.abandon(), None);
-        assert!(late.is_abandoned());
-        // The executor thread gets its answer back: it must dispose of it.
-        assert_eq!(late.fulfil(7), Err(7));
-        let early = ReplySlot::<u32>::for_current_thread();
-        assert_eq!(early.fulfil(8), Ok(()));
-        // The answer came first: giving up hands it to the caller.
-        assert_eq!(early.abandon(), Some(8));
-    }
-
-    #[test]
-    fn a_task_slot_wakes_its_task_and_a_deadline_ends_a_thread_wait() {
-        use std::sync::atomic::AtomicUsize;
-        use std::task::Wake;
-        struct Count(AtomicUsize);
-        impl Wake for Count {
-            fn wake(self: Arc<Self>) {
-                self.0.fetch_add(1, Ordering::SeqCst);
-            }
-        }
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = TaskWaker::from(count.clone());
-        let mut cx = Context::from_waker(&waker);
-        let slot = ReplySlot::<u32>::for_task();
-        assert!(slot.poll_reply(&mut cx).is_pending());
-        assert_eq!(slot.fulfil(3), Ok(()));
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
-        assert_eq!(slot.poll_reply(&mut cx), Poll::Ready(Some(3)));
-        // Expired before its answer: the task is woken and gives up; the answer goes back.
-        let slot = ReplySlot::<u32>::for_task();
-        assert!(slot.poll_reply(&mut cx).is_pending());
-        slot.expire();
-        assert_eq!(count.0.load(Ordering::SeqCst), 2);
-        assert_eq!(slot.poll_reply(&mut cx), Poll::Ready(None));
-        assert_eq!(slot.fulfil(4), Err(4));
-        // Answered first: expiring changes nothing.
-        let slot = ReplySlot::<u32>::for_task();
-        assert_eq!(slot.fulfil(5), Ok(()));
-        slot.expire();
-        assert_eq!(slot.poll_reply(&mut cx), Poll::Ready(Some(5)));
-
-        let slot = ReplySlot::<u32>::for_current_thread();
-        let spin = SpinPolicy::new(Duration::ZERO);
-        let t = Instant::now();
-        let mut slow_calls = 0;
-        let got = slot.wait_until(&spin, Some(t + Duration::from_millis(50)), &mut || {
-            slow_calls += 1
-        });
-        assert_eq!(got, None);
-        assert!(t.elapsed() >= Duration::from_millis(50));
-        assert_eq!(slow_calls, 0, "SLOW_REPLY is longer than the deadline");
     }
 
     #[test]
@@ -737,7 +534,7 @@ mod tests {
                             match q.push(m) {
                                 Ok(()) => {
                                     let deadline = Instant::now() + Duration::from_secs(10);
-                                    while !slot.ready.load(Ordering::Acquire) {
+                                    while !slot.is_ready() {
                                         assert!(
                                             Instant::now() < deadline,
                                             "a push was never answered"

@@ -1,12 +1,18 @@
 //! The loop: waits on the [`Poller`](crate::poller::Poller) and says what each event means.
 //!
-//! - doorbell: drain the whole queue (wake-ups coalesce) and serve each message;
+//! - doorbell: drain the queue (wake-ups coalesce) and serve each message, at most
+//!   [`PASS_BUDGET`] of them per pass;
 //! - a pidfd readable, or SIGCHLD (signal mode): reap ([`crate::reap`]);
 //! - timer: SIGKILL every escalation whose grace ran out ([`crate::escalation`]), retry the
 //!   reaps that wait for it, re-arm to the next deadline.
 //!
-//! Spawning is in [`crate::spawn`]. Idle, the loop blocks without a timeout: the timer is armed
-//! only while a kill escalation is pending or a child needs reaping without a usable pidfd.
+//! The loop never spawns: a child is cloned by the thread that asked for it, or by the
+//! spawner thread to which the loop hands queued requests ([`crate::spawn_site`]); either puts
+//! the child in the table and the poll set, and tells the loop only what it must act on. So
+//! nothing the loop does can block on a child that has not exec'd yet.
+//!
+//! Idle, the loop blocks without a timeout: the timer is armed only while a kill escalation is
+//! pending or a child needs reaping without a usable pidfd.
 
 use std::io;
 use std::process::ExitStatus;
@@ -25,11 +31,15 @@ use crate::queue::{Adopted, Message};
 use crate::reap::{Reaped, Reaper, SysWait};
 use crate::shared::{ChildWatch, Shared};
 use crate::sigchld::SigchldSource;
-use crate::sys::spawn::Spawner;
+use crate::spawner_thread::{Jobs, SpawnerThread};
 
-struct Reactor<'a> {
+/// The most queued messages the loop serves in one pass before it looks at its timer and its
+/// children again: a flood of requests delays a deadline or a reap by one pass at most.
+pub(crate) const PASS_BUDGET: usize = 64;
+
+struct Reactor<'scope, 'a> {
     shared: &'a Shared,
-    spawner: Spawner,
+    spawner: SpawnerThread<'scope, 'a>,
     escalations: Escalations,
     reaper: Reaper,
     /// Cgroups made for reaped children, still to remove.
@@ -58,40 +68,46 @@ pub(crate) fn run(shared: &Shared) -> io::Result<()> {
         }
         _ => None,
     };
-    let mut reactor = Reactor {
-        shared,
-        spawner: Spawner::new(),
-        escalations: Escalations::new(shared.config().kill_grace),
-        reaper: Reaper::new(SysWait::new(), sigchld),
-        cgroups: Leftovers::default(),
-        stop_seen: false,
-        awaited_since_poll: false,
-        armed: None,
-        woke: None,
-        events: Events::with_capacity(256),
-    };
-    let result = reactor.run_loop();
-    // One last try: a cgroup still busy now is logged and left.
-    reactor.cgroups.retry();
-    if result.is_err() {
-        // The poll set is broken: nothing can be reaped through it any more.
-        shared.abandon();
-        for pid in reactor.reaper.take_orphans() {
-            reap_blocking(rustix::process::WaitId::Pid(pid));
+    let jobs = Jobs::default();
+    // The spawner thread is scoped to this call: joined (once it has answered every request
+    // handed to it) before the loop returns.
+    std::thread::scope(|scope| {
+        let mut reactor = Reactor {
+            shared,
+            spawner: SpawnerThread::new(scope, shared, &jobs),
+            escalations: Escalations::new(shared.config().kill_grace),
+            reaper: Reaper::new(SysWait::new(), sigchld),
+            cgroups: Leftovers::default(),
+            stop_seen: false,
+            awaited_since_poll: false,
+            armed: None,
+            woke: None,
+            events: Events::with_capacity(256),
+        };
+        let result = reactor.run_loop();
+        jobs.close();
+        // One last try: a cgroup still busy now is logged and left.
+        reactor.cgroups.retry();
+        if result.is_err() {
+            // The poll set is broken: nothing can be reaped through it any more.
+            shared.abandon();
+            for pid in reactor.reaper.take_orphans() {
+                reap_blocking(rustix::process::WaitId::Pid(pid));
+            }
         }
-    }
-    result
+        result
+    })
 }
 
 /// The longest the loop waits for an announced request before it sleeps (it is woken again by
 /// the request's push): preparing a command takes microseconds, not this.
 const ANNOUNCED_WAIT: Duration = Duration::from_micros(50);
 
-impl Reactor<'_> {
+impl Reactor<'_, '_> {
     fn run_loop(&mut self) -> io::Result<()> {
         let queue = self.shared.queue();
         loop {
-            self.drain_queue();
+            let more = self.drain_queue();
             if queue.is_closed() && !self.stop_seen {
                 self.begin_stop();
             }
@@ -103,10 +119,15 @@ impl Reactor<'_> {
             if done && callers_settled {
                 return Ok(());
             }
-            if self.await_announced() || !queue.prepare_to_sleep(self.stop_seen, done) {
-                continue;
-            }
-            let waited = self.shared.poller().wait(&mut self.events);
+            let waited = if more {
+                // The budget ran out with messages left: look at what is ready, then go on.
+                self.shared.poller().poll_now(&mut self.events)
+            } else {
+                if self.await_announced() || !queue.prepare_to_sleep(self.stop_seen, done) {
+                    continue;
+                }
+                self.shared.poller().wait(&mut self.events)
+            };
             self.awaited_since_poll = false;
             // Only for a wait that returned events: an interrupted one leaves no pass to stamp.
             self.woke = (waited.is_ok() && self.shared.config().timeline).then(Instant::now);
@@ -152,95 +173,55 @@ impl Reactor<'_> {
         true
     }
 
-    fn drain_queue(&mut self) {
-        for adopted in self.shared.queue().take_late() {
-            self.adopt(adopted);
+    /// Serves queued messages, at most [`PASS_BUDGET`]; true if some are left for the next
+    /// pass.
+    fn drain_queue(&mut self) -> bool {
+        for message in self.shared.queue().take_late() {
+            self.serve(message);
         }
-        while let Some(message) = self.shared.queue().pop() {
-            match message {
-                Message::Adopted(adopted) => self.adopt(adopted),
-                Message::Spawn(mut request) => {
-                    let reply = request.reply.clone();
-                    // Removed here, without blocking the loop, unless a tracked child takes it.
-                    let made_cgroup = request.command.made_cgroup.take();
-                    if reply.is_abandoned() {
-                        // Withdrawn: its caller timed out or dropped its future.
-                        self.remove_cgroup_later(made_cgroup);
-                        continue;
-                    }
-                    if self.shared.is_stopped() {
-                        self.remove_cgroup_later(made_cgroup);
-                        let _ = reply.fulfil(Err(SpawnError::Stopped));
-                        continue;
-                    }
-                    let orphans = self.reaper.has_orphans();
-                    let asked = Instant::now();
-                    let mut request = request;
-                    let result = crate::spawn::spawn(
-                        self.shared,
-                        &mut self.spawner,
-                        &mut self.reaper,
-                        &mut request,
-                    );
-                    if self.reaper.watches_sigchld() || self.reaper.has_orphans() != orphans {
-                        // A new orphan, or (signal mode) a child the timer may have to watch.
-                        self.rearm(Instant::now());
-                    }
-                    match &result {
-                        Ok(spawned) if spawned.state.lifetime.owns_cgroup => {
-                            if let Some(made) = made_cgroup {
-                                made.adopt();
-                            }
-                        }
-                        // Failed, or the child is gone already (its status lost at spawn).
-                        _ => self.remove_cgroup_later(made_cgroup),
-                    }
-                    if let Ok(spawned) = &result {
-                        self.set_deadline(&spawned.state, asked);
-                    }
-                    if let Err(Ok(unwanted)) = reply.fulfil(result) {
-                        // Its caller gave up while it was spawned: nobody holds a handle, so it
-                        // is killed (with the usual escalation) rather than left running.
-                        debug!(
-                            pid = unwanted.state.pid,
-                            "spawned for a caller that gave up: killing"
-                        );
-                        self.start_escalation(Instant::now(), vec![unwanted.state]);
-                    }
-                    // Only now, with the requester answered: its environment, stdin source
-                    // and setup are freed (see spawn::spawn).
-                    drop(request);
-                }
-                Message::Kill(state) => self.start_escalation(Instant::now(), vec![state]),
-                Message::Ping(slot) => {
-                    let _ = slot.fulfil(());
-                }
-                Message::Signal {
-                    state,
-                    signal,
-                    reply,
-                } => {
-                    // Still in the table and running means not reaped: the pid is still ours.
-                    let tracked = self.shared.table().get(state.serial).is_some();
-                    if tracked && state.still_ours() {
-                        let _ = reply.fulfil(state.signal(signal));
-                    } else {
-                        if tracked {
-                            self.try_reap(&state);
-                        }
-                        let _ = reply.fulfil(Err(io::Error::from_raw_os_error(libc::ESRCH)));
-                    }
-                }
+        for _ in 0..PASS_BUDGET {
+            match self.shared.queue().pop() {
+                Some(message) => self.serve(message),
+                None => return false,
             }
         }
+        !self.shared.queue().is_empty()
     }
 
-    /// Removes the cgroup made for a request that has no tracked child: now if it is empty,
-    /// else on the timer (a child killed in it may still be dying).
-    fn remove_cgroup_later(&mut self, made: Option<crate::cgroup::MadeCgroup>) {
-        if let Some(made) = made {
-            made.remove_later(&mut self.cgroups);
-            if !self.cgroups.is_empty() {
+    fn serve(&mut self, message: Message) {
+        match message {
+            Message::Adopted(adopted) => self.adopt(adopted),
+            Message::Spawn(request) => {
+                if request.is_withdrawn() {
+                    // Its caller timed out or dropped its future, and freed what it held.
+                } else if self.shared.is_stopped() {
+                    let _ = request.reply.fulfil(Err(SpawnError::Stopped));
+                } else {
+                    self.spawner.submit(request);
+                }
+            }
+            Message::Kill(state) => self.start_escalation(Instant::now(), vec![state]),
+            Message::Ping(slot) => {
+                let _ = slot.fulfil(());
+            }
+            Message::Signal {
+                state,
+                signal,
+                reply,
+            } => {
+                // Still in the table and running means not reaped: the pid is still ours.
+                let tracked = self.shared.table().get(state.serial).is_some();
+                if tracked && state.still_ours() {
+                    let _ = reply.fulfil(state.signal(signal));
+                } else {
+                    if tracked {
+                        self.try_reap(&state);
+                    }
+                    let _ = reply.fulfil(Err(io::Error::from_raw_os_error(libc::ESRCH)));
+                }
+            }
+            Message::Orphan(orphan) => {
+                self.reaper.add_named_orphan(orphan);
                 self.rearm(Instant::now());
             }
         }
@@ -252,7 +233,14 @@ impl Reactor<'_> {
     fn adopt(&mut self, adopted: Adopted) {
         self.set_deadline(&adopted.state, adopted.spawned_at);
         if self.stop_seen || self.shared.is_stopped() {
-            self.start_escalation(Instant::now(), vec![adopted.state]);
+            self.start_escalation(Instant::now(), vec![adopted.state.clone()]);
+        }
+        if adopted.state.pidfd.is_none() && self.shared.table().get(adopted.state.serial).is_some()
+        {
+            // Signal mode: its SIGCHLD may have come before it was in the table, and found
+            // nothing to reap. Look now; the timer's looks watch it from here on.
+            self.try_reap(&adopted.state);
+            self.rearm(Instant::now());
         }
     }
 

@@ -80,12 +80,6 @@ pub(crate) trait SigchldLook {
     fn waitable(&self) -> Option<Pid>;
 }
 
-/// All five seams at once: what the loop's reaper is given (a fake for one concern implements
-/// that one only).
-pub(crate) trait Wait: ReapTracked + ReapPid + StartTime + KillPid + SigchldLook {}
-
-impl<W: ReapTracked + ReapPid + StartTime + KillPid + SigchldLook> Wait for W {}
-
 /// The real kernel.
 pub(crate) struct SysWait {
     start_times: crate::sys::procfs::StartTimes,
@@ -241,11 +235,6 @@ impl<W> Reaper<W> {
         self.sigchld.as_ref()
     }
 
-    /// True in signal mode: every spawn may change when the timer must fire.
-    pub(crate) fn watches_sigchld(&self) -> bool {
-        self.sigchld.is_some()
-    }
-
     /// When the timer must next fire for reaping (None: no need). `tracking`: the table is not
     /// empty.
     pub(crate) fn next_check(&mut self, now: Instant, tracking: bool) -> Option<Instant> {
@@ -304,49 +293,10 @@ impl<W: ReapTracked> Reaper<W> {
 
 /// Children named by pid and start time: orphans, and signal mode's start times.
 impl<W: StartTime> Reaper<W> {
-    /// The start time of the process that has `pid` now, read with the descriptor held in
-    /// reserve if the process is out of them (see [`StartTime::start_time`]).
-    pub(crate) fn start_time(&self, pid: Pid) -> std::io::Result<Option<u64>> {
-        self.wait.start_time(pid)
-    }
-
-    /// A child that runs but got no pidfd (`pidfd_open` failed, `EMFILE`): names it by pid and
-    /// start time while it is surely ours, kills it if it still is, and reaps it later. A child
-    /// that is already gone (the kernel reaped it: the host ignores SIGCHLD) is left alone: its
-    /// pid may be someone else's.
-    pub(crate) fn kill_untracked(&mut self, pid: Pid)
-    where
-        W: ReapPid + KillPid,
-    {
-        let Some(orphan) = self.name_orphan(pid) else {
-            return;
-        };
-        // The start time was just read from the process that has the pid; that it is an unreaped
-        // child of ours rules out a stranger that took the number before the read.
-        if !self.wait.is_unreaped_child(pid) {
-            return;
-        }
-        self.wait.kill(pid);
+    /// A child killed by the thread that spawned it and could not track it, named there
+    /// ([`kill_untracked`], [`name_orphan`]): reaped once it exits.
+    pub(crate) fn add_named_orphan(&mut self, orphan: Orphan) {
         self.orphans.push(orphan);
-    }
-
-    /// A child killed through its pidfd that could not be tracked further (the poller refused
-    /// the pidfd): reaped later by pid, named by pid and start time.
-    pub(crate) fn add_orphan(&mut self, pid: Pid) {
-        if let Some(orphan) = self.name_orphan(pid) {
-            self.orphans.push(orphan);
-        }
-    }
-
-    /// Names the process that has `pid` now by its pid and start time; `None` when no process
-    /// has it (the kernel reaped ours already). An unreadable start time names it by pid alone.
-    fn name_orphan(&self, pid: Pid) -> Option<Orphan> {
-        let start_time = match self.wait.start_time(pid) {
-            Ok(Some(t)) => Some(t),
-            Ok(None) => return None,
-            Err(_) => None,
-        };
-        Some(Orphan { pid, start_time })
     }
 
     /// Reaps the orphans that have exited; keeps the others.
@@ -390,6 +340,35 @@ impl<W: SigchldLook> Reaper<W> {
     pub(crate) fn waitable(&self) -> Option<Pid> {
         self.wait.waitable()
     }
+}
+
+/// A child that runs but got no pidfd (`pidfd_open` failed, `EMFILE`): names it by pid and
+/// start time while it is surely ours, and kills it if it still is; the orphan to reap later.
+/// A child that is already gone (the kernel reaped it: the host ignores SIGCHLD) is left
+/// alone: its pid may be someone else's.
+pub(crate) fn kill_untracked<W: StartTime + ReapPid + KillPid>(
+    wait: &W,
+    pid: Pid,
+) -> Option<Orphan> {
+    let orphan = name_orphan(wait, pid)?;
+    // The start time was just read from the process that has the pid; that it is an unreaped
+    // child of ours rules out a stranger that took the number before the read.
+    if !wait.is_unreaped_child(pid) {
+        return None;
+    }
+    wait.kill(pid);
+    Some(orphan)
+}
+
+/// Names the process that has `pid` now by its pid and start time; `None` when no process has
+/// it (the kernel reaped ours already). An unreadable start time names it by pid alone.
+pub(crate) fn name_orphan<W: StartTime>(wait: &W, pid: Pid) -> Option<Orphan> {
+    let start_time = match wait.start_time(pid) {
+        Ok(Some(t)) => Some(t),
+        Ok(None) => return None,
+        Err(_) => None,
+    };
+    Some(Orphan { pid, start_time })
 }
 
 #[cfg(test)]
@@ -553,7 +532,9 @@ mod tests {
         let wait = MockWait::default();
         let mut r = Reaper::new(&wait, None);
         for n in [20, 21, 22, 23] {
-            r.add_orphan(pid(n));
+            if let Some(orphan) = name_orphan(&&wait, pid(n)) {
+                r.add_named_orphan(orphan);
+            }
         }
         wait.set(20, Ok(Some(ExitStatus::from_raw(9))));
         wait.set(21, Err(Errno::CHILD));
@@ -583,7 +564,9 @@ mod tests {
         wait.start_times.borrow_mut().insert(31, None);
         wait.not_ours.borrow_mut().push(32);
         for n in [30, 31, 32] {
-            r.kill_untracked(pid(n));
+            if let Some(orphan) = kill_untracked(&&wait, pid(n)) {
+                r.add_named_orphan(orphan);
+            }
         }
         assert_eq!(*wait.killed.borrow(), [30]);
         assert_eq!(r.orphans.len(), 1);
@@ -594,8 +577,8 @@ mod tests {
     fn an_orphan_whose_pid_went_to_another_process_is_never_waited_for() {
         let wait = MockWait::default();
         let mut r = Reaper::new(&wait, None);
-        r.kill_untracked(pid(40));
-        r.kill_untracked(pid(41));
+        r.add_named_orphan(kill_untracked(&&wait, pid(40)).expect("ours"));
+        r.add_named_orphan(kill_untracked(&&wait, pid(41)).expect("ours"));
         // The kernel reaped 40 behind our back and another child of ours took the number: a
         // later start time. 41 is still there, a zombie now.
         wait.start_times.borrow_mut().insert(40, Some(5000));
@@ -604,8 +587,8 @@ mod tests {
         assert_eq!(*wait.waited.borrow(), [41], "only 41 was waited for");
         assert!(!r.has_orphans());
         // The same check when the loop gives up and reaps blocking.
-        r.kill_untracked(pid(42));
-        r.kill_untracked(pid(43));
+        r.add_named_orphan(kill_untracked(&&wait, pid(42)).expect("ours"));
+        r.add_named_orphan(kill_untracked(&&wait, pid(43)).expect("ours"));
         wait.start_times.borrow_mut().insert(42, Some(7));
         assert_eq!(r.take_orphans(), [pid(43)]);
     }

@@ -12,8 +12,9 @@ use crate::error::SpawnError;
 use crate::not_served::NotServedNotice;
 use crate::poller::{Poller, Waker};
 use crate::queue::RequestQueue;
+use crate::reap::{StartTime, SysWait};
 use crate::spin::SpinPolicy;
-use crate::sys::spawn::SpawnBackend;
+use crate::sys::spawn::{SlotPool, SpawnBackend};
 use crate::table::Table;
 
 /// How the executor learns that a child exited.
@@ -35,26 +36,28 @@ pub enum ChildWatch {
     Signal,
 }
 
-/// Which thread clones the child. The executor thread always reaps, escalates and tracks it.
+/// Which thread clones the child. The executor's loop never does: it only watches (the trace,
+/// reaps, kill escalation, deadlines, `stop()`), so a child stuck before its exec holds up only
+/// the thread that spawns it.
 ///
 /// | site | who clones | the caller waits for | fits |
 /// |---|---|---|---|
-/// | `ExecutorThread` (default) | the executor thread | the loop's reply (a cross-thread wake-up) | every backend, every option |
-/// | `CallingThread` | the thread calling [`Executor::spawn`](crate::Executor::spawn) / `create_process` | nothing: the clone returns once the child exec'd | Vfork in [`ChildWatch::Pidfd`] mode |
+/// | `CallingThread` (default) | the thread calling [`Executor::spawn`](crate::Executor::spawn), `create_process` or an async spawn | nothing: its own clone returns once the child exec'd | every backend, both watch modes |
+/// | `ExecutorThread` | the executor's spawner thread (one per running loop, never the loop itself) | the spawner thread's reply (a cross-thread wake-up) | every backend, every option |
 ///
-/// With `CallingThread`, a command that needs the executor thread (a
-/// [`parent_death_signal`](crate::Command::parent_death_signal), signal mode, another backend, or
-/// a loop that is not running) is still spawned by the executor thread, and the async spawns
-/// ([`Executor::spawn_async`](crate::Executor::spawn_async)) always are, so that no task blocks
-/// its runtime's thread. The child inherits the calling thread's per-thread attributes (CPU
-/// affinity, nice value, seccomp filters) instead of the executor thread's. See the crate docs
-/// ("Which thread spawns") for why cloning from any thread is safe.
+/// With `CallingThread`, a command with a
+/// [`parent_death_signal`](crate::Command::parent_death_signal) (the signal follows the spawning
+/// *thread*) and any request made while no thread runs the loop still go to the spawner
+/// thread. A child cloned on the calling thread inherits that thread's per-thread attributes
+/// (CPU affinity, nice value, seccomp filters) instead of the spawner thread's. See the crate
+/// docs ("Which thread spawns") for why cloning from any thread is safe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum SpawnSite {
-    /// The executor thread clones every child (the seed's design).
-    #[default]
+    /// The executor's spawner thread clones every child (the seed's one spawning thread; it is
+    /// not the loop).
     ExecutorThread,
-    /// The calling thread clones the child itself and hands it to the executor thread.
+    /// The calling thread clones the child itself and hands it to the loop. The default.
+    #[default]
     CallingThread,
 }
 
@@ -82,6 +85,14 @@ pub(crate) struct Shared {
     /// Set while some thread is inside `run()`.
     looping: AtomicBool,
     next_serial: AtomicU64,
+    /// The kernel's wait and /proc calls for the spawning threads: it reads start times also
+    /// when the process is out of descriptors (it holds one in reserve).
+    sys_wait: Mutex<SysWait>,
+    /// `/proc/self/status`, lent to the calling threads' spawns (they read the signal
+    /// dispositions there and keep no descriptor of their own).
+    proc_status: Option<Arc<std::fs::File>>,
+    /// The calling threads' Vfork stdio slots, kept here between their spawns.
+    slot_pool: SlotPool,
     /// The process this executor was built in. A child forked without exec inherits a copy of
     /// everything but the loop thread, and the descriptors (epoll set, pidfds) stay shared with
     /// the parent: it must neither be served nor touch them.
@@ -101,6 +112,9 @@ impl Shared {
             poller,
             dev_null: crate::sys::open_dev_null()?,
             table: Mutex::new(Table::default()),
+            sys_wait: Mutex::new(SysWait::new()),
+            proc_status: crate::sys::open_proc_status(),
+            slot_pool: SlotPool::default(),
             looping: AtomicBool::new(false),
             next_serial: AtomicU64::new(1),
             owner: std::process::id(),
@@ -146,6 +160,27 @@ impl Shared {
 
     pub(crate) fn table(&self) -> MutexGuard<'_, Table> {
         self.table.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The start time of the process that has `pid` (`/proc/<pid>/stat` field 22): `None` if
+    /// no process has it. Read through a reserve descriptor when the process is out of them.
+    pub(crate) fn start_time(&self, pid: rustix::process::Pid) -> io::Result<Option<u64>> {
+        self.sys_wait().start_time(pid)
+    }
+
+    /// `/proc/self/status` for a calling thread's spawn (see `Spawner::lend`).
+    pub(crate) fn proc_status(&self) -> Option<Arc<std::fs::File>> {
+        self.proc_status.clone()
+    }
+
+    /// The calling threads' Vfork stdio slots (see `Spawner::lend`).
+    pub(crate) fn slot_pool(&self) -> &SlotPool {
+        &self.slot_pool
+    }
+
+    /// The kernel's wait and /proc calls, for a spawning thread (see [`crate::reap::Wait`]).
+    pub(crate) fn sys_wait(&self) -> MutexGuard<'_, SysWait> {
+        self.sys_wait.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// A number never used before by this executor: the key of one spawned child.

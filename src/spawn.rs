@@ -1,6 +1,7 @@
-//! Where a child is spawned: one spawn request served on the executor thread. Pipes, the backend
-//! call, the pidfd, registration in the poller and insertion in the table; the answer is the
-//! child's parts ([`Spawned`]), which the caller wraps into its handle.
+//! Where a child is spawned and put under watch: pipes, the backend call, the pidfd, insertion
+//! in the table and registration in the poll set; the answer is the child's parts
+//! ([`Spawned`]), which the caller wraps into its handle. This runs on the thread that spawns
+//! (see [`crate::spawn_site`]), never on the loop.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
@@ -13,9 +14,9 @@ use tracing::{debug, warn};
 use crate::child_stdio::StdioParts;
 use crate::error::{SpawnError, SpawnStage};
 use crate::exit_future::ExitFd;
+use crate::proc_state::reap_blocking;
 use crate::proc_state::{ProcState, Spawned, lost_status};
-use crate::queue::SpawnRequest;
-use crate::reap::{Reaper, Wait};
+use crate::queue::Adopted;
 use crate::request::PreparedCommand;
 use crate::shared::{ChildWatch, Shared};
 use crate::sys::spawn::Spawner;
@@ -106,24 +107,39 @@ pub(crate) fn insert_entry(
     Ok(())
 }
 
-/// Spawns what `request` asks for on the executor thread and tracks it. A child that runs but
-/// cannot be tracked is killed and handed to `reaper` as an orphan, and the spawn fails.
+/// Who asked for a child and when: what its table entry and timeline record.
+pub(crate) struct Asker {
+    /// The thread that asked (the trace's owner).
+    pub(crate) owner: std::thread::ThreadId,
+    /// When the request was queued, for one the spawner thread serves (`Some` only with a
+    /// timeline); `None` for a child its caller clones.
+    pub(crate) queued: Option<Instant>,
+}
+
+/// Spawns `command` and tracks the child: pipes, the backend call, the pidfd (or, in signal
+/// mode, the start time that names the child with its pid), the table, the poll set. Runs on
+/// whichever thread spawns (a calling thread, or the executor's spawner thread), never on the
+/// loop, which is told by a message only of what it must act on: a deadline, a stop it may have
+/// missed, a signal-mode child that may have exited before it was in the table, an orphan.
 ///
-/// The request's argument vector moves into the table; the rest of it (environment, stdin
-/// source, setup) stays for the caller to drop once the reply is out: freeing it is no part of
-/// the spawn the requester waits for.
-pub(crate) fn spawn<W: Wait>(
+/// The command's argument vector moves into the table; its cgroup (if it made one) goes to the
+/// child's state. A child that runs but cannot be tracked is killed and the spawn fails.
+pub(crate) fn spawn_tracked(
     shared: &Shared,
     spawner: &mut Spawner,
-    reaper: &mut Reaper<W>,
-    request: &mut SpawnRequest,
+    command: &mut PreparedCommand,
+    asker: &Asker,
 ) -> Result<Spawned, SpawnError> {
     let config = shared.config();
-    // With a timeline, this request's wait in the queue ends here.
+    let queue = shared.queue();
+    // Registered before the look at "stopped": the loop does not end while we are here.
+    let Some(_registered) = queue.enter_caller_spawn() else {
+        return Err(SpawnError::Stopped);
+    };
     let spawn_started = config.timeline.then(Instant::now);
-    let program = &request.command.program;
+    let program = command.program.clone();
     let fail = |stage: SpawnStage, errno: Errno| {
-        SpawnError::from_errno(program, stage, errno.raw_os_error())
+        SpawnError::from_errno(&program, stage, errno.raw_os_error())
     };
     let watch_pidfd = config.watch == ChildWatch::Pidfd;
     let exit_fd = if watch_pidfd {
@@ -131,10 +147,11 @@ pub(crate) fn spawn<W: Wait>(
     } else {
         Some(ExitFd::create().map_err(|e| fail(SpawnStage::ExitFd, crate::sys::errno_of(e)))?)
     };
-    let started = start_child(shared, spawner, &request.command, watch_pidfd)?;
+    let started = start_child(shared, spawner, command, watch_pidfd)?;
+    // A child its caller cloned was never queued: its hand-off in is nil.
     let timeline = spawn_started.map(|at| {
         Box::new(TimelineRecorder::new(
-            request.queued,
+            Some(asker.queued.unwrap_or(at)),
             at,
             started.at + started.took,
         ))
@@ -149,8 +166,8 @@ pub(crate) fn spawn<W: Wait>(
             Opened::Gone => return Ok(lost_at_spawn(shared, pid, stdin, stdout, stderr)),
             Opened::Failed(e) => {
                 // Running but untrackable (out of fds): named by pid and start time, killed if
-                // still ours, reaped later without blocking; the spawn fails.
-                reaper.kill_untracked(pid);
+                // still ours, reaped by the loop later; the spawn fails.
+                kill_untracked(shared, pid);
                 return Err(fail(SpawnStage::Pidfd, crate::sys::errno_of(e)));
             }
         },
@@ -159,7 +176,7 @@ pub(crate) fn spawn<W: Wait>(
     // while the pid is surely the child's (unreaped, unless the kernel reaps by itself).
     let start_time = match &pidfd {
         Some(_) => None,
-        None => match reaper.start_time(pid) {
+        None => match shared.start_time(pid) {
             Ok(Some(t)) => Some(t),
             Ok(None) => return Ok(lost_at_spawn(shared, pid, stdin, stdout, stderr)),
             Err(e) => {
@@ -169,26 +186,51 @@ pub(crate) fn spawn<W: Wait>(
         },
     };
     let serial = shared.next_serial();
-    if let Some(fd) = &pidfd
-        && let Err(e) = shared.poller().add_child(fd, serial)
-    {
-        let _ = crate::sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
-        reaper.add_orphan(pid);
-        return Err(fail(SpawnStage::Register, e));
-    }
     let mut state =
         ProcState::new(serial, pid, pidfd, shared.spin().clone()).with_start_time(start_time);
     state.timeline = timeline;
-    state.lifetime = request.command.lifetime.clone();
+    state.lifetime = command.lifetime.clone();
     let state = Arc::new(state);
+    #[cfg(test)]
+    tests::before_insert(shared, pid);
+    // Refused if the loop broke and made its last kill-and-reap pass before this insert: the
+    // child is then killed and reaped, and the spawn fails with `Stopped`.
     insert_entry(
         shared,
         &state,
-        &mut request.command.argv,
-        request.command.stdin_bytes.take(),
-        request.owner,
+        &mut command.argv,
+        command.stdin_bytes.take(),
+        asker.owner,
         started.at,
     )?;
+    // A cgroup made for the child is its state's now (the loop removes it after the reap); on
+    // an earlier return it goes with `command`.
+    if let Some(made) = command.made_cgroup.take() {
+        made.adopt();
+    }
+    // In the table before the poll set: the loop ignores a readable pidfd it cannot find in the
+    // table, and level-triggered epoll would report it again at once, a busy loop until the
+    // insert.
+    if let Some(fd) = &state.pidfd
+        && let Err(e) = shared.poller().add_child(fd, serial)
+    {
+        // Not watched: out of the table, killed and reaped here (SIGKILLed, it exits at once;
+        // the pidfd names it, so the wait cannot take another child's status).
+        shared.table().remove(serial);
+        let _ = crate::sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
+        reap_blocking(WaitId::PidFd(fd.as_fd()));
+        return Err(fail(SpawnStage::Register, e));
+    }
+    // What the loop must hear of: a deadline to set; a child that may have missed stop()'s
+    // escalation (stop() came after our look above); in signal mode, a child that may have
+    // exited before it was in the table (its SIGCHLD found nothing to reap). Anything else
+    // needs no word to the loop.
+    if state.lifetime.timeout.is_some() || queue.is_closed() || !watch_pidfd {
+        queue.push_adopted(Adopted {
+            state: state.clone(),
+            spawned_at: started.at,
+        });
+    }
     Ok(Spawned {
         state,
         stdin,
@@ -196,6 +238,16 @@ pub(crate) fn spawn<W: Wait>(
         stderr,
         exit_fd,
     })
+}
+
+/// A child that runs but got no pidfd (`pidfd_open` failed, `EMFILE`): named by pid and start
+/// time while it is surely ours (unreaped), killed if it still is, and handed to the loop,
+/// which reaps it once it exits.
+fn kill_untracked(shared: &Shared, pid: Pid) {
+    let orphan = crate::reap::kill_untracked(&*shared.sys_wait(), pid);
+    if let Some(orphan) = orphan {
+        shared.queue().push_orphan(orphan);
+    }
 }
 
 /// What `pidfd_open` found for a child that a backend spawned without a pidfd.
@@ -265,8 +317,72 @@ fn lost_at_spawn(
 mod tests {
     use super::*;
     use crate::test_support::Stranger;
+    use std::cell::Cell;
     use std::process::Command;
+    use std::sync::Mutex;
 
+    use crate::shared::SpawnSite;
+    use crate::sys::spawn::SpawnBackend;
+    use crate::{Command as NapixCommand, Executor};
+
+    /// A hook run in `spawn_tracked` between the clone and the table insert.
+    type Hook = Box<dyn FnOnce(&Shared, Pid)>;
+
+    thread_local! {
+        /// Test seam: runs once, on this thread's next spawn, between its clone and its table
+        /// insert (the window a breaking loop's last pass may fall into).
+        static BEFORE_INSERT: Cell<Option<Hook>> = const { Cell::new(None) };
+    }
+
+    pub(super) fn before_insert(shared: &Shared, pid: Pid) {
+        if let Some(hook) = BEFORE_INSERT.take() {
+            hook(shared, pid);
+        }
+    }
+
+    #[test]
+    fn a_child_inserted_after_the_broken_loops_last_pass_is_killed_and_reaped_by_its_caller() {
+        if !crate::sys::pidfd_supported() {
+            return;
+        }
+        let exec = Executor::builder()
+            .backend(SpawnBackend::Vfork)
+            .child_watch(ChildWatch::Pidfd)
+            .spawn_site(SpawnSite::CallingThread)
+            .start()
+            .expect("start");
+        // Served by the spawner thread if the loop is not running yet; cloned on this thread
+        // from then on.
+        let warm = exec
+            .create_process(&["/bin/true"], true)
+            .expect("spawn true");
+        assert!(warm.wait().success());
+        let cloned: Arc<Mutex<Option<Pid>>> = Arc::default();
+        let seen = cloned.clone();
+        // What run() does when its poll set breaks, right after this spawn's clone.
+        BEFORE_INSERT.set(Some(Box::new(move |shared: &Shared, pid| {
+            shared.abandon();
+            *seen.lock().expect("not poisoned") = Some(pid);
+        })));
+        let spawned = exec.spawn(NapixCommand::new("/bin/sleep").arg("30"));
+        let pid = cloned
+            .lock()
+            .expect("not poisoned")
+            .take()
+            .expect("spawned on the calling thread");
+        assert_eq!(spawned.err(), Some(SpawnError::Stopped));
+        assert!(exec.running().is_empty(), "refused, yet in the table");
+        // Not an unreaped child of ours any more (a zombie or a live one would be waitable).
+        assert_eq!(
+            waitid(
+                WaitId::Pid(pid),
+                WaitIdOptions::EXITED | WaitIdOptions::NOHANG
+            )
+            .err(),
+            Some(Errno::CHILD),
+            "the child cloned after the last pass was left unreaped"
+        );
+    }
     #[test]
     fn a_pidfd_naming_a_process_that_is_not_our_child_is_not_tracked() {
         if !crate::sys::pidfd_supported() {

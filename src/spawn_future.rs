@@ -1,10 +1,11 @@
-//! [`SpawnFuture`]: a spawn request awaited by a task instead of a parked thread. The request goes
-//! through the same queue as a blocking one; its reply slot holds the task's waker, which the
-//! executor thread wakes when it has spawned the child (or refused the request).
+//! [`SpawnFuture`]: a spawn awaited by a task instead of a parked thread. A child cloned on the
+//! task's thread makes a future ready at once; a request queued for the spawner thread (see
+//! [`crate::spawn_site`]) goes through the same queue as a blocking one, and its reply slot
+//! holds the task's waker, woken when the child is spawned (or the request refused).
 //!
-//! Dropping the future withdraws the request: the executor thread skips it if it has not spawned
-//! it yet, and kills a child it spawned for a future already gone (see
-//! [`ReplySlot::abandon`](crate::queue::ReplySlot)).
+//! Dropping the future withdraws a queued request: what it holds is freed at once, the spawner
+//! thread skips it if it has not spawned it yet, and a child spawned for a future already gone
+//! is killed (see [`SpawnRequest::withdraw`](crate::queue::SpawnRequest::withdraw)).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 use crate::error::SpawnError;
 use crate::handle::ExecHandle;
 use crate::proc_state::Spawned;
-use crate::queue::{ReplySlot, SLOW_REPLY};
+use crate::queue::{ReplySlot, SLOW_REPLY, SpawnRequest};
 use crate::request_timer::Expire;
 use crate::shared::Shared;
 
@@ -41,11 +42,12 @@ pub struct SpawnFuture {
 }
 
 enum Inner {
-    /// Refused before it was queued (bad command, stopped executor).
-    Failed(Option<SpawnError>),
-    /// Queued; the executor thread answers through `reply`.
+    /// Answered before anything was queued: spawned on the calling thread, or refused (a bad
+    /// command, a stopped executor).
+    Ready(Option<Result<ExecHandle, SpawnError>>),
+    /// Queued; the spawner thread answers through the request's reply slot.
     Queued {
-        reply: Reply,
+        request: Arc<SpawnRequest>,
         executor: Weak<Shared>,
         /// When it was queued, if a request timeout may end it (for `NotServed::waited`).
         queued_at: Option<Instant>,
@@ -58,7 +60,7 @@ enum Inner {
 impl std::fmt::Debug for SpawnFuture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let state = match &self.inner {
-            Inner::Failed(_) => "failed",
+            Inner::Ready(_) => "ready",
             Inner::Queued { .. } => "queued",
             Inner::Done => "done",
         };
@@ -69,22 +71,26 @@ impl std::fmt::Debug for SpawnFuture {
 }
 
 impl SpawnFuture {
-    pub(crate) fn failed(error: SpawnError) -> SpawnFuture {
+    pub(crate) fn ready(answer: Result<ExecHandle, SpawnError>) -> SpawnFuture {
         SpawnFuture {
-            inner: Inner::Failed(Some(error)),
+            inner: Inner::Ready(Some(answer)),
         }
+    }
+
+    pub(crate) fn ready_err(error: SpawnError) -> SpawnFuture {
+        SpawnFuture::ready(Err(error))
     }
 
     /// A queued request; `queued_at` is set when a request timeout was registered for it
     /// (see [`crate::request_timer`]).
     pub(crate) fn queued(
-        reply: Reply,
+        request: Arc<SpawnRequest>,
         executor: Weak<Shared>,
         queued_at: Option<Instant>,
     ) -> SpawnFuture {
         SpawnFuture {
             inner: Inner::Queued {
-                reply,
+                request,
                 executor,
                 queued_at,
                 slow: SlowWarning::Unarmed,
@@ -99,28 +105,33 @@ impl Future for SpawnFuture {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let answer = match &mut this.inner {
-            Inner::Failed(error) => match error.take() {
-                Some(e) => Err(e),
+            Inner::Ready(answer) => match answer.take() {
+                Some(answer) => answer,
                 // Polled again after completion: stays an error rather than a panic.
                 None => Err(SpawnError::Stopped),
             },
             Inner::Queued {
-                reply,
+                request,
                 executor,
                 queued_at,
                 slow,
-            } => match reply.poll_reply(cx) {
+            } => match request.reply.poll_reply(cx) {
                 Poll::Pending => {
-                    slow.on_pending(reply, executor);
+                    slow.on_pending(&request.reply, executor);
                     return Poll::Pending;
                 }
                 Poll::Ready(Some(answer)) => {
                     answer.and_then(|spawned| ExecHandle::new(spawned, executor.clone()))
                 }
-                // The request timeout expired the slot (and withdrew the request).
-                Poll::Ready(None) => Err(SpawnError::NotServed {
-                    waited: queued_at.map_or(Duration::ZERO, |t| t.elapsed()),
-                }),
+                // The request timeout expired the slot: withdrawn, what it held is freed.
+                Poll::Ready(None) => match request.withdraw() {
+                    Some(answer) => {
+                        answer.and_then(|spawned| ExecHandle::new(spawned, executor.clone()))
+                    }
+                    None => Err(SpawnError::NotServed {
+                        waited: queued_at.map_or(Duration::ZERO, |t| t.elapsed()),
+                    }),
+                },
             },
             Inner::Done => Err(SpawnError::Stopped),
         };
@@ -132,13 +143,14 @@ impl Future for SpawnFuture {
 impl Drop for SpawnFuture {
     fn drop(&mut self) {
         if let Inner::Queued {
-            reply, executor, ..
+            request, executor, ..
         } = &self.inner
         {
             // An answer that came meanwhile becomes the handle nobody took, dropped here: its
             // child runs on, or is killed if the command asked for kill_on_drop. Without one, the
-            // executor thread disposes of a late answer (it kills the child).
-            if let Some(Ok(spawned)) = reply.abandon() {
+            // command is freed now and the spawner thread disposes of a late answer (it kills
+            // the child).
+            if let Some(Ok(spawned)) = request.withdraw() {
                 drop(ExecHandle::new(spawned, executor.clone()));
             }
         }

@@ -1,7 +1,6 @@
-//! `SpawnSite::CallingThread`: the calling thread clones the child (Vfork backend, pidfd mode)
-//! and the executor thread still alone reaps, escalates and tracks it. On every backend and watch
-//! mode (where the site does not apply, the executor thread spawns and the contract holds all
-//! the same): where the child was cloned (seen through the CPU affinity it inherits from the
+//! `SpawnSite::CallingThread` (the default): the calling thread clones the child, on every
+//! backend and in both watch modes, and the executor's loop still alone reaps, escalates and
+//! tracks it. On every backend and watch mode: where the child was cloned (seen through the CPU affinity it inherits from the
 //! spawning thread), the child's fds and signal state when the calling thread blocks signals,
 //! typed errors, kill, timeout, the trace, a parent-death signal kept on the executor thread,
 //! and spawns racing stop().
@@ -16,7 +15,7 @@ use std::thread;
 use std::time::Duration;
 
 use common::*;
-use napix_executor::{ChildWatch, Command, SpawnBackend, SpawnError, SpawnSite};
+use napix_executor::{Command, SpawnBackend, SpawnError, SpawnSite};
 
 const LONG: Duration = Duration::from_secs(10);
 
@@ -48,9 +47,10 @@ fn looping(builder: napix_executor::ExecutorBuilder) -> Running {
     r
 }
 
-/// Whether this test's executor clones on the calling thread (else on the executor thread).
-fn clones_on_caller(b: SpawnBackend) -> bool {
-    b == SpawnBackend::Vfork && watch() != ChildWatch::Signal
+/// Whether this test's executor clones on the calling thread (else on its spawner thread):
+/// every backend and watch mode does.
+fn clones_on_caller(_: SpawnBackend) -> bool {
+    true
 }
 
 /// The CPUs this thread may run on, from /proc.
@@ -105,7 +105,7 @@ fn the_child_is_cloned_by_the_documented_thread(b: SpawnBackend) {
     } else {
         assert_ne!(
             child, caller,
-            "cloned by the executor thread, not the pinned caller"
+            "cloned by the spawner thread, not the pinned caller"
         );
     }
 }

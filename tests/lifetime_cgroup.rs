@@ -356,7 +356,9 @@ fn a_cgroup_per_child_goes_when_no_child_comes() {
         );
         drop(r);
 
-        // No loop yet: a dropped future and a timed-out spawn leave queued requests.
+        // No loop yet: a dropped future and a timed-out spawn leave queued requests, but what
+        // they held goes at once, before any loop runs (issue 20: withdrawn requests kept their
+        // cgroups until a loop popped them).
         let idle = Arc::new(
             Executor::builder()
                 .backend(backend)
@@ -369,12 +371,21 @@ fn a_cgroup_per_child_goes_when_no_child_comes() {
         let fut = idle.spawn_async(&sleeper);
         assert_eq!(made_under(&parent).len(), 1, "made on the caller's thread");
         drop(fut);
+        assert!(
+            wait_until(Duration::from_secs(2), || made_under(&parent).is_empty()),
+            "a dropped spawn future kept {:?}",
+            made_under(&parent)
+        );
         let e = idle.spawn(&sleeper).expect_err("nobody runs the loop");
         assert!(
             matches!(e, napix_executor::SpawnError::NotServed { .. }),
             "{e:?}"
         );
-        assert_eq!(made_under(&parent).len(), 2);
+        assert!(
+            wait_until(Duration::from_secs(2), || made_under(&parent).is_empty()),
+            "a timed-out spawn kept {:?}",
+            made_under(&parent)
+        );
         let r = Running::spawn(idle);
         assert!(
             wait_until(Duration::from_secs(5), || made_under(&parent).is_empty()),

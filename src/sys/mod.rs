@@ -37,7 +37,7 @@ pub use fd_limit::raise_fd_limit;
 pub(crate) use kill::{kill_group, kill_unreaped, kill_unreaped_child};
 pub(crate) use pidfd::{pidfd_send_signal, pidfd_supported};
 pub(crate) use sigchld_disposition::{SigchldDisposition, sigchld_disposition};
-pub(crate) use signal_dispositions::SignalDispositions;
+pub(crate) use signal_dispositions::{SignalDispositions, open_proc_status};
 pub use signal_mask::block_sigchld;
 pub(crate) use signal_mask::{BlockAllSignals, block_sigchld_called};
 pub(crate) use signalfd::signalfd_sigchld;

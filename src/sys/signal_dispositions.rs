@@ -1,6 +1,8 @@
 //! Which signals the process ignores or catches, read from `/proc/self/status`: the signals a
 //! child must reset before it execs.
 
+use std::sync::Arc;
+
 use super::fd::above_stdio;
 use super::signal_mask::BlockAllSignals;
 
@@ -12,21 +14,33 @@ use super::signal_mask::BlockAllSignals;
 /// a fifth of a spawn. The file is opened once and re-read at every spawn, so a disposition
 /// changed just before a spawn is seen.
 pub(crate) struct SignalDispositions {
-    status: Option<std::fs::File>,
+    status: Option<Arc<std::fs::File>>,
     buf: Vec<u8>,
 }
 
+/// `/proc/self/status`, opened above the stdio numbers, for [`SignalDispositions`]: `None` if
+/// it cannot be opened (then every signal is reset in the child).
+pub(crate) fn open_proc_status() -> Option<Arc<std::fs::File>> {
+    // Not /proc/thread-self: dispositions are per process, and the reader may be any thread.
+    std::fs::File::open("/proc/self/status")
+        .and_then(|f| above_stdio(f.into()))
+        .map(|fd| Arc::new(std::fs::File::from(fd)))
+        .ok()
+}
+
 impl SignalDispositions {
-    pub(crate) fn new() -> SignalDispositions {
+    /// Reading `status` (shared: `pread` at offset 0 needs no exclusive use); `None` until
+    /// [`read_from`](Self::read_from) gives one.
+    pub(crate) fn reading(status: Option<Arc<std::fs::File>>) -> SignalDispositions {
         SignalDispositions {
-            // Not /proc/thread-self: dispositions are per process, and the reader may be any
-            // thread that owns this (the executor's, or a direct spawner's).
-            status: std::fs::File::open("/proc/self/status")
-                .and_then(|f| above_stdio(f.into()))
-                .map(std::fs::File::from)
-                .ok(),
+            status,
             buf: Vec::new(),
         }
+    }
+
+    /// Reads from `status` from now on (dropping the one held before).
+    pub(crate) fn read_from(&mut self, status: Option<Arc<std::fs::File>>) {
+        self.status = status;
     }
 
     /// Bit `n - 1` set when signal `n` is ignored or caught; all ones when /proc is unreadable.
@@ -81,7 +95,8 @@ SigBlk:\t0000000000000000\nSigIgn:\t0000000000001000\nSigCgt:\t0000000180004002\
     #[test]
     fn our_own_sigpipe_is_seen_as_non_default() {
         // The Rust runtime sets SIGPIPE to SIG_IGN in every test binary.
-        let mask = SignalDispositions::new().non_default(&BlockAllSignals::new());
+        let mask =
+            SignalDispositions::reading(open_proc_status()).non_default(&BlockAllSignals::new());
         assert_ne!(mask & (1 << (libc::SIGPIPE - 1)), 0);
         assert_ne!(mask, u64::MAX, "/proc/self/status should be readable here");
     }

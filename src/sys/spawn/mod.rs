@@ -58,6 +58,29 @@ pub(crate) fn unsupported_option(
     }
 }
 
+/// The Vfork backend's stdio slots of an executor's calling threads (three descriptors a set,
+/// see `vfork::StdioSlots`): a thread takes a set for one spawn and puts it back, so the
+/// executor holds as many sets as threads ever spawned at once, and no thread holds any
+/// between its spawns. Dropped with the executor.
+#[derive(Default)]
+pub(crate) struct SlotPool(std::sync::Mutex<Vec<vfork::StdioSlots>>);
+
+impl SlotPool {
+    fn take(&self) -> Option<vfork::StdioSlots> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop()
+    }
+
+    fn put(&self, slots: vfork::StdioSlots) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(slots);
+    }
+}
+
 /// Per-thread spawn state reused across spawns: the argv pointer array, posix_spawn attributes and
 /// the vfork child stack. One executor thread owns one, so nothing is allocated per spawn.
 pub(crate) struct Spawner {
@@ -70,12 +93,41 @@ pub(crate) struct Spawner {
 
 impl Spawner {
     pub(crate) fn new() -> Spawner {
+        Spawner::new_with(super::open_proc_status())
+    }
+
+    fn new_with(status: Option<std::sync::Arc<std::fs::File>>) -> Spawner {
         Spawner {
             argv: Vec::new(),
-            dispositions: super::SignalDispositions::new(),
+            dispositions: super::SignalDispositions::reading(status),
             posix: None,
             vfork_stack: None,
             vfork_slots: None,
+        }
+    }
+
+    /// A spawn state that holds no descriptor between spawns, for a thread that spawns now and
+    /// then for some executor (a calling thread): the executor lends it its descriptors for
+    /// each spawn ([`lend`](Self::lend), [`give_back`](Self::give_back)). The memory (the child
+    /// stack, the argument array) is kept.
+    pub(crate) fn without_descriptors() -> Spawner {
+        Spawner::new_with(None)
+    }
+
+    /// Lends this spawn state the executor's descriptors for the next spawn: `status` to read
+    /// signal dispositions through, and a set of Vfork stdio slots from `pool` (made at the
+    /// spawn if the pool has none).
+    pub(crate) fn lend(&mut self, status: Option<std::sync::Arc<std::fs::File>>, pool: &SlotPool) {
+        self.dispositions.read_from(status);
+        self.vfork_slots = pool.take();
+    }
+
+    /// Gives back what [`lend`](Self::lend) lent: the slots go back to `pool`, so the
+    /// executor, not this thread, holds them.
+    pub(crate) fn give_back(&mut self, pool: &SlotPool) {
+        self.dispositions.read_from(None);
+        if let Some(slots) = self.vfork_slots.take() {
+            pool.put(slots);
         }
     }
 

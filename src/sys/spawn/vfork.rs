@@ -185,7 +185,12 @@ impl StdioSlots {
             };
             if self.mirrors[i] != source.as_raw_fd() {
                 rustix::io::dup3(source, &mut self.slots[i], rustix::io::DupFlags::CLOEXEC)
-                    .map_err(LoadError::Failed)?;
+                    .map_err(|e| match e {
+                        // The slot's number is at or above a descriptor limit lowered since it
+                        // was made: clone without the slots instead.
+                        rustix::io::Errno::BADF => LoadError::Decline,
+                        e => LoadError::Failed(e),
+                    })?;
                 self.mirrors[i] = source.as_raw_fd();
             }
             raw[i] = self.slots[i].as_raw_fd();
