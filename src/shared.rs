@@ -178,7 +178,7 @@ impl Shared {
         &self.slot_pool
     }
 
-    /// The kernel's wait and /proc calls, for a spawning thread (see [`crate::reap::Wait`]).
+    /// The kernel's wait and /proc calls, for a spawning thread (see `crate::reap`).
     pub(crate) fn sys_wait(&self) -> MutexGuard<'_, SysWait> {
         self.sys_wait.lock().unwrap_or_else(PoisonError::into_inner)
     }
