@@ -69,6 +69,9 @@ pub(crate) fn spawn_blocking(
     }
     let reply = ReplySlot::take_cached(&SPAWN_REPLY);
     let request = Arc::new(request(shared, command, &reply));
+    if !shared.is_looping() {
+        shared.queue().shed_withdrawn();
+    }
     let pushed = shared.queue().push(Message::Spawn(request.clone()));
     drop(announced);
     let answer = match pushed {
@@ -176,6 +179,9 @@ fn queue_async(
         }
     }
     let request = Arc::new(request(shared, command, &reply));
+    if !shared.is_looping() {
+        shared.queue().shed_withdrawn();
+    }
     if shared
         .queue()
         .push(Message::Spawn(request.clone()))
@@ -229,6 +235,7 @@ fn await_loop(
     start: Instant,
 ) -> Result<(), SpawnError> {
     let reply = ReplySlot::for_current_thread();
+    shared.queue().shed_withdrawn();
     if shared.queue().push(Message::Ping(reply.clone())).is_err() {
         return Err(SpawnError::Stopped);
     }

@@ -53,7 +53,8 @@ pub(crate) enum Message {
 /// environment copy, a cgroup made for it) however long it waits in a queue nobody drains;
 /// only this small shell stays queued.
 pub(crate) struct SpawnRequest {
-    command: Mutex<Option<PreparedCommand>>,
+    // Boxed: a withdrawn request's shell stays queued, and should be small.
+    command: Mutex<Option<Box<PreparedCommand>>>,
     pub(crate) owner: thread::ThreadId,
     pub(crate) reply: Arc<ReplySlot<Result<Spawned, SpawnError>>>,
     /// When the caller queued it; `Some` only with [`ExecutorBuilder::timeline`](crate::ExecutorBuilder::timeline).
@@ -67,7 +68,7 @@ impl SpawnRequest {
         queued: Option<Instant>,
     ) -> SpawnRequest {
         SpawnRequest {
-            command: Mutex::new(Some(command)),
+            command: Mutex::new(Some(Box::new(command))),
             owner: thread::current().id(),
             reply,
             queued,
@@ -75,7 +76,7 @@ impl SpawnRequest {
     }
 
     /// The command, for the one who serves the request; `None` once withdrawn (or taken).
-    pub(crate) fn take_command(&self) -> Option<PreparedCommand> {
+    pub(crate) fn take_command(&self) -> Option<Box<PreparedCommand>> {
         self.command
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -153,7 +154,13 @@ pub(crate) struct RequestQueue {
     late: Mutex<Vec<Message>>,
     /// Callers preparing a request they announced ([`announce`](RequestQueue::announce)).
     incoming: AtomicUsize,
+    /// The queue's length after the last [`shed_withdrawn`](Self::shed_withdrawn); held while
+    /// one runs.
+    shed: Mutex<usize>,
 }
+
+/// The queue length from which a push made while no loop runs sheds withdrawn requests.
+const SHED_AT: usize = 1024;
 
 /// A request being prepared, announced to the loop; dropped once it is queued (or given up).
 pub(crate) struct Announced<'a>(&'a AtomicUsize);
@@ -187,6 +194,7 @@ impl RequestQueue {
             caller_spawns: AtomicUsize::new(0),
             late: Mutex::new(Vec::new()),
             incoming: AtomicUsize::new(0),
+            shed: Mutex::new(0),
         }
     }
 
@@ -328,6 +336,35 @@ impl RequestQueue {
         }
     }
 
+    /// Drops the withdrawn requests' shells (and the abandoned waits for a loop) from a queue
+    /// that nobody drains (no loop runs), once
+    /// it holds [`SHED_AT`] messages and twice as many as after the last shedding: so however
+    /// many requests time out or are dropped before a loop runs, the queue stays proportional
+    /// to those still wanted, at a cost amortized over the pushes. The others keep their order
+    /// among themselves.
+    pub(crate) fn shed_withdrawn(&self) {
+        let Ok(mut floor) = self.shed.try_lock() else {
+            return;
+        };
+        let len = self.messages.len();
+        if len < SHED_AT.max(floor.saturating_mul(2)) {
+            return;
+        }
+        for _ in 0..len {
+            match self.messages.pop() {
+                Some(Message::Spawn(request)) if request.is_withdrawn() => {}
+                // A caller that gave up waiting for a loop to run.
+                Some(Message::Ping(slot)) if slot.is_abandoned() => {}
+                Some(message) => self.messages.push(message),
+                None => break,
+            }
+        }
+        *floor = self.messages.len();
+        drop(floor);
+        // Closed meanwhile: what went back in is refused, as after any push.
+        self.after_push();
+    }
+
     /// True when no message is queued.
     pub(crate) fn is_empty(&self) -> bool {
         self.messages.is_empty()
@@ -448,6 +485,34 @@ mod tests {
         assert!(!late.is_ready());
         assert!(q.pop().is_none());
         assert!(q.is_closed());
+    }
+
+    #[test]
+    fn withdrawn_requests_are_shed_from_a_queue_nobody_drains() {
+        let (_poller, q) = queue();
+        let keep: Vec<_> = (0..10).map(|_| ping()).collect();
+        let mut withdrawn = Vec::new();
+        for _ in 0..SHED_AT {
+            let command = PreparedCommand::new(&["/bin/true"]).expect("command");
+            let request = Arc::new(SpawnRequest::new(
+                command,
+                ReplySlot::for_current_thread(),
+                None,
+            ));
+            assert!(q.push(Message::Spawn(request.clone())).is_ok());
+            assert!(request.withdraw().is_none());
+            assert!(request.take_command().is_none(), "freed at once");
+            withdrawn.push(request);
+        }
+        for (_, m) in keep.iter().map(|(s, _)| (s, Message::Ping(s.clone()))) {
+            assert!(q.push(m).is_ok());
+        }
+        q.shed_withdrawn();
+        assert_eq!(q.messages.len(), 10, "only the wanted messages are left");
+        assert!(
+            withdrawn.iter().all(|r| Arc::strong_count(r) == 1),
+            "the queue still holds withdrawn shells"
+        );
     }
 
     #[test]
