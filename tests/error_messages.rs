@@ -118,3 +118,21 @@ fn a_kernel_without_cgroup_kill_says_so() {
     assert!(text.contains("KillScope::Cgroup"), "{text}");
     assert_eq!(std::io::Error::from(err).kind(), ErrorKind::Unsupported);
 }
+
+/// A request that timed out waiting for the loop names the fix, as the warning does.
+#[test]
+fn not_served_names_the_fix() {
+    let ex = napix_executor::Executor::builder()
+        .request_timeout(Duration::from_millis(300))
+        .build()
+        .expect("build");
+    let err = ex
+        .create_process(&["true"], true)
+        .expect_err("nobody runs the loop");
+    assert!(matches!(err, SpawnError::NotServed { .. }), "{err:?}");
+    let text = err.to_string();
+    for fix in ["Executor::start()", "Executor::run()", "run_with"] {
+        assert!(text.contains(fix), "{text} should name {fix}");
+    }
+    assert_eq!(std::io::Error::from(err).kind(), ErrorKind::TimedOut);
+}
