@@ -139,6 +139,11 @@ impl ExecHandle {
     ///
     /// The executor's [`run`](crate::Executor::run) loop must be running in another thread (or the
     /// executor must be stopped or dropped, which reaps every child).
+    ///
+    /// Unlike std's `Child::wait`, it does not close a piped stdin first (the handle is shared,
+    /// and other threads may still write): a child that reads its stdin to the end waits until
+    /// the write end is closed, so take it with [`take_stdin`](Self::take_stdin) and drop it.
+    /// [`wait_with_output`](Self::wait_with_output) closes an untaken one, as std does.
     pub fn wait(&self) -> ExitStatus {
         self.state.wait()
     }
