@@ -1,8 +1,8 @@
 //! Run and manage child processes from a multi-threaded program.
 //!
-//! Any thread asks for a process with [`Executor::create_process`]; one executor thread spawns it
-//! with raw syscalls, tracks it, reaps it and kills it with escalation (SIGTERM, a grace of 3 s,
-//! SIGKILL). This is the Rust form of the Napix server's `executor` module.
+//! Any thread asks for a process with [`Executor::create_process`] and clones it with raw
+//! syscalls; one executor thread tracks it, reaps it and kills it with escalation (SIGTERM, a
+//! grace of 3 s, SIGKILL). This is the Rust form of the Napix server's `executor` module.
 //!
 //! ```
 //! use std::time::Duration;
@@ -185,21 +185,28 @@
 //! # How a request flows
 //!
 //! 1. The caller's thread validates the command, searches `PATH` and builds the C strings
-//!    ([`request`](crate) module), then pushes the request on a lock-free queue and rings an
-//!    eventfd only if the loop may be asleep.
-//! 2. The executor thread, woken by epoll, drains the whole queue and spawns each request through
-//!    the chosen [`SpawnBackend`]: `clone(CLONE_VM|CLONE_VFORK|CLONE_PIDFD)` (default),
-//!    `posix_spawn`, or `fork`+`execve`. It adds the child's pidfd to the epoll set and the child
-//!    to the table, and hands the child's parts back through the caller's reply slot; the caller
-//!    wraps them into its [`ExecHandle`].
-//! 3. When a pidfd turns readable the loop reaps with `waitid(P_PIDFD)`, removes the entry and wakes
-//!    every waiter of the handle. Nothing else ever waits on a child.
+//!    ([`request`](crate) module).
+//! 2. It clones the child itself through the chosen [`SpawnBackend`]:
+//!    `clone(CLONE_VM|CLONE_VFORK|CLONE_PIDFD)` (default), `posix_spawn`, or `fork`+`execve`
+//!    (see "Which thread spawns"). It puts the child in the table and its pidfd in the loop's
+//!    epoll set, and tells the loop by a message only what the loop must act on (a deadline, a
+//!    stop the child may have missed, a signal-mode child that may have exited already).
+//!    Requests that must not be cloned there are queued (a lock-free queue, an eventfd rung
+//!    only if the loop may be asleep); the loop hands them to the executor's spawner thread,
+//!    which does the same and answers through the caller's reply slot.
+//! 3. When a pidfd turns readable the loop reaps with `waitid(P_PIDFD)`, removes the entry and
+//!    wakes every waiter of the handle. Nothing else ever waits on a child (a waiting caller
+//!    sleeps on its child's pidfd for readiness, then takes the status the loop stored).
 //! 4. [`ExecHandle::kill`] and [`Executor::stop`] send SIGTERM (plus SIGCONT) through the pidfd and
 //!    put a SIGKILL deadline in a heap served by one timerfd. A command's own deadline (its
 //!    timeout) waits in the same heap and starts that escalation by itself;
 //!    [`ExecHandle::start_kill`] starts it without waiting.
 //! 5. The reap's `waitid` (raw, with its fifth argument; `wait4` in signal mode) also returns the
 //!    child's resource usage: [`ExecHandle::rusage`].
+//!
+//! The loop never spawns and serves at most a bounded batch of queued messages per pass before
+//! it looks at its timer and its children again: no child stuck before its exec, and no flood
+//! of requests, delays a reap, a kill or a deadline.
 //!
 //! Built with [`ExecutorBuilder::timeline(true)`](ExecutorBuilder::timeline), the executor
 //! stamps each child's way through these steps (queued, spawn started, spawned, exit observed,
@@ -312,41 +319,54 @@
 //!
 //! # Which thread spawns
 //!
-//! By default the executor thread clones every child, and a caller waits for its reply: two
-//! cross-thread wake-ups per spawn, and one thread doing every clone. Built with
-//! [`ExecutorBuilder::spawn_site`]`(`[`SpawnSite::CallingThread`]`)`, the thread calling
-//! [`Executor::spawn`] or `create_process` clones the child itself (`clone(CLONE_VM |
-//! CLONE_VFORK | CLONE_PIDFD)`, the Vfork backend's code), puts its pidfd in the epoll set and
-//! the child in the table, and returns: no reply hop, and as many clones at once as there are
-//! calling threads. The executor thread still alone reaps, escalates and tracks every child.
+//! Never the loop. By default ([`SpawnSite::CallingThread`]) the thread calling
+//! [`Executor::spawn`], `create_process`, `spawn_many` or an async spawn clones the child
+//! itself, with every backend and in both watch modes, puts it in the table and its pidfd in the
+//! epoll set, and returns: no hand-off, as many clones at once as there are calling threads, and
+//! a child stuck before its exec (a frozen cgroup, a program on a hung NFS or FUSE mount) holds
+//! up only the thread that asked for it (a `CLONE_VFORK` clone suspends the cloning thread until
+//! the exec). The executor thread alone reaps, escalates and tracks every child. An async spawn
+//! clones on the task's thread too, as `tokio::process` does: it blocks that thread for the
+//! clone and exec only, as tokio's own synchronous spawn does.
+//!
+//! What is not cloned there goes to the executor's *spawner thread* (one per running loop,
+//! started at its first request, never the loop itself), through the request queue:
+//!
+//! - a [`Command::parent_death_signal`]: `PR_SET_PDEATHSIG` fires when the spawning *thread*
+//!   exits, and a calling thread may end long before the executor does; the spawner thread
+//!   lives as long as the loop;
+//! - an async spawn made while no thread runs the loop (a task must not block waiting for one);
+//!   a blocking call made then waits for the loop to start, and clones on its own thread;
+//! - every request of an executor built with
+//!   [`ExecutorBuilder::spawn_site`]`(`[`SpawnSite::ExecutorThread`]`)`: one thread clones every
+//!   child, the seed's shape, for programs that want every child to inherit one thread's
+//!   attributes.
 //!
 //! The seed keeps every spawn on one thread because of the POSIX advice about `fork` in a
 //! multi-threaded process: the child is a copy of one thread, and a lock another thread held at
 //! the fork (malloc's, stdio's, a Rust `Mutex`) stays locked in it for ever, so the child may only
 //! call async-signal-safe functions. That advice is about what the *child* does before `execve`,
-//! not about which parent thread clones. The Vfork child calls no library function and takes no
-//! lock between `clone` and `execve`: it runs raw system calls on a plan built before the clone,
-//! on its own stack (`sys/spawn/child.rs`). `CLONE_VFORK` suspends only the calling thread until
-//! the exec, so the plan on that thread's stack stays valid while the other threads run on; the
-//! calling thread blocks every signal around the clone so that no handler of ours runs in the
-//! child, which resets every disposition and empties its mask before `execve`; `CLONE_PIDFD`
-//! hands the pidfd back with the clone, so the child is never untracked. None of that depends on
-//! being the executor thread. What does stays there:
+//! not about which parent thread clones. The child of every backend calls no library function
+//! and takes no lock between the clone and `execve`: it runs raw system calls on a plan built
+//! before the clone (`sys/spawn/child.rs`; glibc's `posix_spawn` does the same on its side).
+//! `CLONE_VFORK` suspends only the cloning thread until the exec, so the plan on that thread's
+//! stack stays valid while the other threads run on; the cloning thread blocks every signal
+//! around the clone so that no handler of ours runs in the child, which resets every
+//! disposition and empties its mask before `execve`; `CLONE_PIDFD` hands the pidfd back with
+//! the clone, so the child is never untracked. None of that depends on being the executor
+//! thread. In signal mode ([`ChildWatch::Signal`]) the pid names the child only until it is
+//! reaped; the loop alone reaps, so the cloning thread reads the child's start time while it
+//! is surely unreaped, and hands the child to the loop, which looks at it at once (its SIGCHLD
+//! may have come before it was in the table).
 //!
-//! - [`Command::parent_death_signal`]: `PR_SET_PDEATHSIG` fires when the spawning *thread*
-//!   exits, and a calling thread may end long before the executor does;
-//! - [`ChildWatch::Signal`]: without a pidfd a pid names the child only until it is reaped, and
-//!   only the executor thread knows when that is;
-//! - the `PosixSpawn` and `Fork` backends, the async spawns (no task blocks its runtime's thread
-//!   in a clone), and any spawn while no thread runs the loop.
-//!
-//! The child otherwise inherits the per-thread attributes of the calling thread instead of the
-//! executor thread's: CPU affinity, nice value, seccomp filters, a working directory or umask
-//! made per thread with `unshare(CLONE_FS)`, credentials changed per thread with a raw
-//! `setresuid`. A spawn racing [`Executor::stop`] is refused, or its child is killed with the
-//! others: `run` does not return while a calling thread is between its check and the table.
-//! The throughput table in [the measurements][measurements] measures both sites against
-//! threads spawning for themselves.
+//! The child inherits the per-thread attributes of the thread that cloned it: CPU affinity,
+//! nice value, seccomp filters, a working directory or umask made per thread with
+//! `unshare(CLONE_FS)`, credentials changed per thread with a raw `setresuid`. A spawn racing
+//! [`Executor::stop`] is refused, or its child is killed with the others: `run` does not return
+//! while a spawning thread is between its check and the table. A calling thread keeps no
+//! descriptor between its spawns (the executor lends it its `/proc/self/status` and a pool of
+//! the Vfork backend's stdio slots). The throughput table in [the measurements][measurements]
+//! measures both sites against threads spawning for themselves.
 //!
 //! # Caveats
 //!
@@ -360,9 +380,10 @@
 //! - By default killing targets the child only, not the processes it started (a shell's `sleep`
 //!   survives the shell's SIGKILL); a command's [`KillScope`] widens that to its process group
 //!   (race-free: only while the child is unreaped) or its cgroup v2.
-//! - A parent-death signal follows the *thread* that spawned the child, which is the thread in
-//!   [`Executor::run`] (with either [`SpawnSite`]): it fires when that thread ends (Go's `Pdeathsig` bites programs that
-//!   spawn from short-lived threads; here the spawning thread is the executor's).
+//! - A parent-death signal follows the *thread* that spawned the child, which is the executor's
+//!   spawner thread (with either [`SpawnSite`]); it lives as long as the loop, and fires the
+//!   signal when the loop ends or the process dies (Go's `Pdeathsig` bites programs that spawn
+//!   from short-lived threads; here the spawning thread is the executor's).
 //! - If the host sets SIGCHLD to SIG_IGN the kernel reaps children itself: statuses are then lost,
 //!   reported as exit code 255 with [`ExecHandle::status_lost`] true. In pidfd mode the executor
 //!   still learns of each exit at once; in signal mode it looks at every child every 10 ms while
@@ -384,8 +405,8 @@
 //!   within the same clock tick (10 ms) as the child's own start looks the same; the pid is
 //!   checked, then signalled (`kill`), and a recycle between the two (microseconds; it needs the
 //!   whole pid space to wrap) is not seen; without a readable `/proc` (none mounted) the pid
-//!   alone names the child (the loop keeps one descriptor in reserve to read `/proc` when the
-//!   process is out of them). Pidfd mode has these windows only for a child that runs but whose
+//!   alone names the child (the executor keeps one descriptor in reserve to read `/proc` when
+//!   the process is out of them). Pidfd mode has these windows only for a child that runs but whose
 //!   pidfd could not be opened after the spawn (out of descriptors; `posix_spawn` cannot return
 //!   one): the spawn fails with `ResourceExhausted`, and that child, named by pid and start time
 //!   the same way, is killed and reaped by pid if it is still ours.
@@ -393,7 +414,9 @@
 //!   backend's spawn cost stays flat as that number grows (extra descriptors included): glibc's
 //!   `posix_spawn` and `fork` copy
 //!   the whole descriptor table into every child (about 1 ms at 10,000 fds here).
-//! - Waiting callers poll briefly before sleeping ([`ExecutorBuilder::spin`]).
+//! - A waiting caller sleeps on its child's pidfd until the child exits, then polls briefly
+//!   for the status the loop is storing before it sleeps ([`ExecutorBuilder::spin`]); in
+//!   signal mode (no pidfd) it polls briefly from the start.
 //!
 //! # Anatomy of the crate
 //!
@@ -401,14 +424,16 @@
 //!
 //! | file | owns |
 //! |---|---|
-//! | `executor.rs` | the public face: builder, `create_process`, `run`, `stop`; wraps answers into handles |
+//! | `executor.rs` | the public face: builder, `create_process`, `run`, `stop` |
+//! | `handoff.rs` | the callers' side of a spawn: prepare, clone here or queue for the spawner thread and await the answer (blocking, a batch, a future); withdrawing |
 //! | `command.rs`, `stdio.rs` | [`Command`], [`Stdio`]: what the caller asks for, plain data |
 //! | `request.rs` (+ `request/env.rs`, `request/fds.rs`) | checking and preparing a command on the caller's thread: C strings, `PATH` search, `envp`, descriptors, stdin bytes, child setup |
-//! | `queue.rs` | where a request enters: the message queue, its doorbell, reply slots, the stop protocol (closing the queue) |
-//! | `reactor.rs` | the loop: what each readiness event means |
-//! | `spawn.rs` | where a child is spawned: pipes, backend, pidfd, registration, table insert |
-//! | `spawn_site.rs` | [`SpawnSite::CallingThread`]: the same spawn on the caller's thread, handed to the loop |
-//! | `child_stdio.rs` | the child's stdio on the executor thread: pipes, `/dev/null`, merged stderr |
+//! | `queue.rs`, `reply_slot.rs` | where a message for the loop enters: the message queue, its doorbell, the stop protocol (closing the queue); the reply slots callers await |
+//! | `spawn_site.rs` | which thread clones a child: the caller ([`SpawnSite::CallingThread`]) or the spawner thread |
+//! | `spawner_thread.rs` | the executor's spawner thread: the requests that come through the queue |
+//! | `spawn.rs` | where a child is spawned and put under watch: pipes, backend, pidfd or start time, table insert, poll set, what the loop must hear |
+//! | `reactor.rs` | the loop: what each readiness event means, a bounded batch of messages per pass |
+//! | `child_stdio.rs` | the child's stdio on the spawning thread: pipes, `/dev/null`, merged stderr |
 //! | `sys/spawn/` | one file per backend; `exec.rs` what they share (a plain view of the program, the child's stdio, the outcome); `child.rs` is the code between fork and exec, `setup.rs` the command's steps there (cwd, umask, rlimits, credentials, extra fds) and their order |
 //! | `table.rs` | the children spawned and not yet reaped |
 //! | `reap.rs` | where a child is reaped: `waitid`, stalled children, orphans; the kernel behind five one-concern seams (reaping a tracked child, reaping by pid, `/proc`, kills by pid, SIGCHLD) |
@@ -441,32 +466,39 @@
 //! output_async -> output, async_io, handle, exit_future, poller
 //! output -> executor, handle, request, command
 //! shutdown -> executor, shared, proc_state
-//! executor -> run_modes, spawn_future, spawn_site, handle, shared, queue, table, proc_state,
-//!             request, request_timer, command, sys
+//! executor -> run_modes, handoff, spawn_future, spawn_site, handle, shared, table, request, sys,
+//!             command
 //! run_modes -> reactor, shared
+//! handoff -> spawn_future, spawn_site, handle, shared, queue, proc_state, request, sys, command,
+//!            request_timer
+//! reactor -> spawner_thread, shared, queue, escalation, reap, proc_state, cgroup, poller, sigchld
 //! async_io -> handle, shared, poller, sys, io_registry
-//! reactor -> spawn, shared, escalation, queue, reap, proc_state, cgroup, poller, sigchld, sys
 //! spawn_future -> handle, shared, queue, proc_state, request_timer
-//! spawn_site -> spawn, shared, queue, proc_state, request, sys, timeline
-//! handle -> shared, exit_future, queue, proc_state, rusage, stdio, timeline
-//! spawn -> shared, exit_future, queue, reap, table, child_stdio, proc_state, request, sys
-//! shared -> queue, table, poller, sys, not_served, spin
+//! spawn_site -> spawn, shared, proc_state, request, sys
+//! spawner_thread -> spawn, shared, queue, sys
+//! handle -> shared, queue, exit_future, proc_state, rusage, stdio, timeline
+//! spawn -> shared, queue, exit_future, reap, table, child_stdio, proc_state, request, sys,
+//!          timeline
+//! shared -> queue, reap, table, poller, sys, not_served, spin
+//! queue -> reap, proc_state, request, poller, reply_slot
 //! direct -> proc_state, request, sys
-//! escalation, table -> proc_state
+//! escalation -> proc_state
 //! exit_future -> proc_state, sys
-//! queue -> proc_state, request, poller, request_timer, spin
 //! reap -> proc_state, sigchld, sys, rusage
+//! table -> proc_state
 //! child_stdio -> request, sys
 //! proc_state -> kill_scope, sys, lifetime, rusage, spin, timeline, waker_list
 //! kill_scope -> cgroup, sys
 //! request -> cgroup, sys, command, lifetime, stdio
-//! cgroup, sigchld -> sys
+//! cgroup -> sys
 //! poller -> sys, io_registry
+//! sigchld -> sys
 //! command_lifetime -> command, lifetime
 //! sys -> error, resource
 //! command -> lifetime, resource, stdio
 //! error -> not_served, resource
 //! io_registry -> waker_list
+//! reply_slot -> request_timer, spin
 //! (imports nothing of the crate) lifetime, not_served, request_timer, resource, rusage, spin,
 //!     stdio, timeline, waker_list
 //! ```

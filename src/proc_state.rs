@@ -358,8 +358,39 @@ impl ProcState {
         }
     }
 
+    /// Sleeps in the kernel until the child has exited (its pidfd turns readable) or
+    /// `deadline` passes; at once without a pidfd or once the status is in. The loop reaps the
+    /// child on the same wake-up, so a waiter then polls only for that short while, instead of
+    /// for the whole life of the child: the CPU a wait costs does not grow with the child's run.
+    fn sleep_until_exit(&self, deadline: Option<Instant>) {
+        use rustix::event::{PollFd, PollFlags, Timespec, poll};
+        let Some(pidfd) = &self.pidfd else {
+            return;
+        };
+        while !self.done.load(Ordering::Acquire) {
+            let timeout = match deadline {
+                None => None,
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(Timespec {
+                        tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
+                        tv_nsec: i64::from(left.subsec_nanos()),
+                    }),
+                    _ => return,
+                },
+            };
+            let mut fds = [PollFd::new(pidfd, PollFlags::IN)];
+            match poll(&mut fds, timeout.as_ref()) {
+                Err(rustix::io::Errno::INTR) => continue,
+                // Readable (exited), timed out, or an error we cannot sleep through: either way
+                // the status wait below takes over.
+                _ => return,
+            }
+        }
+    }
+
     /// Blocks until the executor thread stored the status.
     pub(crate) fn wait(&self) -> ExitStatus {
+        self.sleep_until_exit(None);
         self.spin
             .poll(Duration::MAX, || self.done.load(Ordering::Acquire));
         let mut s = self.lock();
@@ -377,8 +408,9 @@ impl ProcState {
     pub(crate) fn wait_timeout(&self, timeout: Duration) -> Option<ExitStatus> {
         // The deadline first: the spin is part of the timeout, not added to it.
         let deadline = Instant::now().checked_add(timeout);
-        self.spin
-            .poll(timeout, || self.done.load(Ordering::Acquire));
+        self.sleep_until_exit(deadline);
+        let left = deadline.map_or(timeout, |d| d.saturating_duration_since(Instant::now()));
+        self.spin.poll(left, || self.done.load(Ordering::Acquire));
         let mut s = self.lock();
         loop {
             if let Some(status) = *s {
