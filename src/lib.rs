@@ -410,6 +410,17 @@
 //!   pidfd could not be opened after the spawn (out of descriptors; `posix_spawn` cannot return
 //!   one): the spawn fails with `ResourceExhausted`, and that child, named by pid and start time
 //!   the same way, is killed and reaped by pid if it is still ours.
+//! - The start time itself must be read while the pid is surely the child's. In signal mode the
+//!   Vfork and Fork backends get a pidfd with the clone (`CLONE_PIDFD`) for that moment only: the
+//!   start time counts if the pidfd's process still exists after the read, and a child already
+//!   gone is reported lost. The PosixSpawn backend gets no pidfd with its clone, so in signal
+//!   mode it is **refused while SIGCHLD is ignored** (or `SA_NOCLDWAIT` set): `create_process`
+//!   fails with [`SpawnError::Unsupported`] (kind `Unsupported`) naming the backend and the
+//!   reason; use pidfd mode, or Vfork or Fork. Left for a spawn without a pidfd (PosixSpawn;
+//!   Vfork and Fork on a kernel without `CLONE_PIDFD`, or with no descriptor free for it): a
+//!   host that switches SIGCHLD to SIG_IGN *during* the spawn while the child exits and another
+//!   process takes its pid, all before the read (microseconds). The decision is in
+//!   `src/sys/spawn/naming.rs`.
 //! - Each tracked child holds one fd (three with pipes); see [`raise_fd_limit`]. Only the Vfork
 //!   backend's spawn cost stays flat as that number grows (extra descriptors included): glibc's
 //!   `posix_spawn` and `fork` copy

@@ -19,7 +19,7 @@ use crate::proc_state::{ProcState, Spawned, lost_status};
 use crate::queue::Adopted;
 use crate::request::PreparedCommand;
 use crate::shared::{ChildWatch, Shared};
-use crate::sys::spawn::Spawner;
+use crate::sys::spawn::{Spawner, naming};
 use crate::table::{Entry, ProcessInfo};
 use crate::timeline::TimelineRecorder;
 
@@ -28,6 +28,8 @@ use crate::timeline::TimelineRecorder;
 pub(crate) struct Started {
     pub(crate) pid: Pid,
     pub(crate) pidfd: Option<OwnedFd>,
+    /// Signal mode: a pidfd to confirm the start time with (`sys::spawn::naming`).
+    pub(crate) confirm: Option<OwnedFd>,
     /// Our ends of its stdin, stdout and stderr pipes.
     pub(crate) parent: [Option<OwnedFd>; 3],
     /// When the backend was called.
@@ -66,6 +68,7 @@ pub(crate) fn start_child(
     Ok(Started {
         pid: spawned.pid,
         pidfd: spawned.pidfd,
+        confirm: spawned.confirm,
         parent: parts.parent,
         at,
         took,
@@ -176,7 +179,7 @@ pub(crate) fn spawn_tracked(
     // while the pid is surely the child's (unreaped, unless the kernel reaps by itself).
     let start_time = match &pidfd {
         Some(_) => None,
-        None => match shared.start_time(pid) {
+        None => match naming::start_time(pid, started.confirm.as_ref(), |p| shared.start_time(p)) {
             Ok(Some(t)) => Some(t),
             Ok(None) => return Ok(lost_at_spawn(shared, pid, stdin, stdout, stderr)),
             Err(e) => {

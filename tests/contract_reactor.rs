@@ -161,6 +161,13 @@ fn sigchld_ignored_by_host_no_spin(b: SpawnBackend) {
     let _serial = serial();
     let ignore = IgnoreSigchld::new();
     let (mut r, tid) = start_traced(b);
+    if b == SpawnBackend::PosixSpawn && common::watch() == napix_executor::ChildWatch::Signal {
+        // No pidfd with the clone: its child could not be named for sure (issue 21).
+        let e = spawn(&r.arc(), &["/bin/true"], true).expect_err("refused");
+        assert_eq!(e.kind(), std::io::ErrorKind::Unsupported, "{e}");
+        r.stop_and_join(LONG);
+        return;
+    }
     // Every kind of end still gives a status (the real one may be lost).
     // A child that exits at once may be gone (reaped by the kernel) before
     // the executor looks at it: still a spawned process, not an error.

@@ -22,14 +22,37 @@ use napix_executor::{ChildWatch, SpawnBackend};
 
 const GRACE: Duration = Duration::from_millis(100);
 
-fn start() -> Running {
-    start_with_watch(SpawnBackend::PosixSpawn, ChildWatch::Signal, GRACE)
+fn start(backend: SpawnBackend) -> Running {
+    start_with_watch(backend, ChildWatch::Signal, GRACE)
 }
 
+/// On Fork and Vfork; PosixSpawn (no pidfd with its clone, so it cannot name a child the kernel
+/// may reap at once) is refused while SIGCHLD is ignored (issue 21), checked last.
 #[test]
 fn signal_mode_survives_sigchld_reignored_by_the_host() {
+    for backend in [SpawnBackend::Fork, SpawnBackend::Vfork] {
+        survives(backend);
+    }
+    let mut first = start(SpawnBackend::PosixSpawn);
+    let h = spawn_ok(&first.arc(), &["sh", "-c", "exit 3"], true);
+    assert_eq!(
+        h.wait_timeout(Duration::from_secs(10))
+            .and_then(|s| s.code()),
+        Some(3)
+    );
+    // SAFETY: SIG_IGN installs no code.
+    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
+    let refused = common::spawn(&first.arc(), &["sh", "-c", "exit 4"], true);
+    // SAFETY: back to the default before the assertion can fail.
+    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
+    let e = refused.expect_err("posix_spawn in Signal mode under SIG_IGN");
+    assert_eq!(e.kind(), std::io::ErrorKind::Unsupported, "{e}");
+    first.stop_and_join(GRACE + RUN_WATCHDOG);
+}
+
+fn survives(backend: SpawnBackend) {
     // First executor: installs the handler; all is well.
-    let mut first = start();
+    let mut first = start(backend);
     let h = spawn_ok(&first.arc(), &["sh", "-c", "exit 3"], true);
     assert_eq!(
         h.wait_timeout(Duration::from_secs(10))
@@ -56,7 +79,7 @@ fn signal_mode_survives_sigchld_reignored_by_the_host() {
     // SAFETY: SIG_IGN installs no code.
     unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
 
-    let second = start();
+    let second = start(backend);
     let h = spawn_ok(&second.arc(), &["sh", "-c", "exit 3"], true);
     let status = h.wait_timeout(Duration::from_secs(5));
     let ex = second.arc();

@@ -23,21 +23,39 @@ use crate::sys::BlockAllSignals;
 /// The child may only make raw system calls (it is a copy of a multi-threaded process whose other
 /// threads are gone, possibly holding locks) and must end with execve or exit, never return into
 /// the caller's frames with the parent's state.
+#[cfg(test)]
 pub(super) unsafe fn raw_fork() -> Result<Option<Pid>, Errno> {
-    // clone(flags, newsp, ...): s390 swaps the first two arguments. The remaining ones (tid
-    // pointers, tls) are unused without their flags.
+    // SAFETY: the caller's contract is this one.
+    unsafe { raw_fork_pidfd(None) }
+}
+
+/// [`raw_fork`], with `CLONE_PIDFD` when `pidfd` is given: the kernel writes the child's pidfd
+/// there (in the parent) with the clone.
+///
+/// # Safety
+/// As [`raw_fork`].
+pub(super) unsafe fn raw_fork_pidfd(pidfd: Option<&mut i32>) -> Result<Option<Pid>, Errno> {
+    let flags = match pidfd {
+        Some(_) => libc::SIGCHLD | libc::CLONE_PIDFD,
+        None => libc::SIGCHLD,
+    } as libc::c_ulong;
+    // With CLONE_PIDFD the pidfd goes where the parent_tid argument points.
+    let parent_tid = pidfd.map_or(std::ptr::null_mut(), |p| p as *mut i32) as libc::c_ulong;
+    // clone(flags, newsp, parent_tid, ...): s390 swaps the first two arguments. The remaining
+    // ones (child tid pointer, tls) are unused without their flags.
     #[cfg(not(target_arch = "s390x"))]
-    let args = (libc::SIGCHLD as libc::c_ulong, 0 as libc::c_ulong);
+    let args = (flags, 0 as libc::c_ulong);
     #[cfg(target_arch = "s390x")]
-    let args = (0 as libc::c_ulong, libc::SIGCHLD as libc::c_ulong);
+    let args = (0 as libc::c_ulong, flags);
     // SAFETY: clone without CLONE_VM gives the child a copy of our address space, so it cannot
-    // disturb the parent; the caller keeps the child to raw syscalls (see the contract above).
+    // disturb the parent; the caller keeps the child to raw syscalls (see the contract above);
+    // `parent_tid` is null or points to an int the caller owns.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_clone,
             args.0,
             args.1,
-            0 as libc::c_ulong,
+            parent_tid,
             0 as libc::c_ulong,
             0 as libc::c_ulong,
         )
@@ -104,9 +122,13 @@ fn read_exec_report(pipe: impl AsFd) -> ExecReport {
 
 /// Forks and execs `exec` with `stdio`. Every signal is blocked on the calling thread (`_blocked`)
 /// so that no handler of ours runs in the child before it resets the dispositions.
+///
+/// With `clone_pidfd` the clone also gives the child's pidfd (`CLONE_PIDFD`), returned in
+/// [`Spawned::pidfd`].
 pub(super) fn spawn(
     exec: &Exec<'_>,
     stdio: &ChildStdio<'_>,
+    clone_pidfd: bool,
     _blocked: &BlockAllSignals,
 ) -> Result<Spawned, SpawnFailure> {
     let pipe_failed = |e: rustix::io::Errno| SpawnFailure::new(SpawnStage::Pipe, e.raw_os_error());
@@ -135,18 +157,19 @@ pub(super) fn spawn(
     };
     // SAFETY: the child runs only exec_child (raw syscalls, no allocation, no locks), which never
     // returns; everything it reads was prepared above, in the address space it gets a copy of.
+    let mut pidfd: libc::c_int = -1;
     let forked = match &exec.setup.cgroup {
         Some(cgroup) => {
             let args = crate::sys::clone3::CloneArgs::new(
-                0,
+                if clone_pidfd { libc::CLONE_PIDFD } else { 0 },
                 std::os::fd::AsRawFd::as_raw_fd(&*cgroup.dir),
-                None,
+                clone_pidfd.then_some(&mut pidfd),
             );
             // SAFETY: as raw_fork: the fork shape of clone3, the child keeps to raw syscalls.
             unsafe { crate::sys::clone3::clone3_fork(&args) }.map_err(super::vfork::cgroup_failure)
         }
         // SAFETY: see below.
-        None => unsafe { raw_fork() }
+        None => unsafe { raw_fork_pidfd(clone_pidfd.then_some(&mut pidfd)) }
             .map_err(|e| SpawnFailure::new(SpawnStage::Spawn, e.raw_os_error())),
     };
     let pid = match forked {
@@ -160,6 +183,9 @@ pub(super) fn spawn(
         Ok(Some(pid)) => pid,
         Err(failure) => return Err(failure),
     };
+    // SAFETY: with CLONE_PIDFD and a successful clone, the kernel stored a new pidfd that nothing
+    // else owns (closed with the failed child on the error returns below).
+    let pidfd = clone_pidfd.then(|| unsafe { crate::sys::own_fd(pidfd) });
     drop(err_write);
     let report = read_exec_report(&err_read);
     if let Some((r, w)) = started {
@@ -175,7 +201,11 @@ pub(super) fn spawn(
         }
     }
     match report {
-        ExecReport::Succeeded => Ok(Spawned { pid, pidfd: None }),
+        ExecReport::Succeeded => Ok(Spawned {
+            pid,
+            pidfd,
+            confirm: None,
+        }),
         ExecReport::Failed(packed) => {
             reap_failed_child(pid);
             Err(SpawnFailure::from_child(packed))

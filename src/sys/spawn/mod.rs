@@ -18,6 +18,7 @@ mod child_raw;
 mod exec;
 mod fork;
 mod lifetime_steps;
+pub(crate) mod naming;
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod posix_spawn;
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
@@ -132,7 +133,10 @@ impl Spawner {
     }
 
     /// Starts `command` with `stdio` through `backend`. `clone_pidfd` asks the Vfork backend for
-    /// an atomic pidfd (CLONE_PIDFD); it is false when the executor watches children by SIGCHLD.
+    /// an atomic pidfd (CLONE_PIDFD); it is false when the executor watches children by SIGCHLD,
+    /// and then Vfork and Fork still get one to confirm the start time with
+    /// ([`Spawned::confirm`]), and a backend that cannot is refused while the kernel reaps
+    /// children by itself ([`naming`]).
     pub(crate) fn spawn<'a>(
         &mut self,
         backend: SpawnBackend,
@@ -141,6 +145,52 @@ impl Spawner {
         clone_pidfd: bool,
     ) -> Result<Spawned, SpawnFailure> {
         let command: Program<'a> = command.into();
+        // Signal mode: a pidfd with the clone to confirm the start time with, or a refusal
+        // while the kernel reaps by itself (see `naming`).
+        let confirm = !clone_pidfd && naming::confirm_with_pidfd(backend);
+        if !clone_pidfd && !confirm {
+            naming::refuse_if_autoreaping(backend)?;
+        }
+        let spawned = match self.spawn_with(backend, command, stdio, clone_pidfd, confirm) {
+            Err(f)
+                if confirm
+                    && matches!(f.stage, SpawnStage::Spawn | SpawnStage::Pidfd)
+                    && matches!(f.errno, libc::EMFILE | libc::ENFILE) =>
+            {
+                // No descriptor for the pidfd: without it, as a backend that cannot get one;
+                // while the kernel reaps by itself, the shortage is the error.
+                if naming::kernel_autoreaps() {
+                    return Err(f);
+                }
+                self.spawn_with(backend, command, stdio, false, false)
+            }
+            other => other,
+        }?;
+        Ok(match spawned {
+            Spawned {
+                pid,
+                pidfd: Some(fd),
+                ..
+            } if confirm => Spawned {
+                pid,
+                pidfd: None,
+                confirm: Some(fd),
+            },
+            other => other,
+        })
+    }
+
+    /// [`spawn`](Self::spawn) through `backend`; `clone_pidfd` asks Vfork for a pidfd with the
+    /// clone (Pidfd mode; Fork's comes from `pidfd_open` after the spawn), `confirm` asks Vfork
+    /// and Fork for one (Signal mode, see [`Spawned::confirm`]).
+    fn spawn_with(
+        &mut self,
+        backend: SpawnBackend,
+        command: Program<'_>,
+        stdio: &ChildStdio<'_>,
+        clone_pidfd: bool,
+        confirm: bool,
+    ) -> Result<Spawned, SpawnFailure> {
         self.argv.clear();
         self.argv.extend(command.argv.iter().map(|a| a.as_ptr()));
         self.argv.push(std::ptr::null());
@@ -171,7 +221,7 @@ impl Spawner {
                     non_default_signals: self.dispositions.non_default(&blocked),
                     setup: command.setup,
                 };
-                fork::spawn(&exec, stdio, &blocked)
+                fork::spawn(&exec, stdio, confirm, &blocked)
             }
             SpawnBackend::Vfork => {
                 let stack = match &mut self.vfork_stack {
@@ -191,7 +241,8 @@ impl Spawner {
                     setup: command.setup,
                 };
                 let slots = self.vfork_slots.as_mut();
-                vfork::spawn(stack, slots, &exec, stdio, clone_pidfd, &blocked)
+                let pidfd = clone_pidfd || confirm;
+                vfork::spawn(stack, slots, &exec, stdio, pidfd, &blocked)
             }
         }
     }

@@ -318,7 +318,11 @@ pub(super) fn spawn(
         return Err(failure);
     }
     match Pid::from_raw(pid) {
-        Some(pid) => Ok(Spawned { pid, pidfd: None }),
+        Some(pid) => Ok(Spawned {
+            pid,
+            pidfd: None,
+            confirm: None,
+        }),
         None => Err(SpawnFailure::new(SpawnStage::Spawn, libc::EINVAL)),
     }
 }

@@ -385,12 +385,17 @@ fn clone_and_exec(
         return Err(SpawnFailure::from_child(errno));
     }
     let Some(pidfd) = pidfd else {
-        return Ok(Spawned { pid, pidfd: None });
+        return Ok(Spawned {
+            pid,
+            pidfd: None,
+            confirm: None,
+        });
     };
     match crate::sys::above_stdio(pidfd) {
         Ok(pidfd) => Ok(Spawned {
             pid,
             pidfd: Some(pidfd),
+            confirm: None,
         }),
         Err(e) => {
             // Could not move the pidfd above 2 (EMFILE): the child is ours and unreaped, so its
