@@ -445,7 +445,7 @@
 //! | `spawn.rs` | where a child is spawned and put under watch: pipes, backend, pidfd or start time, table insert, poll set, what the loop must hear |
 //! | `reactor.rs` | the loop: what each readiness event means, a bounded batch of messages per pass |
 //! | `child_stdio.rs` | the child's stdio on the spawning thread: pipes, `/dev/null`, merged stderr |
-//! | `sys/spawn/` | one file per backend; `exec.rs` what they share (a plain view of the program, the child's stdio, the outcome); `child.rs` is the code between fork and exec, `setup.rs` the command's steps there (cwd, umask, rlimits, credentials, extra fds) and their order |
+//! | `sys/spawn/` | one file per backend; `exec.rs` what they share (a plain view of the program, the child's stdio, the outcome); `child.rs` is the code between fork and exec, `setup.rs` the command's steps there (cwd, umask, rlimits, credentials, extra fds) and their order; `naming.rs` when a signal-mode child's start time names it for sure (a pidfd with the clone, or a refusal) |
 //! | `table.rs` | the children spawned and not yet reaped |
 //! | `reap.rs` | where a child is reaped: `waitid`, stalled children, orphans; the kernel behind five one-concern seams (reaping a tracked child, reaping by pid, `/proc`, kills by pid, SIGCHLD) |
 //! | `sigchld.rs` | signal mode: what tells the loop of exits (signalfd, handler), and when it looks by itself |

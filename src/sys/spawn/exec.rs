@@ -110,7 +110,7 @@ pub(crate) struct Spawned {
     pub(crate) pid: Pid,
     pub(crate) pidfd: Option<OwnedFd>,
     /// Signal mode: the pidfd the clone gave, held only to confirm the child's start time with
-    /// ([`naming::start_time`](super::naming::start_time)), then closed.
+    /// (`naming::start_time`), then closed.
     pub(crate) confirm: Option<OwnedFd>,
 }
 

@@ -29,7 +29,7 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use rustix::process::Pid;
 
-use super::{SpawnBackend, SpawnFailure};
+use super::exec::{SpawnBackend, SpawnFailure};
 
 /// Why a backend is refused (the error's `reason`).
 pub(crate) const UNNAMEABLE: &str = "in ChildWatch::Signal mode while SIGCHLD is ignored (or \
