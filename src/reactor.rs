@@ -28,7 +28,7 @@ use crate::escalation::{Escalations, Start};
 use crate::poller::{Event, Events};
 use crate::proc_state::{ProcState, lost_status, reap_blocking};
 use crate::queue::{Adopted, Message};
-use crate::reap::{Reaped, Reaper, SysWait};
+use crate::reap::{KillPid, ReapPid, ReapTracked, Reaped, Reaper, SigchldLook, StartTime, SysWait};
 use crate::shared::{ChildWatch, Shared};
 use crate::sigchld::SigchldSource;
 use crate::spawner_thread::{Jobs, SpawnerThread};
@@ -37,11 +37,17 @@ use crate::spawner_thread::{Jobs, SpawnerThread};
 /// children again: a flood of requests delays a deadline or a reap by one pass at most.
 pub(crate) const PASS_BUDGET: usize = 64;
 
-struct Reactor<'scope, 'a> {
+/// What the loop asks of the kernel about its children, behind [`crate::reap`]'s seams: the real
+/// one ([`SysWait`]) in `run`, a fake in the unit tests below.
+trait LoopKernel: ReapTracked + ReapPid + StartTime + KillPid + SigchldLook {}
+
+impl<W: ReapTracked + ReapPid + StartTime + KillPid + SigchldLook> LoopKernel for W {}
+
+struct Reactor<'scope, 'a, W = SysWait> {
     shared: &'a Shared,
     spawner: SpawnerThread<'scope, 'a>,
     escalations: Escalations,
-    reaper: Reaper,
+    reaper: Reaper<W>,
     /// Cgroups made for reaped children, still to remove.
     cgroups: Leftovers,
     stop_seen: bool,
@@ -103,7 +109,15 @@ pub(crate) fn run(shared: &Shared) -> io::Result<()> {
 /// the request's push): preparing a command takes microseconds, not this.
 const ANNOUNCED_WAIT: Duration = Duration::from_micros(50);
 
-impl Reactor<'_, '_> {
+#[cfg(test)]
+impl<W> Reactor<'_, '_, W> {
+    /// The fake kernel behind the reaper (tests).
+    fn reaper_kernel(&self) -> &W {
+        self.reaper.kernel()
+    }
+}
+
+impl<W: LoopKernel> Reactor<'_, '_, W> {
     fn run_loop(&mut self) -> io::Result<()> {
         let queue = self.shared.queue();
         loop {
@@ -458,5 +472,266 @@ impl Reactor<'_, '_> {
         if self.shared.poller().arm_timer(next).is_ok() {
             self.armed = next;
         }
+    }
+}
+
+/// The loop without a process: a real poll set and table, a fake kernel behind the reap seams
+/// (its `kill` panics: nothing here may signal a pid), states with made-up pids.
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    use std::os::unix::process::ExitStatusExt;
+    use std::thread;
+
+    use rustix::process::Pid;
+
+    use super::*;
+    use crate::command::Command;
+    use crate::queue::{ReplySlot, SpawnRequest};
+    use crate::reap::{Exit, Orphan};
+    use crate::request::{PreparedCommand, StdioPlan};
+    use crate::shared::{Config, SpawnSite};
+    use crate::sys::SigchldDisposition;
+    use crate::sys::sigchld::SigchldAction;
+    use crate::sys::spawn::SpawnBackend;
+    use crate::table::{Entry, ProcessInfo};
+
+    /// Exit statuses the kernel would report, by pid; a pid without one is still running.
+    #[derive(Default)]
+    struct FakeKernel {
+        exits: RefCell<HashMap<u32, i32>>,
+        orphans_exited: RefCell<Vec<Pid>>,
+    }
+
+    impl ReapTracked for FakeKernel {
+        fn try_wait(&self, child: &ProcState) -> Result<Option<Exit>, Errno> {
+            Ok(self.exits.borrow_mut().remove(&child.pid).map(|raw| Exit {
+                status: ExitStatus::from_raw(raw),
+                rusage: None,
+            }))
+        }
+        fn exited_unreaped(&self, child: &ProcState) -> bool {
+            self.exits.borrow().contains_key(&child.pid)
+        }
+    }
+
+    impl ReapPid for FakeKernel {
+        fn try_wait_pid(&self, pid: Pid) -> Result<Option<ExitStatus>, Errno> {
+            let exited = self.orphans_exited.borrow().contains(&pid);
+            Ok(exited.then(|| ExitStatus::from_raw(9)))
+        }
+        fn is_unreaped_child(&self, _: Pid) -> bool {
+            true
+        }
+    }
+
+    impl StartTime for FakeKernel {
+        fn start_time(&self, _: Pid) -> io::Result<Option<u64>> {
+            Ok(Some(1))
+        }
+    }
+
+    impl KillPid for FakeKernel {
+        fn kill(&self, pid: Pid) {
+            panic!("the loop signalled pid {pid:?} in a unit test");
+        }
+    }
+
+    impl SigchldLook for FakeKernel {
+        fn sigchld_action(&self) -> SigchldAction {
+            SigchldAction {
+                disposition: SigchldDisposition::Default,
+                handler: 0,
+            }
+        }
+        fn waitable(&self) -> Option<Pid> {
+            None
+        }
+    }
+
+    fn shared() -> Shared {
+        Shared::new(Config {
+            kill_grace: Duration::from_secs(1),
+            backend: SpawnBackend::Vfork,
+            spin: Duration::ZERO,
+            watch: ChildWatch::Pidfd,
+            timeline: false,
+            spawn_site: SpawnSite::CallingThread,
+        })
+        .expect("shared state")
+    }
+
+    /// Runs `test` with a reactor over `shared` and a fake kernel, outside any loop.
+    fn with_reactor(shared: &Shared, test: impl FnOnce(&mut Reactor<'_, '_, FakeKernel>)) {
+        let jobs = Jobs::default();
+        thread::scope(|scope| {
+            let mut reactor = Reactor {
+                shared,
+                spawner: SpawnerThread::new(scope, shared, &jobs),
+                escalations: Escalations::new(shared.config().kill_grace),
+                reaper: Reaper::new(FakeKernel::default(), None),
+                cgroups: Leftovers::default(),
+                stop_seen: false,
+                armed: None,
+                woke: None,
+                events: Events::with_capacity(16),
+                awaited_since_poll: false,
+            };
+            test(&mut reactor);
+            jobs.close();
+        });
+    }
+
+    /// A tracked child with a made-up pid (no process has it: pids stop at 4,194,304).
+    fn tracked(shared: &Shared, pid: i32) -> Arc<ProcState> {
+        let pid = Pid::from_raw(pid).expect("positive");
+        let state = Arc::new(ProcState::new(
+            shared.next_serial(),
+            pid,
+            None,
+            shared.spin().clone(),
+        ));
+        let inserted = shared.table().insert(Entry {
+            info: ProcessInfo {
+                pid: state.pid,
+                command: Vec::new(),
+                owner: thread::current().id(),
+                started: Instant::now(),
+            },
+            state: state.clone(),
+            stdin_bytes: None,
+        });
+        assert!(inserted.is_ok());
+        state
+    }
+
+    fn spawn_request() -> Arc<SpawnRequest> {
+        let defaults = [StdioPlan::Null, StdioPlan::Null, StdioPlan::Null];
+        let command =
+            PreparedCommand::from_command(&Command::new("/bin/true"), defaults).expect("command");
+        Arc::new(SpawnRequest::new(
+            command,
+            ReplySlot::for_current_thread(),
+            None,
+        ))
+    }
+
+    #[test]
+    fn a_pass_serves_at_most_its_budget_of_messages() {
+        let shared = shared();
+        let slots: Vec<_> = (0..PASS_BUDGET + 10)
+            .map(|_| ReplySlot::<()>::for_current_thread())
+            .collect();
+        for slot in &slots {
+            assert!(shared.queue().push(Message::Ping(slot.clone())).is_ok());
+        }
+        with_reactor(&shared, |r| {
+            assert!(r.drain_queue(), "messages left after a full budget");
+            let answered = slots.iter().filter(|s| s.is_ready()).count();
+            assert_eq!(answered, PASS_BUDGET);
+            assert!(!r.drain_queue(), "the rest fits in one pass");
+            assert!(slots.iter().all(|s| s.is_ready()));
+        });
+    }
+
+    #[test]
+    fn a_withdrawn_spawn_is_dropped_and_one_after_stop_refused_without_a_spawner_thread() {
+        let shared = shared();
+        with_reactor(&shared, |r| {
+            let withdrawn = spawn_request();
+            assert!(withdrawn.withdraw().is_none());
+            r.serve(Message::Spawn(withdrawn.clone()));
+            assert!(
+                !withdrawn.reply.is_ready(),
+                "a withdrawn request got an answer"
+            );
+            shared.stop();
+            let refused = spawn_request();
+            r.serve(Message::Spawn(refused.clone()));
+            assert!(matches!(
+                refused.reply.wait(shared.spin()),
+                Err(crate::SpawnError::Stopped)
+            ));
+            assert!(
+                !r.spawner.started(),
+                "the spawner thread was started for nothing"
+            );
+        });
+    }
+
+    #[test]
+    fn a_readable_child_is_reaped_once_it_has_a_status_and_kept_while_it_runs() {
+        let shared = shared();
+        let running = tracked(&shared, 4_194_400);
+        let exited = tracked(&shared, 4_194_401);
+        with_reactor(&shared, |r| {
+            r.reaper_kernel()
+                .exits
+                .borrow_mut()
+                .insert(exited.pid, 3 << 8);
+            r.on_child_ready(running.serial);
+            r.on_child_ready(exited.serial);
+            assert_eq!(exited.status().and_then(|s| s.code()), Some(3));
+            assert!(running.status().is_none());
+            let left: Vec<u32> = shared.table().infos(None).iter().map(|p| p.pid).collect();
+            assert_eq!(left, [running.pid], "only the exited child left the table");
+        });
+    }
+
+    #[test]
+    fn an_adopted_child_with_a_timeout_arms_the_timer_for_its_deadline() {
+        let shared = shared();
+        let state = {
+            let pid = Pid::from_raw(4_194_402).expect("positive");
+            let mut s = ProcState::new(shared.next_serial(), pid, None, shared.spin().clone());
+            s.lifetime.timeout = Some(Duration::from_secs(60));
+            Arc::new(s)
+        };
+        let entry = Entry {
+            info: ProcessInfo {
+                pid: state.pid,
+                command: Vec::new(),
+                owner: thread::current().id(),
+                started: Instant::now(),
+            },
+            state: state.clone(),
+            stdin_bytes: None,
+        };
+        assert!(shared.table().insert(entry).is_ok());
+        let spawned_at = Instant::now();
+        with_reactor(&shared, |r| {
+            r.serve(Message::Adopted(Adopted {
+                state: state.clone(),
+                spawned_at,
+            }));
+            let deadline = spawned_at + Duration::from_secs(60);
+            assert_eq!(r.escalations.next_deadline(), Some(deadline));
+            assert_eq!(
+                r.armed,
+                Some(deadline),
+                "the timer is armed to the deadline"
+            );
+        });
+    }
+
+    #[test]
+    fn an_orphan_is_kept_until_it_exits_and_a_message_after_close_still_arrives() {
+        let shared = shared();
+        let pid = Pid::from_raw(4_194_403).expect("positive");
+        with_reactor(&shared, |r| {
+            let orphan: Orphan = crate::reap::name_orphan(r.reaper_kernel(), pid).expect("named");
+            // Pushed after the close: it waits on the late list, which the loop still drains.
+            shared.stop();
+            shared.queue().push_orphan(orphan);
+            assert!(!r.drain_queue());
+            assert!(r.reaper.has_orphans());
+            assert!(r.armed.is_some(), "no timer to look at the orphan again");
+            r.reaper.reap_orphans();
+            assert!(r.reaper.has_orphans(), "reaped while it runs");
+            r.reaper_kernel().orphans_exited.borrow_mut().push(pid);
+            r.reaper.reap_orphans();
+            assert!(!r.reaper.has_orphans());
+        });
     }
 }

@@ -211,6 +211,12 @@ pub(crate) struct Reaper<W = SysWait> {
 }
 
 impl<W> Reaper<W> {
+    /// The kernel behind the seams (the unit tests' fake).
+    #[cfg(test)]
+    pub(crate) fn kernel(&self) -> &W {
+        &self.wait
+    }
+
     pub(crate) fn new(wait: W, sigchld: Option<SigchldSource>) -> Reaper<W> {
         Reaper {
             wait,

@@ -86,6 +86,12 @@ impl<'scope, 'env> SpawnerThread<'scope, 'env> {
         }
     }
 
+    /// Whether the thread was started (tests).
+    #[cfg(test)]
+    pub(crate) fn started(&self) -> bool {
+        self.thread.is_some()
+    }
+
     /// Hands `request` to the spawner thread, starting it if need be. If no thread can be
     /// started, the request is answered with that error (the loop never spawns itself).
     pub(crate) fn submit(&mut self, request: Arc<SpawnRequest>) {
