@@ -580,8 +580,17 @@ impl Executor {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn spawn_async(&self, command: &Command) -> SpawnFuture {
+        let defaults = [StdioPlan::Null, StdioPlan::Inherit, StdioPlan::Inherit];
+        self.spawn_async_with(command, defaults)
+    }
+
+    /// [`spawn_async`](Self::spawn_async) with `defaults` for the streams `command` leaves unset.
+    pub(crate) fn spawn_async_with(
+        &self,
+        command: &Command,
+        defaults: [StdioPlan; 3],
+    ) -> SpawnFuture {
         let queued = self.ready().and_then(|shared| {
-            let defaults = [StdioPlan::Null, StdioPlan::Inherit, StdioPlan::Inherit];
             let prepared = crate::handoff::prepare(shared, command, defaults)?;
             Ok(crate::handoff::spawn_async(
                 shared,

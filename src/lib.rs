@@ -88,7 +88,8 @@
 //! [`AsyncChildStderr`] and [`AsyncChildStdin`] (`read`, `read_to_end`, `write`, `write_all`,
 //! and `poll_*` forms), and [`ExecHandle::wait_with_output_async`] and
 //! [`ExecHandle::wait_with_output_bounded_async`] collect output as their blocking forms do,
-//! with the same [`OutputLimits`]. A pipe joins the executor's own epoll set, edge-triggered,
+//! with the same [`OutputLimits`] ([`Executor::output_async`]: spawn, then collect, with std's
+//! `output()` defaults). A pipe joins the executor's own epoll set, edge-triggered,
 //! the first time it has to wait, and the loop wakes its task when it turns ready; a time limit
 //! or linger is a timerfd in the same set. No thread per child or per pipe, and 100 children
 //! captured at once from one task set leave the thread count unchanged (`tests/async_pipes.rs`).

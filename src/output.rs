@@ -155,7 +155,8 @@ pub struct LimitedOutput {
 
 /// What [`Executor::output`] gives the streams a command leaves unset: std's defaults for
 /// `output()`.
-const OUTPUT_DEFAULTS: [StdioPlan; 3] = [StdioPlan::Null, StdioPlan::Piped, StdioPlan::Piped];
+pub(crate) const OUTPUT_DEFAULTS: [StdioPlan; 3] =
+    [StdioPlan::Null, StdioPlan::Piped, StdioPlan::Piped];
 /// `std::process::Command::status`'s defaults: the three streams inherited.
 const STATUS_DEFAULTS: [StdioPlan; 3] =
     [StdioPlan::Inherit, StdioPlan::Inherit, StdioPlan::Inherit];

@@ -1,5 +1,6 @@
 //! Collecting a child's output from async code: [`ExecHandle::wait_with_output_async`] and
-//! [`ExecHandle::wait_with_output_bounded_async`].
+//! [`ExecHandle::wait_with_output_bounded_async`], and [`Executor::output_async`] (spawn, then
+//! collect).
 //!
 //! The same drain as the blocking forms ([`Capture`] in [`crate::output`]: what is kept, the
 //! time limit, the linger after the exit), waiting differently: the pipes and a timerfd for the
@@ -16,13 +17,59 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use crate::async_io::{AsyncTimer, IoSource, READS_PER_POLL};
+use crate::command::Command;
+use crate::executor::Executor;
 use crate::exit_future::ExitFuture;
 use crate::handle::ExecHandle;
-use crate::output::{Capture, LimitedOutput, OutputLimits, Step, take_pipes};
+use crate::output::{Capture, LimitedOutput, OUTPUT_DEFAULTS, OutputLimits, Step, take_pipes};
 use crate::poller::Interest;
 
 /// How much one `read(2)` takes from a pipe (as the blocking drain).
 const READ_CHUNK: usize = 64 * 1024;
+
+impl Executor {
+    /// [`output`](Self::output) for async code: spawns `command` as
+    /// [`spawn_async`](Self::spawn_async) does (stdout and stderr piped and stdin `/dev/null`
+    /// unless the command sets them, as std's `output()`), then
+    /// [`ExecHandle::wait_with_output_async`]. The request is queued by this call; the future
+    /// is `Send + 'static`, woken by the executor's loop, with no runtime dependency.
+    ///
+    /// ```
+    /// use napix_executor::{Command, Executor};
+    /// let ex = Executor::start()?;
+    /// let mut cmd = Command::new("sh");
+    /// cmd.args(["-c", "echo $GREETING; exit 2"]).env("GREETING", "hi");
+    /// let out = pollster::block_on(ex.output_async(&cmd))?; // or `.await` in any runtime
+    /// assert_eq!(out.status.code(), Some(2));
+    /// assert_eq!(out.stdout, b"hi\n");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// The spawn's [`SpawnError`](crate::SpawnError) as an [`io::Error`] (its kind kept), or
+    /// what [`ExecHandle::wait_with_output_async`] returns.
+    pub fn output_async(
+        &self,
+        command: &Command,
+    ) -> impl Future<Output = io::Result<Output>> + Send + 'static {
+        let spawned = self.spawn_async_with(command, OUTPUT_DEFAULTS);
+        async move { spawned.await?.wait_with_output_async().await }
+    }
+
+    /// [`output_async`](Self::output_async) within `limits`:
+    /// [`ExecHandle::wait_with_output_bounded_async`].
+    ///
+    /// # Errors
+    /// As [`output_async`](Self::output_async).
+    pub fn output_bounded_async(
+        &self,
+        command: &Command,
+        limits: OutputLimits,
+    ) -> impl Future<Output = io::Result<LimitedOutput>> + Send + 'static {
+        let spawned = self.spawn_async_with(command, OUTPUT_DEFAULTS);
+        async move { spawned.await?.wait_with_output_bounded_async(limits).await }
+    }
+}
 
 impl ExecHandle {
     /// [`wait_with_output`](Self::wait_with_output) for async code: the same result (stdin

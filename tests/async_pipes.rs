@@ -421,6 +421,40 @@ fn a_read_without_an_executor_fails_instead_of_hanging(watch: ChildWatch) {
     });
 }
 
+/// `Executor::output_async`: std's `output()` defaults (stdout and stderr piped, stdin null),
+/// the spawn's error as an `io::Error` of its kind, and the bounded form's limits.
+fn executor_output_async(watch: ChildWatch) {
+    let _serial = serial();
+    bounded(LONG, "output_async", move || {
+        let ex = started(watch, Duration::from_millis(200));
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "cat; echo out; echo err >&2; exit 5"]);
+        let out = pollster::block_on(ex.output_async(&cmd)).expect("output");
+        assert_eq!(out.status.code(), Some(5));
+        // stdin was /dev/null: `cat` ended at once.
+        assert_eq!(
+            (out.stdout, out.stderr),
+            (b"out\n".to_vec(), b"err\n".to_vec())
+        );
+
+        let missing = pollster::block_on(ex.output_async(&Command::new("no-such-program-22")));
+        assert_eq!(
+            missing.map(|o| o.status).map_err(|e| e.kind()),
+            Err(std::io::ErrorKind::NotFound)
+        );
+
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "yes | head -c 100000; trap '' TERM; exec sleep 30"]);
+        let limits = OutputLimits::default()
+            .max_stdout(10)
+            .timeout(Duration::from_millis(300));
+        let got = pollster::block_on(ex.output_bounded_async(&cmd, limits)).expect("bounded");
+        assert_eq!(got.output.stdout, b"y\ny\ny\ny\ny\n");
+        assert!(got.stdout_truncated && got.timed_out);
+        assert_eq!(got.output.status.signal(), Some(libc::SIGKILL));
+    });
+}
+
 /// With the `tokio` feature the pipes are tokio's `AsyncRead`/`AsyncWrite`: its extension traits
 /// (`io-util`) work on them, on a runtime whose own I/O driver is off. The repository's tests
 /// have the feature (the path dev-dependency); a packaged crate's do not, and say so.
@@ -541,6 +575,7 @@ fn futures_io_traits_with_the_feature(watch: ChildWatch) {
 fn main() {
     type Case = fn(ChildWatch);
     let mut cases: Vec<(Case, &str)> = vec![
+        (executor_output_async, "executor_output_async"),
         (hundred_children_at_once, "hundred_children_at_once"),
         (
             hundred_children_on_tokio_without_its_io_driver,
