@@ -458,12 +458,8 @@ pub fn run_plan(plan: &Plan) -> Report {
     );
     drop(ex);
 
-    // AddressSanitizer starts `llvm-symbolizer` as a child of the fuzzer to print function
-    // names; it is not the executor's.
-    let left: Vec<_> = procfs::children()
-        .into_iter()
-        .filter(|(_, _, comm)| comm != "llvm-symbolizer")
-        .collect();
+    // (Without AddressSanitizer's `llvm-symbolizer`: see `procfs::children`.)
+    let left = procfs::children();
     assert!(
         left.is_empty(),
         "processes of ours left after the case: {left:?}"

@@ -40,7 +40,9 @@ pub fn stat(pid: u32) -> Option<(char, u32, String)> {
     Some((state, ppid, comm))
 }
 
-/// Every process whose parent is this process: `(pid, state, comm)`.
+/// Every process whose parent is this process: `(pid, state, comm)`. Not AddressSanitizer's
+/// `llvm-symbolizer`, which the fuzzer itself starts (to name functions in its reports) and
+/// keeps: it is no child of the executor's.
 pub fn children() -> Vec<(u32, char, String)> {
     let me = std::process::id();
     let Ok(dir) = fs::read_dir("/proc") else {
@@ -50,7 +52,7 @@ pub fn children() -> Vec<(u32, char, String)> {
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter_map(|pid| {
             let (state, ppid, comm) = stat(pid)?;
-            (ppid == me).then_some((pid, state, comm))
+            (ppid == me && comm != "llvm-symbolizer").then_some((pid, state, comm))
         })
         .collect()
 }

@@ -13,6 +13,8 @@
 //! itself, instead of spawning a child that inherits descriptors.
 #![allow(unsafe_code)]
 
+#[cfg(napix_asan)]
+mod asan;
 mod child;
 mod child_raw;
 mod exec;

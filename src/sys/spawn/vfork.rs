@@ -361,6 +361,8 @@ fn clone_and_exec(
             )
         }
     };
+    #[cfg(napix_asan)]
+    super::asan::child_stack_done(stack.base, stack.len);
     if ret < 0 {
         return Err(SpawnFailure::new(
             SpawnStage::Spawn,
