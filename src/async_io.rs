@@ -10,8 +10,9 @@
 //! for pidfds and its timer, wakes the waiting task when the descriptor turns ready
 //! ([`crate::io_registry`]). No thread per child or per pipe, no timer polling, and any
 //! runtime (or none, as `pollster`) can drive the futures. The loop must run, as for
-//! [`ExecHandle::wait_async`]; an operation that would wait after the executor was dropped fails
-//! instead of waiting for ever.
+//! [`ExecHandle::wait_async`]: an operation waiting while no thread runs it (before `run`, or
+//! after `run` returned from a stop while the executor lives on) is woken once one does; an
+//! operation that would wait after the executor was dropped fails instead of waiting for ever.
 //!
 //! # Cancel safety
 //!
