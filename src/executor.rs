@@ -50,7 +50,7 @@ impl ExecutorBuilder {
         self
     }
 
-    /// How the executor thread spawns (default [`SpawnBackend::Vfork`]).
+    /// How children are spawned (default [`SpawnBackend::Vfork`]).
     pub fn backend(mut self, backend: SpawnBackend) -> Self {
         self.config.backend = backend;
         self
@@ -58,8 +58,10 @@ impl ExecutorBuilder {
 
     /// How long a caller waiting for its spawn reply or for an exit status keeps polling (yielding
     /// the CPU between checks) before it sleeps. Waking a thread parked on a halted core costs
-    /// tens of microseconds on a VM, as much as a spawn; polling saves that. At most `cores - 1`
-    /// threads poll at once, so pollers never starve the executor thread or the children.
+    /// tens of microseconds on a VM, as much as a spawn; polling saves that. A caller waiting for
+    /// a child watched through a pidfd first sleeps on the pidfd until the child exits, and polls
+    /// only for the loop's reap after that. At most `cores - 1` threads poll at once, so pollers
+    /// never starve the executor thread or the children.
     /// Default 1 ms (measured: enough for a dynamically linked program such as `/bin/true`, about
     /// 0.5 ms here, to exit within it; see docs/measurements.md); zero turns polling off. The executor thread itself never polls: idle, it
     /// sleeps.
@@ -68,14 +70,12 @@ impl ExecutorBuilder {
         self
     }
 
-    /// Which thread clones each child (default [`SpawnSite::ExecutorThread`]).
-    /// [`SpawnSite::CallingThread`] saves the hand-off to the executor thread and back on every
-    /// spawn: the caller clones the child itself (Vfork backend, pidfd mode; other commands still
-    /// go through the executor thread), and the executor thread still alone reaps, escalates and
-    /// tracks it. See [`SpawnSite`] for what changes for the child. Measured (docs/measurements.md, "The
-    /// calling thread as the spawn site"): it pays with two or more submitting threads; one
-    /// thread alone spawns faster through the executor thread, whose clone overlaps the
-    /// caller's wait.
+    /// Which thread clones each child (default [`SpawnSite::CallingThread`]: the caller clones
+    /// its own child, with every backend and in both watch modes, and the executor's loop alone
+    /// reaps, escalates and tracks it). [`SpawnSite::ExecutorThread`] sends every request to the
+    /// executor's spawner thread instead (one thread clones every child, never the loop): one
+    /// hand-off there and back per spawn. See [`SpawnSite`] and the crate docs ("Which thread
+    /// spawns") for what changes for the child; docs/measurements.md measures both sites.
     pub fn spawn_site(mut self, site: SpawnSite) -> Self {
         self.config.spawn_site = site;
         self
