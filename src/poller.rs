@@ -111,9 +111,17 @@ impl Poller {
         )
     }
 
-    /// Watches child `serial`'s pidfd.
+    /// Watches child `serial`'s pidfd, for one event: a pidfd turns readable once, when the
+    /// child exits, and stays so; one-shot, the event needs no `epoll_ctl` to silence it
+    /// afterwards (the reap that follows it saves a system call per child). A registration
+    /// that has not fired is removed with [`remove`](Self::remove).
     pub(crate) fn add_child(&self, pidfd: impl AsFd, serial: u64) -> Result<(), Errno> {
-        self.add(pidfd, serial)
+        epoll::add(
+            &self.epoll,
+            pidfd,
+            epoll::EventData::new_u64(serial),
+            epoll::EventFlags::IN | epoll::EventFlags::ONESHOT,
+        )
     }
 
     /// Watches the SIGCHLD source (signalfd or the handler's socket).

@@ -60,6 +60,8 @@ struct Reactor<'scope, 'a, W = SysWait> {
     /// The loop waited for an announced request since it last polled: it polls before it
     /// waits again, so a stream of announced requests cannot hold back exits and timers.
     awaited_since_poll: bool,
+    /// The child whose pidfd event is being handled: its one-shot registration is spent.
+    fired: Option<u64>,
 }
 
 /// Runs the loop until the executor is stopped and every child is reaped.
@@ -89,6 +91,7 @@ pub(crate) fn run(shared: &Shared) -> io::Result<()> {
             armed: None,
             woke: None,
             events: Events::with_capacity(256),
+            fired: None,
         };
         let result = reactor.run_loop();
         jobs.close();
@@ -108,6 +111,21 @@ pub(crate) fn run(shared: &Shared) -> io::Result<()> {
 /// The longest the loop waits for an announced request before it sleeps (it is woken again by
 /// the request's push): preparing a command takes microseconds, not this.
 const ANNOUNCED_WAIT: Duration = Duration::from_micros(50);
+
+/// Whether `state`'s child (watched without a pidfd) is running, unreaped, by `waitid(WNOHANG |
+/// WNOWAIT)`: no descriptor opened (unlike the reap, which reads `/proc` first), nothing taken.
+/// False when it has exited or is no child of ours any more.
+fn still_running(state: &ProcState) -> bool {
+    use rustix::process::{WaitId, WaitIdOptions, waitid};
+    let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
+    loop {
+        return match waitid(WaitId::Pid(state.os_pid), options) {
+            Ok(None) => true,
+            Err(Errno::INTR) => continue,
+            _ => false,
+        };
+    }
+}
 
 #[cfg(test)]
 impl<W> Reactor<'_, '_, W> {
@@ -249,11 +267,15 @@ impl<W: LoopKernel> Reactor<'_, '_, W> {
         if self.stop_seen || self.shared.is_stopped() {
             self.start_escalation(Instant::now(), vec![adopted.state.clone()]);
         }
-        if adopted.state.pidfd.is_none() && self.shared.table().get(adopted.state.serial).is_some()
+        if adopted.state.pidfd.is_none()
+            && self.shared.table().get(adopted.state.serial).is_some()
+            && !still_running(&adopted.state)
         {
             // Signal mode: its SIGCHLD may have come before it was in the table, and found
-            // nothing to reap. Look now; the timer's looks watch it from here on.
+            // nothing to reap. Reap it now; the timer's looks watch the others from here on.
             self.try_reap(&adopted.state);
+        }
+        if adopted.state.pidfd.is_none() {
             self.rearm(Instant::now());
         }
     }
@@ -377,7 +399,10 @@ impl<W: LoopKernel> Reactor<'_, '_, W> {
             Some(entry) => entry.state.clone(),
             None => return,
         };
+        // Its one-shot registration fired and is spent: the reap need not remove it.
+        self.fired = Some(serial);
         self.try_reap(&state);
+        self.fired = None;
     }
 
     /// Looks at a child that may have exited and reaps it. Every path that reaps a tracked child
@@ -428,7 +453,9 @@ impl<W: LoopKernel> Reactor<'_, '_, W> {
         if let Some(t) = &state.timeline {
             t.exit_observed(self.woke.unwrap_or_else(Instant::now));
         }
-        if let Some(fd) = &state.pidfd {
+        if let Some(fd) = &state.pidfd
+            && self.fired != Some(state.serial)
+        {
             self.shared.poller().remove(fd);
         }
         // Dropped once the status is out (see Entry): freeing it is no part of the wait.
@@ -577,6 +604,7 @@ mod tests {
                 woke: None,
                 events: Events::with_capacity(16),
                 awaited_since_poll: false,
+                fired: None,
             };
             test(&mut reactor);
             jobs.close();
