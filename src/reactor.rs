@@ -80,19 +80,8 @@ pub(crate) fn run(shared: &Shared) -> io::Result<()> {
     // The spawner thread is scoped to this call: joined (once it has answered every request
     // handed to it) before the loop returns.
     std::thread::scope(|scope| {
-        let mut reactor = Reactor {
-            shared,
-            spawner: SpawnerThread::new(scope, shared, &jobs),
-            escalations: Escalations::new(shared.config().kill_grace),
-            reaper: Reaper::new(SysWait::new(), sigchld),
-            cgroups: Leftovers::default(),
-            stop_seen: false,
-            awaited_since_poll: false,
-            armed: None,
-            woke: None,
-            events: Events::with_capacity(256),
-            fired: None,
-        };
+        let spawner = SpawnerThread::new(scope, shared, &jobs);
+        let mut reactor = Reactor::new(shared, spawner, Reaper::new(SysWait::new(), sigchld));
         let result = reactor.run_loop();
         jobs.close();
         // One last try: a cgroup still busy now is logged and left.
@@ -124,6 +113,28 @@ fn still_running(state: &ProcState) -> bool {
             Err(Errno::INTR) => continue,
             _ => false,
         };
+    }
+}
+
+impl<'scope, 'a, W> Reactor<'scope, 'a, W> {
+    fn new(
+        shared: &'a Shared,
+        spawner: SpawnerThread<'scope, 'a>,
+        reaper: Reaper<W>,
+    ) -> Reactor<'scope, 'a, W> {
+        Reactor {
+            shared,
+            spawner,
+            escalations: Escalations::new(shared.config().kill_grace),
+            reaper,
+            cgroups: Leftovers::default(),
+            stop_seen: false,
+            awaited_since_poll: false,
+            armed: None,
+            woke: None,
+            events: Events::with_capacity(256),
+            fired: None,
+        }
     }
 }
 
@@ -593,19 +604,9 @@ mod tests {
     fn with_reactor(shared: &Shared, test: impl FnOnce(&mut Reactor<'_, '_, FakeKernel>)) {
         let jobs = Jobs::default();
         thread::scope(|scope| {
-            let mut reactor = Reactor {
-                shared,
-                spawner: SpawnerThread::new(scope, shared, &jobs),
-                escalations: Escalations::new(shared.config().kill_grace),
-                reaper: Reaper::new(FakeKernel::default(), None),
-                cgroups: Leftovers::default(),
-                stop_seen: false,
-                armed: None,
-                woke: None,
-                events: Events::with_capacity(16),
-                awaited_since_poll: false,
-                fired: None,
-            };
+            let spawner = SpawnerThread::new(scope, shared, &jobs);
+            let reaper = Reaper::new(FakeKernel::default(), None);
+            let mut reactor = Reactor::new(shared, spawner, reaper);
             test(&mut reactor);
             jobs.close();
         });
