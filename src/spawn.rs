@@ -206,14 +206,8 @@ pub(crate) fn spawn_tracked(
         asker.owner,
         started.at,
     )?;
-    // A cgroup made for the child is its state's now (the loop removes it after the reap); on
-    // an earlier return it goes with `command`.
-    if let Some(made) = command.made_cgroup.take() {
-        made.adopt();
-    }
     // In the table before the poll set: the loop ignores a readable pidfd it cannot find in the
-    // table, and level-triggered epoll would report it again at once, a busy loop until the
-    // insert.
+    // table, so an event that came before the insert would be lost (one-shot registration).
     if let Some(fd) = &state.pidfd
         && let Err(e) = shared.poller().add_child(fd, serial)
     {
@@ -223,6 +217,12 @@ pub(crate) fn spawn_tracked(
         let _ = crate::sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
         reap_blocking(WaitId::PidFd(fd.as_fd()));
         return Err(fail(SpawnStage::Register, e));
+    }
+    // Watched now: a cgroup made for the child is its state's (the loop removes it after the
+    // reap). On an earlier return, the refused insert or the refused poll set, it goes with
+    // `command`, whose drop removes it (the child in it was killed and reaped by then).
+    if let Some(made) = command.made_cgroup.take() {
+        made.adopt();
     }
     // What the loop must hear of: a deadline to set; a child that may have missed stop()'s
     // escalation (stop() came after our look above); in signal mode, a child that may have
