@@ -13,7 +13,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{spawn_command, start_with_watch, wait_for};
+use common::{spawn_command, spawn_ok, start_with_watch, wait_for};
 use napix_executor::{ChildWatch, Command, SpawnBackend, Stdio};
 
 /// Copies of fds 0-2 kept above 100; dropping puts them back on 0-2.
@@ -58,6 +58,11 @@ fn caller_descriptors_on_0_1_2_reach_the_child() {
     for watch in [ChildWatch::Pidfd, ChildWatch::Signal] {
         for backend in SpawnBackend::ALL {
             let r = start_with_watch(backend, watch, Duration::from_millis(100));
+            // Served once the loop runs: the loop thread's own start-up (its reserve descriptor
+            // for /proc, opened then moved above 2) is over before stdio is closed below, so
+            // the numbers the trap expects are free.
+            let warm = spawn_ok(&r.arc(), &["/bin/true"], true);
+            assert!(wait_for(&warm, Duration::from_secs(10)).success());
             let got = {
                 let _guard = SavedStdio::save_and_close();
                 let (read, write) = std::io::pipe().expect("pipe");
