@@ -140,15 +140,21 @@ pub(crate) fn spawn_tracked(
         return Err(SpawnError::Stopped);
     };
     let spawn_started = config.timeline.then(Instant::now);
-    let program = command.program.clone();
-    let fail = |stage: SpawnStage, errno: Errno| {
-        SpawnError::from_errno(&program, stage, errno.raw_os_error())
-    };
+    // A function, not a closure over `command`: its argv is moved into the table below.
+    fn fail(program: &std::ffi::OsString, stage: SpawnStage, errno: Errno) -> SpawnError {
+        SpawnError::from_errno(program, stage, errno.raw_os_error())
+    }
     let watch_pidfd = config.watch == ChildWatch::Pidfd;
     let exit_fd = if watch_pidfd {
         None
     } else {
-        Some(ExitFd::create().map_err(|e| fail(SpawnStage::ExitFd, crate::sys::errno_of(e)))?)
+        Some(ExitFd::create().map_err(|e| {
+            fail(
+                &command.program,
+                SpawnStage::ExitFd,
+                crate::sys::errno_of(e),
+            )
+        })?)
     };
     let started = start_child(shared, spawner, command, watch_pidfd)?;
     // A child its caller cloned was never queued: its hand-off in is nil.
@@ -171,7 +177,11 @@ pub(crate) fn spawn_tracked(
                 // Running but untrackable (out of fds): named by pid and start time, killed if
                 // still ours, reaped by the loop later; the spawn fails.
                 kill_untracked(shared, pid);
-                return Err(fail(SpawnStage::Pidfd, crate::sys::errno_of(e)));
+                return Err(fail(
+                    &command.program,
+                    SpawnStage::Pidfd,
+                    crate::sys::errno_of(e),
+                ));
             }
         },
     };
@@ -216,7 +226,7 @@ pub(crate) fn spawn_tracked(
         shared.table().remove(serial);
         let _ = crate::sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
         reap_blocking(WaitId::PidFd(fd.as_fd()));
-        return Err(fail(SpawnStage::Register, e));
+        return Err(fail(&command.program, SpawnStage::Register, e));
     }
     // Watched now: a cgroup made for the child is its state's (the loop removes it after the
     // reap). On an earlier return, the refused insert or the refused poll set, it goes with
