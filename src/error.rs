@@ -524,3 +524,15 @@ impl From<SpawnError> for io::Error {
         io::Error::new(e.kind(), e)
     }
 }
+
+/// `Err(ForkedChild)` unless this process is `owner`, the one that built the executor (or
+/// spawned the child): in a child forked without exec, an inherited executor or handle must
+/// not act on the parent's children. One `getpid` call.
+pub(crate) fn check_owner(owner: u32) -> Result<(), SpawnError> {
+    let caller = std::process::id();
+    if caller == owner {
+        Ok(())
+    } else {
+        Err(SpawnError::ForkedChild { owner, caller })
+    }
+}

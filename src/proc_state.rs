@@ -118,15 +118,7 @@ impl ProcState {
     /// there an inherited handle must not signal it (a pidfd would still reach the parent's
     /// child; a pid may name anything) nor ask the parent's loop, which does not run there.
     pub(crate) fn check_owner(&self) -> Result<(), SpawnError> {
-        let caller = std::process::id();
-        if caller == self.owner {
-            Ok(())
-        } else {
-            Err(SpawnError::ForkedChild {
-                owner: self.owner,
-                caller,
-            })
-        }
+        crate::error::check_owner(self.owner)
     }
 
     /// Records the start time that, with the pid, names a child watched without a pidfd.

@@ -125,15 +125,7 @@ impl Shared {
     /// `Err(ForkedChild)` when called in another process than the one this executor was built
     /// in (a child forked without exec). One `getpid` call.
     pub(crate) fn check_owner(&self) -> Result<(), SpawnError> {
-        let caller = std::process::id();
-        if caller == self.owner {
-            Ok(())
-        } else {
-            Err(SpawnError::ForkedChild {
-                owner: self.owner,
-                caller,
-            })
-        }
+        crate::error::check_owner(self.owner)
     }
 
     pub(crate) fn queue(&self) -> &RequestQueue {

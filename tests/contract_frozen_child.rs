@@ -15,62 +15,43 @@
 mod common;
 
 use std::os::unix::process::ExitStatusExt;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::cgroup::TempCgroup;
 use common::{Running, STUBBORN, assert_no_children, join_all, wait_until};
 use napix_executor::{ChildWatch, Command, Executor, SpawnBackend, SpawnError};
 
 const GRACE: Duration = Duration::from_millis(200);
 const TIMEOUT: Duration = Duration::from_millis(200);
 
-/// A fresh cgroup v2 directory, frozen; thawed, killed and removed on drop.
-struct FrozenCgroup(PathBuf);
+/// A fresh cgroup v2 directory, frozen; thawed (then killed and removed) on drop.
+struct FrozenCgroup(TempCgroup);
 
 impl FrozenCgroup {
     fn new(name: &str) -> Option<FrozenCgroup> {
-        let root = match napix_executor::cgroup2_mount() {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("skipped: {e}");
-                return None;
-            }
-        };
-        let path = root.join(format!("napix-frozen-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir(&path);
-        if let Err(e) = std::fs::create_dir(&path) {
-            eprintln!("skipped: cgroup v2 at {} not writable: {e}", root.display());
-            return None;
-        }
-        if std::fs::write(path.join("cgroup.freeze"), "1").is_err() {
+        let cgroup = TempCgroup::new(&format!("frozen-{name}"))?;
+        if std::fs::write(cgroup.0.join("cgroup.freeze"), "1").is_err() {
             eprintln!("skipped: no cgroup.freeze (Linux 5.2+)");
-            let _ = std::fs::remove_dir(&path);
             return None;
         }
-        Some(FrozenCgroup(path))
+        Some(FrozenCgroup(cgroup))
     }
 
     fn procs(&self) -> Vec<u32> {
-        std::fs::read_to_string(self.0.join("cgroup.procs"))
-            .unwrap_or_default()
-            .split_whitespace()
-            .filter_map(|p| p.parse().ok())
-            .collect()
+        self.0.procs()
     }
 
     fn thaw(&self) {
-        std::fs::write(self.0.join("cgroup.freeze"), "0").expect("thaw");
+        std::fs::write(self.0.0.join("cgroup.freeze"), "0").expect("thaw");
     }
 }
 
 impl Drop for FrozenCgroup {
     fn drop(&mut self) {
-        let _ = std::fs::write(self.0.join("cgroup.freeze"), "0");
-        let _ = std::fs::write(self.0.join("cgroup.kill"), "1");
-        let _ = wait_until(Duration::from_secs(2), || self.procs().is_empty());
-        let _ = std::fs::remove_dir(&self.0);
+        // Thawed first: a frozen member dies of cgroup.kill only once thawed.
+        let _ = std::fs::write(self.0.0.join("cgroup.freeze"), "0");
     }
 }
 
@@ -107,7 +88,7 @@ fn one_case(name: &str, backend: SpawnBackend, watch: ChildWatch, cgroup: &Froze
 
     let frozen = {
         let ex = ex.clone();
-        let dir = cgroup.0.clone();
+        let dir = cgroup.0.0.clone();
         thread::spawn(move || {
             let mut cmd = Command::new("/bin/true");
             cmd.cgroup(dir);

@@ -13,6 +13,7 @@
 //! pipes) go through [`bounded`], which panics instead of hanging.
 #![allow(dead_code, unused_macros)]
 
+pub mod cgroup;
 pub mod faults;
 pub mod files;
 pub mod seeded;
