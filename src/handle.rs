@@ -1,7 +1,7 @@
 //! [`ExecHandle`]: a caller's view of one child, and its pipes' read ends.
 //!
-//! The handle never waits on the process itself: the executor thread is the only reaper and
-//! stores the status in the shared [`ProcState`]. The handle keeps the pidfd alive (shared with
+//! A blocking [`ExecHandle::wait`] may reap the child itself (`waiter_reap`); otherwise the
+//! executor thread reaps it, and whoever reaps stores the status in the shared [`ProcState`]. The handle keeps the pidfd alive (shared with
 //! the table), so a signal sent after the reap reaches no one and says `ESRCH`, even if the PID
 //! was recycled.
 
@@ -145,6 +145,10 @@ impl ExecHandle {
     /// the write end is closed, so take it with [`take_stdin`](Self::take_stdin) and drop it.
     /// [`wait_with_output`](Self::wait_with_output) closes an untaken one, as std does.
     pub fn wait(&self) -> ExitStatus {
+        if let Some(status) = crate::waiter_reap::wait_and_reap(&self.executor, &self.state) {
+            self.state.note_wait_returned();
+            return status;
+        }
         self.state.wait()
     }
 
@@ -209,7 +213,7 @@ impl ExecHandle {
             let _ = shared.queue().push(Message::Kill(self.state.clone()));
         }
         // Without an executor every child was reaped when it dropped, so the status is set.
-        self.state.wait()
+        self.wait()
     }
 
     /// Begins the kill escalation (as [`kill`](Self::kill): SIGTERM and SIGCONT now, SIGKILL

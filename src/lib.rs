@@ -195,9 +195,15 @@
 //!    Requests that must not be cloned there are queued (a lock-free queue, an eventfd rung
 //!    only if the loop may be asleep); the loop hands them to the executor's spawner thread,
 //!    which does the same and answers through the caller's reply slot.
-//! 3. When a pidfd turns readable the loop reaps with `waitid(P_PIDFD)`, removes the entry and
-//!    wakes every waiter of the handle. Nothing else ever waits on a child (a waiting caller
-//!    sleeps on its child's pidfd for readiness, then takes the status the loop stored).
+//! 3. A thread blocked in [`ExecHandle::wait`] on a child the loop has nothing else to do for
+//!    (pidfd mode, no deadline, a kill that reaches only the child, no cgroup of its own) takes
+//!    the pidfd out of the loop's epoll set, sleeps on it and reaps the child itself under the
+//!    child's reap gate, as a raw `waitpid` caller would: the loop is not woken for it. Every
+//!    other child is reaped by the loop when its pidfd turns readable (`waitid(P_PIDFD)`), which
+//!    removes the entry and wakes every waiter of the handle; the loop also reaps a waited child
+//!    whenever it gets there first (a kill's escalation, `stop()`), and the reap gate lets only
+//!    one of them reap. A reap on the waiter's side tells the loop only while the loop has the
+//!    child in its books (a kill under way, a stop waiting for the table to empty).
 //! 4. [`ExecHandle::kill`] and [`Executor::stop`] send SIGTERM (plus SIGCONT) through the pidfd and
 //!    put a SIGKILL deadline in a heap served by one timerfd. A command's own deadline (its
 //!    timeout) waits in the same heap and starts that escalation by itself;
@@ -463,7 +469,8 @@
 //! killing and removing cgroups), `request_timer.rs` (the one thread that ends async requests
 //! at their request timeout), `rusage.rs`
 //! ([`ResourceUsage`]), `shared.rs` (the state one executor's threads share), `proc_state.rs` (one
-//! child's state: status, waiters, signalling), `poller.rs` (epoll, timerfd and doorbell behind one
+//! child's state: status, waiters, signalling), `waiter_reap.rs` (a blocking waiter reaping its
+//! own child), `poller.rs` (epoll, timerfd and doorbell behind one
 //! type), `io_registry.rs` (the readiness of the async pipes and timers in the epoll set), `spin.rs` (bounded polling before sleeping), `timeline.rs` ([`Timeline`]: where one
 //! child's time went, recorded with `ExecutorBuilder::timeline`), `waker_list.rs` (the tasks
 //! waiting for one event), `direct.rs` (spawning without the loop),
@@ -488,7 +495,8 @@
 //! spawn_future -> handle, shared, queue, proc_state, request_timer
 //! spawn_site -> spawn, shared, proc_state, request, sys
 //! spawner_thread -> spawn, shared, queue, sys
-//! handle -> shared, queue, exit_future, proc_state, rusage, stdio, timeline
+//! handle -> shared, queue, exit_future, proc_state, rusage, stdio, timeline, waiter_reap
+//! waiter_reap -> shared, proc_state, rusage, sys
 //! spawn -> shared, queue, exit_future, reap, table, child_stdio, proc_state, request, sys,
 //!          timeline
 //! shared -> queue, reap, table, poller, sys, not_served, spin
@@ -574,6 +582,7 @@ mod table;
 #[cfg(test)]
 mod test_support;
 mod timeline;
+mod waiter_reap;
 mod waker_list;
 
 pub use async_io::{AsyncChildStderr, AsyncChildStdin, AsyncChildStdout};

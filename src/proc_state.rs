@@ -3,7 +3,8 @@
 //! last-resort kill-and-reap used when the executor goes away.
 //!
 //! A leaf: it knows the system calls (`sys`) and the waiting policy (`spin`), nothing else of the
-//! core. The executor thread is the only reaper: it stores the status here and wakes the waiters.
+//! core. Whoever reaps (the executor thread, or a blocking waiter: `waiter_reap`), under the reap
+//! gate, stores the status here and wakes the waiters.
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -63,6 +64,11 @@ pub(crate) struct ProcState {
     rusage: OnceLock<ResourceUsage>,
     /// Set when its deadline passed and started the kill escalation.
     timed_out: AtomicBool,
+    /// Set by the loop before it puts a kill escalation (or a stop's) for this child on its
+    /// timer: a waiter that reaps the child then tells the loop (`waiter_reap`).
+    escalated: AtomicBool,
+    /// Set by the one blocking waiter that reaps the child itself (`waiter_reap`).
+    waiter_reaps: AtomicBool,
     /// Its deadline, kill grace and kill scope; set before the state is shared.
     pub(crate) lifetime: Lifetime,
     /// The tasks awaiting the status ([`poll_exit`](Self::poll_exit)), woken by `set_status`.
@@ -107,6 +113,8 @@ impl ProcState {
             status_lost: AtomicBool::new(false),
             rusage: OnceLock::new(),
             timed_out: AtomicBool::new(false),
+            escalated: AtomicBool::new(false),
+            waiter_reaps: AtomicBool::new(false),
             lifetime: Lifetime::default(),
             wakers: Mutex::new(WakerList::default()),
             reap_gate: Mutex::new(false),
@@ -154,9 +162,9 @@ impl ProcState {
         if let Some(t) = &self.timeline {
             t.reaped(Instant::now());
         }
-        self.status_lost.store(lost, Ordering::Release);
         let mut s = self.lock();
         if s.is_none() {
+            self.status_lost.store(lost, Ordering::Release);
             *s = Some(status);
         }
         self.done.store(true, Ordering::Release);
@@ -213,6 +221,21 @@ impl ProcState {
     /// Records that the deadline started the escalation.
     pub(crate) fn set_timed_out(&self) {
         self.timed_out.store(true, Ordering::Release);
+    }
+
+    /// The loop is about to escalate a kill on this child (see `escalated`).
+    pub(crate) fn set_escalated(&self) {
+        self.escalated.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the loop ever escalated a kill on this child.
+    pub(crate) fn escalated(&self) -> bool {
+        self.escalated.load(Ordering::SeqCst)
+    }
+
+    /// True for the first caller only: the waiter that reaps the child itself.
+    pub(crate) fn claim_waiter_reap(&self) -> bool {
+        !self.waiter_reaps.swap(true, Ordering::AcqRel)
     }
 
     pub(crate) fn timed_out(&self) -> bool {
@@ -344,7 +367,7 @@ impl ProcState {
     }
 
     /// With a timeline: a waiter got the status (the first one's instant is kept).
-    fn note_wait_returned(&self) {
+    pub(crate) fn note_wait_returned(&self) {
         if let Some(t) = &self.timeline {
             t.wait_returned();
         }
@@ -444,6 +467,10 @@ impl ProcState {
             let _ = self.signal(libc::SIGKILL);
         }
         let mut reaped = self.reap_gate();
+        if *reaped {
+            // A waiter reaped it (`waiter_reap`) and stores the status.
+            return;
+        }
         let (status, lost) = match reap_blocking(self.wait_id()) {
             Some(s) => (exit_status_from(&s), false),
             None => (lost_status(), true),

@@ -34,6 +34,9 @@ pub(crate) enum Message {
     /// A child a calling thread spawned and tracks already (`SpawnSite::CallingThread`) whose
     /// deadline the loop must set, or which may have missed the escalation of `stop()`.
     Adopted(Adopted),
+    /// A waiter reaped this child itself (the loop forgets its kill deadline, and a stop looks
+    /// at the table again), or gave it back (the loop reaps it): see `waiter_reap`.
+    Look(u64),
     /// Send a signal to a child that has no pidfd (ChildWatch::Signal), if it is still ours.
     Signal {
         state: Arc<ProcState>,
@@ -113,7 +116,7 @@ impl Message {
     /// comes back, for the loop to kill or reap.
     pub(crate) fn refuse(self) -> Option<Message> {
         match self {
-            m @ (Message::Adopted(_) | Message::Orphan(_)) => return Some(m),
+            m @ (Message::Adopted(_) | Message::Orphan(_) | Message::Look(_)) => return Some(m),
             // A refusal given back (its caller gave up) is nothing to dispose of.
             Message::Spawn(req) => {
                 let _ = req.reply.fulfil(Err(SpawnError::Stopped));
@@ -149,8 +152,9 @@ pub(crate) struct RequestQueue {
     /// Spawns under way on calling threads ([`enter_caller_spawn`](Self::enter_caller_spawn)):
     /// the loop must not end while one is.
     caller_spawns: AtomicUsize,
-    /// Adopted children and orphans that came after the close: the loop escalates or reaps
-    /// them (only [`Message::Adopted`] and [`Message::Orphan`] are ever here).
+    /// Adopted children, orphans and a waiter's looks that came after the close: the loop
+    /// escalates or reaps them (only [`Message::Adopted`], [`Message::Orphan`] and
+    /// [`Message::Look`] are ever here).
     late: Mutex<Vec<Message>>,
     /// Callers preparing a request they announced ([`announce`](RequestQueue::announce)).
     incoming: AtomicUsize,
@@ -221,7 +225,13 @@ impl RequestQueue {
         self.push_for_loop(Message::Adopted(adopted));
     }
 
-    /// Queues a message the loop must act on even after the close (an adopted child, an orphan).
+    /// Tells the loop of a child a waiter reaped or gave back: see [`Message::Look`].
+    pub(crate) fn push_look(&self, serial: u64) {
+        self.push_for_loop(Message::Look(serial));
+    }
+
+    /// Queues a message the loop must act on even after the close (an adopted child, an orphan,
+    /// a look).
     fn push_for_loop(&self, message: Message) {
         if self.closed.load(Ordering::SeqCst) {
             self.lock_late().push(message);
@@ -234,7 +244,7 @@ impl RequestQueue {
         self.ring();
     }
 
-    /// Adopted children and orphans that came after the close.
+    /// Adopted children, orphans and looks that came after the close.
     pub(crate) fn take_late(&self) -> Vec<Message> {
         std::mem::take(&mut *self.lock_late())
     }

@@ -244,6 +244,7 @@ impl<W: LoopKernel> Reactor<'_, '_, W> {
                 }
             }
             Message::Kill(state) => self.start_escalation(Instant::now(), vec![state]),
+            Message::Look(serial) => self.look(serial),
             Message::Ping(slot) => {
                 let _ = slot.fulfil(());
             }
@@ -291,6 +292,20 @@ impl<W: LoopKernel> Reactor<'_, '_, W> {
         }
     }
 
+    /// A waiter reaped child `serial` (`waiter_reap`): its kill deadline, if any, goes; or gave
+    /// it back: it is reaped now if it can be (else the timer re-checks it).
+    fn look(&mut self, serial: u64) {
+        let tracked = self.shared.table().get(serial).map(|e| e.state.clone());
+        match tracked {
+            Some(state) => self.try_reap(&state),
+            None => {
+                if self.escalations.forget(serial) {
+                    self.rearm(Instant::now());
+                }
+            }
+        }
+    }
+
     /// A child spawned with a timeout gets its deadline, counted from when the loop took its
     /// request, on the escalation timer.
     fn set_deadline(&mut self, state: &Arc<ProcState>, asked: Instant) {
@@ -320,6 +335,9 @@ impl<W: LoopKernel> Reactor<'_, '_, W> {
     fn start_escalation(&mut self, now: Instant, children: Vec<Arc<ProcState>>) {
         let mut gone = Vec::new();
         for state in children {
+            // Before the look at the table: a waiter reaping it meanwhile (`waiter_reap`) either
+            // sees this and tells us, or took the entry out before our look.
+            state.set_escalated();
             if self.shared.table().get(state.serial).is_none() {
                 continue;
             }
@@ -440,7 +458,7 @@ impl<W: LoopKernel> Reactor<'_, '_, W> {
                 }
                 self.finish(state, exit.status, false)
             }
-            Reaped::Running => {}
+            Reaped::Running | Reaped::Already => {}
             Reaped::Stalled => {
                 // Level-triggered epoll would report the pidfd again at once: stop watching it,
                 // the timer re-checks.
@@ -740,6 +758,45 @@ mod tests {
                 r.armed,
                 Some(deadline),
                 "the timer is armed to the deadline"
+            );
+        });
+    }
+
+    #[test]
+    fn a_look_after_a_waiters_reap_forgets_the_kill_deadline() {
+        let shared = shared();
+        let state = tracked(&shared, 4_194_404);
+        with_reactor(&shared, |r| {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            r.escalations.set_timeout(state.serial, deadline);
+            r.rearm(Instant::now());
+            assert_eq!(r.armed, Some(deadline));
+            // What `waiter_reap` does after its reap: the entry out, then the word.
+            *state.reap_gate() = true;
+            drop(shared.table().remove(state.serial));
+            shared.queue().push_look(state.serial);
+            assert!(!r.drain_queue());
+            assert_eq!(r.escalations.next_deadline(), None, "a void deadline kept");
+            assert_eq!(r.armed, None, "the timer still armed for it");
+        });
+    }
+
+    #[test]
+    fn a_child_its_waiter_reaped_is_left_to_the_waiter() {
+        let shared = shared();
+        let state = tracked(&shared, 4_194_405);
+        with_reactor(&shared, |r| {
+            // Reaped by its waiter (the gate says so), which has not yet stored the status
+            // nor taken the entry out: the loop's look must neither wait for it again (the
+            // kernel would say ECHILD: a lost status) nor finish it.
+            *state.reap_gate() = true;
+            r.reaper_kernel().exits.borrow_mut().insert(state.pid, 0);
+            r.on_child_ready(state.serial);
+            assert!(state.status().is_none(), "the loop stored a status");
+            assert!(shared.table().get(state.serial).is_some());
+            assert!(
+                r.reaper_kernel().exits.borrow().contains_key(&state.pid),
+                "the loop waited for a child already reaped"
             );
         });
     }

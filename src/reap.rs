@@ -169,6 +169,9 @@ pub(crate) enum Reaped {
     /// Its pidfd is readable but there is no status (a tracer holds it): stop watching the pidfd
     /// (level-triggered epoll would report it again at once); it is re-checked on the timer.
     Stalled,
+    /// Reaped already, by a waiter (`waiter_reap`), which stores the status and takes the entry
+    /// out of the table.
+    Already,
     /// No longer our child: the kernel reaped it itself (the host ignores SIGCHLD) or another
     /// waiter took the status. The status is lost.
     Lost(Errno),
@@ -263,6 +266,9 @@ impl<W: ReapTracked> Reaper<W> {
         // Held across the wait: a group signal sent meanwhile names a group whose leader is
         // still unreaped.
         let mut reaped = child.reap_gate();
+        if *reaped {
+            return Reaped::Already;
+        }
         let result = self.try_reap_locked(child);
         *reaped = matches!(result, Reaped::Exited(_) | Reaped::Lost(_));
         result

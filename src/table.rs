@@ -1,9 +1,9 @@
 //! The process table: every child spawned and not yet reaped, keyed by spawn serial.
 //!
 //! Bookkeeping; its only syscalls are the last-resort kill-and-reap of every child. The spawning
-//! thread (the executor thread, or a calling thread with `SpawnSite::CallingThread`) inserts at
-//! spawn and the executor thread removes at reap; other threads read it through
-//! [`Executor::running`](crate::Executor::running).
+//! thread (a calling thread, or the executor's spawner thread) inserts at spawn and whoever
+//! reaps (the executor thread, or a blocking waiter) removes at reap; other threads read it
+//! through [`Executor::running`](crate::Executor::running).
 
 use std::collections::HashMap;
 use std::ffi::OsString;
