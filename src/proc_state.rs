@@ -10,7 +10,7 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -53,6 +53,9 @@ pub(crate) struct ProcState {
     start_time: Option<u64>,
     status: Mutex<Option<ExitStatus>>,
     exited: Condvar,
+    /// Threads asleep on `exited`, counted under the `status` lock: the store notifies only
+    /// when there are some (a notification is a system call, and most waits never sleep there).
+    sleepers: AtomicUsize,
     /// Set (after `status`) once the status is stored: lets waiters spin without the lock.
     done: AtomicBool,
     /// How `wait` polls `done` before sleeping on the condition variable.
@@ -108,6 +111,7 @@ impl ProcState {
             start_time: None,
             status: Mutex::new(None),
             exited: Condvar::new(),
+            sleepers: AtomicUsize::new(0),
             done: AtomicBool::new(false),
             spin,
             status_lost: AtomicBool::new(false),
@@ -168,8 +172,11 @@ impl ProcState {
             *s = Some(status);
         }
         self.done.store(true, Ordering::Release);
+        let sleepers = self.sleepers.load(Ordering::Relaxed);
         drop(s);
-        self.exited.notify_all();
+        if sleepers > 0 {
+            self.exited.notify_all();
+        }
         // After `done`: a task registering now either sees it or is in the list taken here.
         let wakers = self.wakers().take();
         wake_all(wakers);
@@ -236,6 +243,12 @@ impl ProcState {
     /// True for the first caller only: the waiter that reaps the child itself.
     pub(crate) fn claim_waiter_reap(&self) -> bool {
         !self.waiter_reaps.swap(true, Ordering::AcqRel)
+    }
+
+    /// Whether a waiter claimed the reap: a reaper that finds the child gone (`ECHILD`) leaves
+    /// the status to it.
+    pub(crate) fn waiter_reaps(&self) -> bool {
+        self.waiter_reaps.load(Ordering::Acquire)
     }
 
     pub(crate) fn timed_out(&self) -> bool {
@@ -415,7 +428,9 @@ impl ProcState {
                 self.note_wait_returned();
                 return status;
             }
+            self.sleepers.fetch_add(1, Ordering::Relaxed);
             s = self.exited.wait(s).unwrap_or_else(PoisonError::into_inner);
+            self.sleepers.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -441,11 +456,13 @@ impl ProcState {
             if left.is_zero() {
                 return None;
             }
+            self.sleepers.fetch_add(1, Ordering::Relaxed);
             s = self
                 .exited
                 .wait_timeout(s, left)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
+            self.sleepers.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -473,6 +490,8 @@ impl ProcState {
         }
         let (status, lost) = match reap_blocking(self.wait_id()) {
             Some(s) => (exit_status_from(&s), false),
+            // Its waiter reaped it meanwhile (`waiter_reap`) and stores the status.
+            None if self.waiter_reaps() => return,
             None => (lost_status(), true),
         };
         *reaped = true;

@@ -286,6 +286,8 @@ impl<W: ReapTracked> Reaper<W> {
                     Reaped::Stalled
                 }
                 Err(Errno::INTR) => continue,
+                // Its waiter reaps it (`waiter_reap`), and got there first: the status is theirs.
+                Err(Errno::CHILD) if child.waiter_reaps() => Reaped::Already,
                 Err(e) => Reaped::Lost(e),
             };
         }

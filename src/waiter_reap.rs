@@ -6,15 +6,17 @@
 //! store. On a 2-core VM the loop's wake-up (an idle vCPU brought back) and its pass cost about
 //! as much CPU as the whole raw spawn+wait, and the caller waits for them. A thread that blocks
 //! in [`ExecHandle::wait`](crate::ExecHandle::wait) can reap by itself instead, as a raw
-//! `waitpid` caller does: it takes the child's pidfd out of the loop's poll set, sleeps on the
-//! pidfd, reaps under the child's reap gate, and takes the entry out of the table.
+//! `waitpid` caller does: it takes the child's pidfd out of the loop's poll set, sleeps in a
+//! blocking `waitid(P_PIDFD)` that also reaps, and takes the entry out of the table.
 //!
 //! Only for a child the loop has nothing else to do for at its reap: watched by pidfd, no
 //! deadline (its timer entry is the loop's), a kill that reaches only the child (a group or
 //! cgroup scope must be finished off before the reap, by the loop), no cgroup of its own to
 //! remove. The loop still reaps every other child, and this one too whenever it gets there
-//! first (an escalation, `stop()`, the executor's drop): the reap gate decides who reaps, and
-//! the one who reaps stores the status. A reap made here tells the loop only when the loop has
+//! first (an escalation, `stop()`, the executor's drop): the kernel lets one `waitid` have the
+//! status; a reaper that gets `ECHILD` for a child a waiter claimed leaves the status to the
+//! waiter, and the waiter that gets `ECHILD` looks at the reap gate, which the one who reaped
+//! set. A reap made here tells the loop only when the loop has
 //! this child in its books: a kill escalation under way, or a stop waiting for the table to empty.
 
 use std::os::fd::AsFd;
@@ -44,35 +46,37 @@ pub(crate) fn wait_and_reap(executor: &Weak<Shared>, state: &Arc<ProcState>) -> 
             shared.poller().remove(pidfd);
         }
     }
-    let Some(exited_at) = sleep_until_exited(state) else {
-        give_back(executor, state);
-        return None;
-    };
-    let reaped = {
+    // One blocking waitid, as a raw waitpid caller: the wake-up and the reap in one system
+    // call. Not under the reap gate (it would hold off every signal for the child's whole
+    // life): a reaper that finds the child gone meanwhile (ECHILD) and sees our claim leaves
+    // the status to us, and we look at the gate once back.
+    let reaped = reap_blocking(state);
+    let exited_at = Instant::now();
+    let (status, lost, rusage) = {
         let mut gate = state.reap_gate();
-        if *gate {
-            // The loop (an escalation, stop) or the executor's drop reaped it: it stores the status.
-            return None;
-        }
-        let reaped = reap_now(state);
-        *gate = !matches!(reaped, Reap::NotYet);
-        reaped
-    };
-    let (status, lost, rusage) = match reaped {
-        Reap::Exited(status, rusage) => (status, false, Some(rusage)),
-        Reap::Lost(e) => {
-            warn!(
-                pid = state.pid,
-                error = %e,
-                "child reaped by someone else (SIGCHLD ignored?); status lost, reported as exit code 255"
-            );
-            (lost_status(), true, None)
-        }
-        Reap::NotYet => {
-            // Readable without a status (a tracer holds the zombie): back to the loop, which
-            // re-checks such a child on its timer.
-            give_back(executor, state);
-            return None;
+        match reaped {
+            Reap::Exited(status, rusage) => {
+                *gate = true;
+                (status, false, Some(rusage))
+            }
+            // Reaped properly by another (the loop, the executor's drop): it stores the status.
+            Reap::Lost(_) if *gate => return None,
+            Reap::Lost(e) => {
+                *gate = true;
+                warn!(
+                    pid = state.pid,
+                    error = %e,
+                    "child reaped by someone else (SIGCHLD ignored?); status lost, reported as exit code 255"
+                );
+                (lost_status(), true, None)
+            }
+            Reap::NotYet => {
+                drop(gate);
+                // No status for a blocking wait (a kernel that should not be): back to the
+                // loop, which re-checks such a child on its timer.
+                give_back(executor, state);
+                return None;
+            }
         }
     };
     if let Some(usage) = rusage {
@@ -106,37 +110,23 @@ fn may_reap_here(state: &ProcState) -> bool {
         && state.check_owner().is_ok()
 }
 
-/// Sleeps until the pidfd turns readable (the child exited); the instant it woke. `None` if the
-/// poll fails for another reason than a signal (the caller falls back to the loop's reap).
-fn sleep_until_exited(state: &ProcState) -> Option<Instant> {
-    use rustix::event::{PollFd, PollFlags, poll};
-    let pidfd = state.pidfd.as_ref()?;
-    loop {
-        let mut fds = [PollFd::new(pidfd, PollFlags::IN)];
-        match poll(&mut fds, None) {
-            Ok(_) => return Some(Instant::now()),
-            Err(Errno::INTR) => continue,
-            Err(_) => return None,
-        }
-    }
-}
-
 enum Reap {
     Exited(ExitStatus, ResourceUsage),
-    /// No status for us: the kernel or another waiter of the process took it.
+    /// No status for us (`ECHILD`): the loop or the executor's drop reaped it, or the kernel
+    /// or another waiter of the process took it.
     Lost(Errno),
-    /// Exited, yet no status yet (a tracer holds it).
+    /// No status, and no error.
     NotYet,
 }
 
-/// `waitid(P_PIDFD, WEXITED | WNOHANG)` with its resource usage; under the reap gate.
-fn reap_now(state: &ProcState) -> Reap {
+/// `waitid(P_PIDFD, WEXITED)` with its resource usage: sleeps until the child exits, and reaps it.
+fn reap_blocking(state: &ProcState) -> Reap {
     use std::os::unix::process::ExitStatusExt;
     let Some(pidfd) = &state.pidfd else {
         return Reap::NotYet;
     };
     loop {
-        return match crate::sys::wait::waitid_rusage(pidfd.as_fd()) {
+        return match crate::sys::wait::waitid_rusage_blocking(pidfd.as_fd()) {
             Ok(Some(r)) => Reap::Exited(
                 ExitStatus::from_raw(r.raw_status),
                 ResourceUsage::from_raw(&r.rusage),

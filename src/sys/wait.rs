@@ -35,6 +35,19 @@ pub(crate) fn empty_rusage() -> libc::rusage {
 /// `waitid(P_PIDFD, pidfd, &info, WEXITED | WNOHANG, &rusage)`: reaps the child `pidfd` names if
 /// it has exited. `Ok(None)` while it runs (or is stopped/traced without exit status).
 pub(crate) fn waitid_rusage(pidfd: BorrowedFd<'_>) -> Result<Option<Reaped>, Errno> {
+    waitid_rusage_with(pidfd, libc::WEXITED | libc::WNOHANG)
+}
+
+/// `waitid(P_PIDFD, pidfd, &info, WEXITED, &rusage)`: blocks until the child `pidfd` names exits,
+/// and reaps it. `Ok(None)` only if the kernel reports no child (it should not).
+pub(crate) fn waitid_rusage_blocking(pidfd: BorrowedFd<'_>) -> Result<Option<Reaped>, Errno> {
+    waitid_rusage_with(pidfd, libc::WEXITED)
+}
+
+fn waitid_rusage_with(
+    pidfd: BorrowedFd<'_>,
+    options: libc::c_int,
+) -> Result<Option<Reaped>, Errno> {
     // SAFETY: siginfo_t is plain data; zeroed is a valid value, and a zero
     // si_pid after a WNOHANG call is how the kernel says "no child has exited".
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
@@ -48,7 +61,7 @@ pub(crate) fn waitid_rusage(pidfd: BorrowedFd<'_>) -> Result<Option<Reaped>, Err
             P_PIDFD,
             pidfd.as_raw_fd() as libc::id_t,
             &mut info as *mut libc::siginfo_t,
-            libc::WEXITED | libc::WNOHANG,
+            options,
             &mut rusage as *mut libc::rusage,
         )
     };
