@@ -140,6 +140,10 @@ impl ExecHandle {
     /// The executor's [`run`](crate::Executor::run) loop must be running in another thread (or the
     /// executor must be stopped or dropped, which reaps every child).
     ///
+    /// In pidfd mode, for a child without a deadline whose kill reaches only itself, the calling
+    /// thread reaps the child itself (one blocking `waitid`, as a raw caller would): the
+    /// executor thread is not woken for it ("Who reaps" in the crate docs).
+    ///
     /// Unlike std's `Child::wait`, it does not close a piped stdin first (the handle is shared,
     /// and other threads may still write): a child that reads its stdin to the end waits until
     /// the write end is closed, so take it with [`take_stdin`](Self::take_stdin) and drop it.

@@ -332,7 +332,8 @@
 //! epoll set, and returns: no hand-off, as many clones at once as there are calling threads, and
 //! a child stuck before its exec (a frozen cgroup, a program on a hung NFS or FUSE mount) holds
 //! up only the thread that asked for it (a `CLONE_VFORK` clone suspends the cloning thread until
-//! the exec). The executor thread alone reaps, escalates and tracks every child. An async spawn
+//! the exec). The executor thread escalates and tracks every child, and reaps every child
+//! nobody is blocked waiting for (see "Who reaps" below). An async spawn
 //! clones on the task's thread too, as `tokio::process` does: it blocks that thread for the
 //! clone and exec only, as tokio's own synchronous spawn does.
 //!
@@ -374,6 +375,26 @@
 //! descriptor between its spawns (the executor lends it its `/proc/self/status` and a pool of
 //! the Vfork backend's stdio slots). The throughput table in [the measurements][measurements]
 //! measures both sites against threads spawning for themselves.
+//!
+//! # Who reaps
+//!
+//! The seed, and the design it came with, have one reaper: the executor thread takes every
+//! status, and a waiting caller only waits for it. That costs every spawn+wait two wake-ups on
+//! two threads: the loop's for the exit, then the caller's for the stored status. Measured on a
+//! 2-vCPU VM, the loop's share (an idle vCPU woken, a pass, the `waitid`) came to 10-18 us per
+//! child, and spawn+wait cost 1.7-2.5x the CPU of a thread doing `clone` + `waitid` for itself.
+//! So a thread blocked in [`ExecHandle::wait`] reaps its own child where the loop has nothing
+//! else to do at the reap (pidfd mode; no [`Command::timeout`]; [`KillScope::Process`]; no
+//! cgroup made for the child): it takes the pidfd out of the loop's epoll set and blocks in
+//! `waitid(P_PIDFD)` as a raw caller would, then stores the status, the resource usage and the
+//! table entry's removal exactly where the loop would. The status is still taken once and kept
+//! in one place: the kernel gives it to one `waitid`; the loop (a kill's escalation, `stop()`)
+//! and the executor's drop may get there first, and whoever reaps sets the child's reap gate,
+//! which the others read after an `ECHILD`. Signals still go through the pidfd, so a handle
+//! signalling after either reap gets `ESRCH`, never a stranger. The loop is told only when it
+//! has the child in its books: a kill under way (its deadline is forgotten) or a stop waiting
+//! for the table to empty. Every other wait (`wait_timeout`, `try_wait`, async waits, signal
+//! mode, children with deadlines or group and cgroup scopes) waits for the loop's reap as before.
 //!
 //! # Caveats
 //!
