@@ -31,9 +31,14 @@ pub(crate) fn prepare(
         }
     }
     if changes.is_empty() && !clear {
+        // PATH is read (a copy, under std's environment lock) only for a name to search.
+        let search_path = match program.as_bytes().contains(&b'/') {
+            true => None,
+            false => std::env::var_os("PATH"),
+        };
         return Ok(ChildEnv {
             envp: None,
-            search_path: std::env::var_os("PATH"),
+            search_path,
         });
     }
     // Sized from the last environment built, so that the buffers grow at most once.
@@ -152,6 +157,9 @@ mod tests {
         let env = prepare(OsStr::new("p"), &BTreeMap::new(), false).expect("valid");
         assert!(env.envp.is_none());
         assert_eq!(env.search_path, std::env::var_os("PATH"));
+        // A path is not searched: PATH is not even read.
+        let env = prepare(OsStr::new("/bin/p"), &BTreeMap::new(), false).expect("valid");
+        assert_eq!(env.search_path, None);
     }
 
     #[test]
