@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 /// | [`hand_off_in`](Self::hand_off_in) | `queued` | `spawn_started` | the queue, the doorbell, the loop's wake-up, the requests served before it; nil for a child the calling thread cloned ([`SpawnSite::CallingThread`](crate::SpawnSite::CallingThread)), which was never queued |
 /// | [`clone_exec`](Self::clone_exec) | `spawn_started` | `spawned` | pipes, the clone (or fork, or `posix_spawn`) and the exec, known done |
 /// | [`reply`](Self::reply) | `spawned` | `replied` | pidfd, registration, table, then the caller's wake-up with its handle |
-/// | [`child_run`](Self::child_run) | `spawned` | `exit_observed` | the child's own run, its exit, and the loop's wake-up by the pidfd or SIGCHLD |
+/// | [`child_run`](Self::child_run) | `spawned` | `exit_observed` | the child's own run, its exit, and the loop's wake-up by the pidfd or SIGCHLD (or the waiting caller's `waitid` returning, when it reaps) |
 /// | [`exit_to_reap`](Self::exit_to_reap) | `exit_observed` | `reaped` | the events handled before it in that wake-up, the `waitid`, the table |
 /// | [`hand_off_out`](Self::hand_off_out) | `reaped` | `wait_returned` | the waiting caller's wake-up |
 ///
@@ -53,7 +53,9 @@ pub struct Timeline {
     pub replied: Option<Instant>,
     /// The executor thread woke with the news that the child may have exited (its pidfd
     /// readable, SIGCHLD, or the timer's look), in the wake-up that reaped it; when the reap came
-    /// from elsewhere (a kill found the child gone), the instant of the reap.
+    /// from elsewhere (a kill found the child gone), the instant of the reap. For a child its
+    /// blocked waiter reaped ("Who reaps" in the crate docs), when that waiter's `waitid`
+    /// returned.
     pub exit_observed: Option<Instant>,
     /// The executor thread reaped the child and is storing its status.
     pub reaped: Option<Instant>,

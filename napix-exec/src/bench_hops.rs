@@ -152,8 +152,9 @@ pub fn hops_table(title: &str, rows: &[(String, &Hops)]) -> Table {
          most time = the hop with the largest mean). From each child's timeline \
          (ExecutorBuilder::timeline): hand-off in = queued -> the loop starts the spawn; \
          clone+exec = until the backend knows the exec succeeded; child run = exec -> the loop \
-         woke with the exit; exit to reap = that wake-up -> status stored; hand-off out = status \
-         stored -> the caller's wait returned",
+         woke with the exit (or the blocked caller's own waitid returned: it reaps); exit to \
+         reap = that wake-up -> status stored; hand-off out = status stored -> the caller's wait \
+         returned",
     );
     t
 }
