@@ -117,6 +117,18 @@ fn pidfd_mode(backend: SpawnBackend) {
         Some(libc::ESRCH)
     );
 
+    // The same through wait(), where the blocked caller reaps: the kernel beat it to the status.
+    let h = spawn_ok(&r.arc(), &["sh", "-c", "exit 4"], true);
+    let (s, was_lost) = bounded(LIMIT, "ExecHandle::wait", move || {
+        let s = h.wait();
+        (s, h.status_lost())
+    });
+    assert!(lost(s) && was_lost, "{name}: exit 4 waited gave {s:?}");
+    assert!(
+        r.exec().running().is_empty(),
+        "{name}: a lost child still tracked"
+    );
+
     // kill() returns (SIGTERM is lost the same way).
     let h = Arc::new(spawn_ok(&r.arc(), &["sleep", "30"], true));
     let (s, _) = kill_bounded(&h, GRACE + LIMIT);
