@@ -245,6 +245,11 @@ impl ProcState {
         !self.waiter_reaps.swap(true, Ordering::AcqRel)
     }
 
+    /// Gives the claim up (the waiter handed the child back to the loop).
+    pub(crate) fn release_waiter_reap(&self) {
+        self.waiter_reaps.store(false, Ordering::Release);
+    }
+
     /// Whether a waiter claimed the reap: a reaper that finds the child gone (`ECHILD`) leaves
     /// the status to it.
     pub(crate) fn waiter_reaps(&self) -> bool {

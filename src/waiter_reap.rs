@@ -16,8 +16,8 @@
 //! first (an escalation, `stop()`, the executor's drop): the kernel lets one `waitid` have the
 //! status; a reaper that gets `ECHILD` for a child a waiter claimed leaves the status to the
 //! waiter, and the waiter that gets `ECHILD` looks at the reap gate, which the one who reaped
-//! set. A reap made here tells the loop only when the loop has
-//! this child in its books: a kill escalation under way, or a stop waiting for the table to empty.
+//! set. A reap made here tells the loop only when the loop has this child in its books: a kill
+//! escalation under way, or a stop waiting for the table to empty.
 
 use std::os::fd::AsFd;
 use std::process::ExitStatus;
@@ -40,7 +40,11 @@ pub(crate) fn wait_and_reap(executor: &Weak<Shared>, state: &Arc<ProcState>) -> 
     }
     {
         // Not held while we sleep: dropping the last executor must still kill and reap.
-        let shared = executor.upgrade()?;
+        let Some(shared) = executor.upgrade() else {
+            // Gone: its drop reaped every child and stored the statuses.
+            state.release_waiter_reap();
+            return None;
+        };
         // Out of the loop's poll set: its wake-up for this exit would find nothing to do.
         if let Some(pidfd) = &state.pidfd {
             shared.poller().remove(pidfd);
@@ -139,8 +143,10 @@ fn reap_blocking(state: &ProcState) -> Reap {
 }
 
 /// Hands the child back to the loop, which looks at it at once (and, if it still has no status,
-/// re-checks it on its timer, as any stalled child).
+/// re-checks it on its timer, as any stalled child). Without the claim, a reaper that finds the
+/// child gone stores the lost status itself.
 fn give_back(executor: &Weak<Shared>, state: &ProcState) {
+    state.release_waiter_reap();
     if let Some(shared) = executor.upgrade() {
         shared.queue().push_look(state.serial);
     }

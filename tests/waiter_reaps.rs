@@ -1,7 +1,8 @@
 //! A thread blocked in `ExecHandle::wait` reaps its own child (pidfd mode) instead of waking
 //! the loop: the status, the resource usage and the trace are as if the loop had reaped, and
-//! every case where the loop also has a say (a kill, stop(), the executor's drop, a second
-//! waiter) still ends with one status and no zombie; on every backend and watch mode.
+//! every case where the loop also has a say (a kill, stop(), the executor's drop, the loop
+//! reaping first) still ends with one status and no zombie; on every backend and watch mode
+//! (several threads waiting for one child: `contract_status.rs`, `wait_from_several_threads`).
 
 #[macro_use]
 mod common;
@@ -20,7 +21,6 @@ per_backend!(
     many_threads_waiting_each_get_their_own_childs_status,
     wait_gives_the_status_the_usage_and_an_empty_trace,
     kill_from_another_thread_ends_a_wait,
-    two_waiters_on_one_child_get_one_status,
     stop_ends_promptly_while_a_thread_waits,
     dropping_the_executor_kills_what_a_waiter_sleeps_on,
 );
@@ -96,25 +96,6 @@ fn kill_from_another_thread_ends_a_wait(b: SpawnBackend) {
     let again = spawn_ok(&r.arc(), &["true"], true);
     assert_eq!(code(again.wait()), Some(0));
     assert!(r.exec().running().is_empty());
-}
-
-fn two_waiters_on_one_child_get_one_status(b: SpawnBackend) {
-    let r = start(b, Duration::from_secs(3));
-    let h = Arc::new(spawn_ok(
-        &r.arc(),
-        &["/bin/sh", "-c", "sleep 0.2; exit 5"],
-        true,
-    ));
-    let waiters: Vec<_> = (0..2)
-        .map(|_| {
-            let h = h.clone();
-            thread::spawn(move || h.wait())
-        })
-        .collect();
-    for status in join_all(waiters, LIMIT) {
-        assert_eq!(code(status), Some(5), "{status:?}");
-    }
-    assert_no_zombie(&[h.pid()]);
 }
 
 fn stop_ends_promptly_while_a_thread_waits(b: SpawnBackend) {
