@@ -55,7 +55,7 @@ pub(crate) fn wait_and_reap(executor: &Weak<Shared>, state: &Arc<ProcState>) -> 
     // life): a reaper that finds the child gone meanwhile (ECHILD) and sees our claim leaves
     // the status to us, and we look at the gate once back.
     let reaped = reap_blocking(state);
-    let exited_at = Instant::now();
+    let exited_at = state.timeline.as_ref().map(|_| Instant::now());
     let (status, lost, rusage) = {
         let mut gate = state.reap_gate();
         match reaped {
@@ -86,8 +86,8 @@ pub(crate) fn wait_and_reap(executor: &Weak<Shared>, state: &Arc<ProcState>) -> 
     if let Some(usage) = rusage {
         state.set_rusage(usage);
     }
-    if let Some(t) = &state.timeline {
-        t.exit_observed(exited_at);
+    if let (Some(t), Some(at)) = (&state.timeline, exited_at) {
+        t.exit_observed(at);
     }
     let entry = executor.upgrade().map(|shared| {
         let entry = shared.table().remove(state.serial);
