@@ -559,7 +559,8 @@ fn run(args: BenchArgs, checked: Checked) -> Res<()> {
     let default = SpawnBackend::default();
     ui.say(&format!(
         "napix-exec bench (napix-executor {})\n\
-         machine: {} cores ({}), Linux {}, transparent hugepages {}, {:.2} cores busy before start\n\
+         machine: {} cores ({}), Linux {}, transparent hugepages {}, cpuidle {}, {:.2} cores busy \
+         before start\n\
          method: spawn+wait, stdio /dev/null; contenders interleaved in batches of {} after {} \
          warm-up spawns; up to {} samples per contender per repeat ({} ms budget for slow ones); \
          {} repeat{}; default backend {}{}{}\n",
@@ -568,6 +569,7 @@ fn run(args: BenchArgs, checked: Checked) -> Res<()> {
         machine.cpu,
         machine.kernel,
         machine.transparent_hugepages,
+        machine.cpu_idle,
         machine.busy_cores_before,
         cfg.plan.batch,
         cfg.plan.warmup,

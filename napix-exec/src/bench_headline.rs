@@ -209,6 +209,7 @@ mod tests {
                 kernel: "6".into(),
                 cpu: "test".into(),
                 transparent_hugepages: "never".into(),
+                cpu_idle: "unknown".into(),
                 page_size: 4096,
                 busy_cores_before: 0.0,
             },

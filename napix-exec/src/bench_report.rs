@@ -39,6 +39,11 @@ pub struct Machine {
     pub kernel: String,
     pub cpu: String,
     pub transparent_hugepages: String,
+    /// The cpuidle driver, and for a guest's haltpoll driver its polling time: where idle
+    /// vCPUs halt without polling, waking one costs the host's wake-up, and one thread's
+    /// tight spawn+wait loop is sensitive to a few microseconds between spawns
+    /// (`examples/gap_probe.rs`).
+    pub cpu_idle: String,
     pub page_size: usize,
     /// Cores kept busy by other work in the 250 ms before the bench started (/proc/stat):
     /// anything well above 0 adds noise to every figure.
@@ -63,9 +68,21 @@ impl Machine {
             cpu,
             transparent_hugepages: read("/sys/kernel/mm/transparent_hugepage/enabled")
                 .unwrap_or_else(|_| "unknown".into()),
+            cpu_idle: cpu_idle(&read),
             page_size: rustix::param::page_size(),
             busy_cores_before: busy_cores(std::time::Duration::from_millis(250)),
         }
+    }
+}
+
+/// "haltpoll, guest_halt_poll_ns 0", "intel_idle", or "unknown".
+fn cpu_idle(read: &dyn Fn(&str) -> std::io::Result<String>) -> String {
+    let Ok(driver) = read("/sys/devices/system/cpu/cpuidle/current_driver") else {
+        return "unknown".into();
+    };
+    match read("/sys/module/haltpoll/parameters/guest_halt_poll_ns") {
+        Ok(ns) if driver == "haltpoll" => format!("{driver}, guest_halt_poll_ns {ns}"),
+        _ => driver,
     }
 }
 
@@ -523,7 +540,9 @@ pub fn throughput_table(
          executor's loop thread on-CPU time / wall time; in spawn = the time the executor's one \
          spawning thread (SpawnSite::ExecutorThread) spent inside clone+exec (on CPU or blocked \
          until the child's exec, from the timelines) / wall time: near 100%, that thread is the \
-         wall; user/sys from /proc/self/task/TID/stat; sleeps = voluntary context switches"
+         wall; user/sys from /proc/self/task/TID/stat; sleeps = voluntary context switches. \
+         On a VM whose idle vCPUs halt (see cpuidle above), T=1 depends on a few microseconds \
+         between one child's exit and the next clone: napix-exec/examples/gap_probe.rs shows it"
     ));
     t
 }
@@ -621,8 +640,8 @@ pub fn tracked_table(rows: &[TrackedRow], grace_ms: u128) -> Table {
 pub fn markdown(report: &Report, tables: &[Table]) -> String {
     let m = &report.machine;
     let mut out = format!(
-        "# {} {}\n\nMachine: {} cores ({}), Linux {}, transparent hugepages {}.\n\n",
-        report.tool, report.version, m.cores, m.cpu, m.kernel, m.transparent_hugepages
+        "# {} {}\n\nMachine: {} cores ({}), Linux {}, transparent hugepages {}, cpuidle {}.\n\n",
+        report.tool, report.version, m.cores, m.cpu, m.kernel, m.transparent_hugepages, m.cpu_idle
     );
     for t in tables {
         out.push_str(&t.render(Layout::Markdown));
