@@ -6,6 +6,8 @@
 //! - `raw`: clone-vfork + blocking `waitid` (`napix_executor::direct`, the bench's floor);
 //! - `raw+Nus`: the same with N microseconds of busy work before each spawn, as if the caller
 //!   did a little bookkeeping between its children;
+//! - `raw+epoll`: raw, plus what the executor adds while the child runs (a pidfd put in an epoll
+//!   set and taken out again; here with a `pidfd_open` too);
 //! - `executor`: a default executor's `spawn` + `wait`.
 //!
 //! Each line: the median and p25/p75 of the spawn call (the clone until the exec) and of the
@@ -22,8 +24,20 @@ mod bench_tiny;
 
 use napix_executor::direct::Prepared;
 use napix_executor::{Command, Executor, SpawnBackend};
+use rustix::event::epoll;
+use rustix::process::{Pid, PidfdFlags, pidfd_open};
 
 const SPAWNS: usize = 3000;
+
+#[derive(Clone, Copy)]
+enum Contender {
+    /// Raw clone-vfork + waitid, after this many microseconds of busy work.
+    Raw(u64),
+    /// Raw, plus a pidfd in and out of an epoll set while the child runs.
+    RawEpoll,
+    /// The default executor's spawn + wait.
+    Executor,
+}
 const ROUNDS: usize = 3;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -36,12 +50,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let executor = Executor::builder().start()?;
     let command = Command::new(&program);
     let raw = Prepared::new(&[&program])?;
-    let contenders: [(&str, Option<u64>); 5] = [
-        ("raw", Some(0)),
-        ("raw+1us", Some(1)),
-        ("raw+3us", Some(3)),
-        ("raw+5us", Some(5)),
-        ("executor", None),
+    let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+    let contenders: [(&str, Contender); 6] = [
+        ("raw", Contender::Raw(0)),
+        ("raw+1us", Contender::Raw(1)),
+        ("raw+3us", Contender::Raw(3)),
+        ("raw+5us", Contender::Raw(5)),
+        ("raw+epoll", Contender::RawEpoll),
+        ("executor", Contender::Executor),
     ];
     for round in 0..ROUNDS {
         for (name, extra) in contenders {
@@ -51,7 +67,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let began = Instant::now();
             for _ in 0..SPAWNS {
                 match extra {
-                    Some(us) => {
+                    Contender::Raw(us) => {
                         busy(Duration::from_micros(us));
                         let t = Instant::now();
                         let child = raw.spawn(SpawnBackend::Vfork)?;
@@ -60,7 +76,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         total.push(t.elapsed());
                         check(status)?;
                     }
-                    None => {
+                    Contender::RawEpoll => {
+                        let t = Instant::now();
+                        let child = raw.spawn(SpawnBackend::Vfork)?;
+                        spawn.push(t.elapsed());
+                        let pid = Pid::from_raw(child.pid() as i32).ok_or("pid 0")?;
+                        let pidfd = pidfd_open(pid, PidfdFlags::empty())?;
+                        let flags = epoll::EventFlags::IN | epoll::EventFlags::ONESHOT;
+                        epoll::add(&epoll, &pidfd, epoll::EventData::new_u64(1), flags)?;
+                        epoll::delete(&epoll, &pidfd)?;
+                        let status = child.wait()?;
+                        total.push(t.elapsed());
+                        check(status)?;
+                    }
+                    Contender::Executor => {
                         let t = Instant::now();
                         let child = executor.spawn(&command)?;
                         spawn.push(t.elapsed());
