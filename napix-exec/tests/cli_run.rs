@@ -160,6 +160,11 @@ fn processes_with(token: &str) -> Vec<u32> {
     .collect()
 }
 
+/// Whether process `pid` runs `sleep` (its `comm`).
+fn is_sleep(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep")
+}
+
 /// Waits (bounded) until `n` processes carry `token`.
 fn wait_for_processes(token: &str, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -476,6 +481,13 @@ fn second_interrupt_kills_at_once(child_watch: &str, n: u32) {
     let args = ["-j", "2", "--grace", "1h", "--child-watch", child_watch];
     let child = spawn(&args, Some(&file), Stdio::null());
     wait_for_processes(&token, 2);
+    // Until both shells have set their trap and exec'd `sleep` (it keeps the ignored SIGTERM),
+    // a SIGTERM would still end them: the shell carries the token before its trap runs.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !processes_with(&token).iter().all(|&p| is_sleep(p)) {
+        assert!(Instant::now() < deadline, "the shells never exec'd sleep");
+        thread::sleep(Duration::from_millis(20));
+    }
     let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("a pid");
     rustix::process::kill_process(pid, rustix::process::Signal::INT).expect("first SIGINT");
     thread::sleep(Duration::from_millis(300));
