@@ -142,22 +142,13 @@ pub(crate) fn executor_gone() -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicUsize;
-    use std::task::{Wake, Waker};
-
-    struct Count(AtomicUsize);
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
+    use crate::test_support::counting_waker;
 
     #[test]
     fn an_edge_after_the_try_is_not_missed_and_wakes_the_task() {
         let registry = IoRegistry::default();
         let (id, readiness) = registry.insert();
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = Waker::from(count.clone());
+        let (count, waker) = counting_waker();
         let mut cx = Context::from_waker(&waker);
         let mut key = None;
         let seen = readiness.edges();
@@ -167,7 +158,7 @@ mod tests {
         let seen = readiness.edges();
         assert!(readiness.poll_edge(seen, &mut cx, &mut key).is_pending());
         registry.ready(id);
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(count.wakes(), 1);
         registry.remove(id);
         registry.ready(id); // ignored
         assert_eq!(registry.len(), 0);
@@ -177,14 +168,13 @@ mod tests {
     fn dropping_the_registry_wakes_waiters_with_an_error() {
         let registry = IoRegistry::default();
         let (_, readiness) = registry.insert();
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = Waker::from(count.clone());
+        let (count, waker) = counting_waker();
         let mut cx = Context::from_waker(&waker);
         let mut key = None;
         let seen = readiness.edges();
         assert!(readiness.poll_edge(seen, &mut cx, &mut key).is_pending());
         drop(registry);
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(count.wakes(), 1);
         match readiness.poll_edge(seen, &mut cx, &mut key) {
             Poll::Ready(Err(e)) => assert!(e.to_string().contains("executor was dropped")),
             other => panic!("expected the gone error, got {other:?}"),

@@ -277,27 +277,18 @@ mod tests {
 
     #[test]
     fn a_task_slot_wakes_its_task_and_a_deadline_ends_a_thread_wait() {
-        use std::sync::atomic::AtomicUsize;
-        use std::task::Wake;
-        struct Count(AtomicUsize);
-        impl Wake for Count {
-            fn wake(self: Arc<Self>) {
-                self.0.fetch_add(1, Ordering::SeqCst);
-            }
-        }
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = TaskWaker::from(count.clone());
+        let (count, waker) = crate::test_support::counting_waker();
         let mut cx = Context::from_waker(&waker);
         let slot = ReplySlot::<u32>::for_task();
         assert!(slot.poll_reply(&mut cx).is_pending());
         assert_eq!(slot.fulfil(3), Ok(()));
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(count.wakes(), 1);
         assert_eq!(slot.poll_reply(&mut cx), Poll::Ready(Some(3)));
         // Expired before its answer: the task is woken and gives up; the answer goes back.
         let slot = ReplySlot::<u32>::for_task();
         assert!(slot.poll_reply(&mut cx).is_pending());
         slot.expire();
-        assert_eq!(count.0.load(Ordering::SeqCst), 2);
+        assert_eq!(count.wakes(), 2);
         assert_eq!(slot.poll_reply(&mut cx), Poll::Ready(None));
         assert_eq!(slot.fulfil(4), Err(4));
         // Answered first: expiring changes nothing.

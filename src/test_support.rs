@@ -1,7 +1,11 @@
-//! Helpers for the unit tests: real processes in the shapes the tests need.
+//! Helpers for the unit tests: real processes in the shapes the tests need, and a waker that
+//! counts its wake-ups.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Wake, Waker};
 use std::time::{Duration, Instant};
 
 use rustix::process::Pid;
@@ -53,4 +57,26 @@ impl Drop for Stranger {
         let _ = rustix::process::kill_process(self.pid, rustix::process::Signal::KILL);
         let _ = self.shell.wait();
     }
+}
+
+/// Counts the wake-ups of the [`Waker`] made with [`counting_waker`].
+pub(crate) struct WakeCount(AtomicUsize);
+
+impl WakeCount {
+    /// How many times the waker was woken so far.
+    pub(crate) fn wakes(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl Wake for WakeCount {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A waker that counts its wake-ups, and the count.
+pub(crate) fn counting_waker() -> (Arc<WakeCount>, Waker) {
+    let count = Arc::new(WakeCount(AtomicUsize::new(0)));
+    (count.clone(), Waker::from(count))
 }

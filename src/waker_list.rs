@@ -64,21 +64,7 @@ pub(crate) fn wake_all(wakers: Vec<(u64, Waker)>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::task::Wake;
-
-    struct Count(AtomicUsize);
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
-    fn counter() -> (Arc<Count>, Waker) {
-        let c = Arc::new(Count(AtomicUsize::new(0)));
-        (c.clone(), Waker::from(c))
-    }
+    use crate::test_support::counting_waker as counter;
 
     #[test]
     fn a_repoll_replaces_instead_of_growing_and_remove_forgets() {
@@ -99,8 +85,8 @@ mod tests {
         list.remove(other);
         assert_eq!(list.len(), 1);
         wake_all(list.take());
-        assert_eq!(first.0.load(Ordering::SeqCst), 0);
-        assert_eq!(second.0.load(Ordering::SeqCst), 1);
+        assert_eq!(first.wakes(), 0);
+        assert_eq!(second.wakes(), 1);
         assert_eq!(list.len(), 0);
         // Removing a key that was taken is harmless.
         list.remove(key);
