@@ -630,15 +630,20 @@ mod tests {
         });
     }
 
-    /// A tracked child with a made-up pid (no process has it: pids stop at 4,194,304).
-    fn tracked(shared: &Shared, pid: i32) -> Arc<ProcState> {
+    /// A child state with a made-up pid (no process has it: pids stop at 4,194,304).
+    fn made_up(shared: &Shared, pid: i32) -> ProcState {
         let pid = Pid::from_raw(pid).expect("positive");
-        let state = Arc::new(ProcState::new(
-            shared.next_serial(),
-            pid,
-            None,
-            shared.spin().clone(),
-        ));
+        ProcState::new(shared.next_serial(), pid, None, shared.spin().clone())
+    }
+
+    /// A tracked child with a made-up pid.
+    fn tracked(shared: &Shared, pid: i32) -> Arc<ProcState> {
+        insert(shared, made_up(shared, pid))
+    }
+
+    /// Puts `state` in the table.
+    fn insert(shared: &Shared, state: ProcState) -> Arc<ProcState> {
+        let state = Arc::new(state);
         let inserted = shared.table().insert(Entry {
             info: ProcessInfo {
                 pid: state.pid,
@@ -729,23 +734,9 @@ mod tests {
     #[test]
     fn an_adopted_child_with_a_timeout_arms_the_timer_for_its_deadline() {
         let shared = shared();
-        let state = {
-            let pid = Pid::from_raw(4_194_402).expect("positive");
-            let mut s = ProcState::new(shared.next_serial(), pid, None, shared.spin().clone());
-            s.lifetime.timeout = Some(Duration::from_secs(60));
-            Arc::new(s)
-        };
-        let entry = Entry {
-            info: ProcessInfo {
-                pid: state.pid,
-                command: Vec::new(),
-                owner: thread::current().id(),
-                started: Instant::now(),
-            },
-            state: state.clone(),
-            stdin_bytes: None,
-        };
-        assert!(shared.table().insert(entry).is_ok());
+        let mut state = made_up(&shared, 4_194_402);
+        state.lifetime.timeout = Some(Duration::from_secs(60));
+        let state = insert(&shared, state);
         let spawned_at = Instant::now();
         with_reactor(&shared, |r| {
             r.serve(Message::Adopted(Adopted {
