@@ -633,12 +633,7 @@ mod tests {
             .read_line(&mut line)
             .expect("the member's pid");
         let member: i32 = line.trim().parse().expect("a pid");
-        let pid = Pid::from_raw(leader.id() as i32).expect("positive");
-        let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
-            .expect("pidfd_open");
-        let spin = Arc::new(SpinPolicy::new(Duration::ZERO));
-        let mut state = ProcState::new(1, pid, Some(pidfd), spin);
-        state.lifetime.scope = KillScope::Group;
+        let state = group_leader_state(leader.id());
         // An exited leader still pins the group: a probe reaches it.
         state
             .signal_process(libc::SIGKILL)
@@ -665,6 +660,18 @@ mod tests {
         );
     }
 
+    /// The state of child `pid`, leader of its process group, watched by pidfd, killed with
+    /// `KillScope::Group`.
+    fn group_leader_state(pid: u32) -> ProcState {
+        let pid = Pid::from_raw(pid as i32).expect("positive");
+        let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
+            .expect("pidfd_open");
+        let spin = Arc::new(SpinPolicy::new(Duration::ZERO));
+        let mut state = ProcState::new(1, pid, Some(pidfd), spin);
+        state.lifetime.scope = KillScope::Group;
+        state
+    }
+
     #[test]
     fn a_group_is_signalled_only_while_its_leader_is_unreaped() {
         use std::os::unix::process::CommandExt;
@@ -674,12 +681,7 @@ mod tests {
             .process_group(0)
             .spawn()
             .expect("sleep");
-        let pid = Pid::from_raw(leader.id() as i32).expect("positive");
-        let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
-            .expect("pidfd_open");
-        let spin = Arc::new(SpinPolicy::new(Duration::ZERO));
-        let mut state = ProcState::new(1, pid, Some(pidfd), spin);
-        state.lifetime.scope = KillScope::Group;
+        let state = group_leader_state(leader.id());
         *state.reap_gate() = true;
         assert_eq!(
             state.signal(libc::SIGTERM).map_err(|e| e.raw_os_error()),
