@@ -20,6 +20,24 @@ fn spawn_cmd(exec: &Arc<Executor>, build: impl FnOnce() -> Command + Send + 'sta
         .unwrap_or_else(|e| panic!("spawn failed: {e} ({e:?})"))
 }
 
+/// A shell (after `prelude`) running two `sleep 100`, spawned with `KillScope::Group`; returns
+/// once both sleeps run, with their pids.
+fn shell_with_two_sleeps(exec: &Arc<Executor>, prelude: &str) -> (ExecHandle, Vec<u32>) {
+    let script = format!("{prelude}sleep 100 & sleep 100; wait");
+    let h = spawn_cmd(exec, move || {
+        let mut c = Command::new("sh");
+        c.args(["-c", &script]).kill_scope(KillScope::Group);
+        c
+    });
+    let leader = h.pid();
+    assert!(
+        wait_until(Duration::from_secs(5), || children_of(leader).len() == 2),
+        "the shell never started its two sleeps"
+    );
+    let sleeps = children_of(leader);
+    (h, sleeps)
+}
+
 /// Live (non-zombie) processes whose process group is `pgid`, from /proc.
 fn members_of_group(pgid: u32) -> Vec<u32> {
     proc_stats()
@@ -52,18 +70,9 @@ fn alive(pid: u32) -> bool {
 fn a_group_kill_leaves_no_process_of_the_tree(backend: SpawnBackend) {
     let _serial = serial();
     let r = start(backend, Duration::from_secs(2));
-    let h = Arc::new(spawn_cmd(&r.arc(), || {
-        let mut c = Command::new("sh");
-        c.args(["-c", "sleep 100 & sleep 100; wait"])
-            .kill_scope(KillScope::Group);
-        c
-    }));
+    let (h, sleeps) = shell_with_two_sleeps(&r.arc(), "");
+    let h = Arc::new(h);
     let leader = h.pid();
-    assert!(
-        wait_until(Duration::from_secs(5), || children_of(leader).len() == 2),
-        "the shell never started its two sleeps"
-    );
-    let sleeps = children_of(leader);
     assert_eq!(
         members_of_group(leader).len(),
         3,
@@ -198,18 +207,8 @@ fn a_group_id_a_stranger_took_over_is_never_signalled(backend: SpawnBackend) {
 fn dropping_the_last_executor_kills_the_whole_group(backend: SpawnBackend) {
     let _serial = serial();
     let ex = Arc::new(builder(backend).start().expect("start"));
-    let h = spawn_cmd(&ex, || {
-        let mut c = Command::new("sh");
-        c.args(["-c", "trap '' TERM; sleep 100 & sleep 100; wait"])
-            .kill_scope(KillScope::Group);
-        c
-    });
+    let (h, sleeps) = shell_with_two_sleeps(&ex, "trap '' TERM; ");
     let leader = h.pid();
-    assert!(
-        wait_until(Duration::from_secs(5), || children_of(leader).len() == 2),
-        "the shell never started its two sleeps"
-    );
-    let sleeps = children_of(leader);
     let ex = Arc::into_inner(ex).expect("the last owner");
     let took = bounded(Duration::from_secs(20), "drop", move || {
         let t = std::time::Instant::now();
