@@ -82,12 +82,7 @@ impl PreparedCommand {
         };
         let program = first.as_ref().to_os_string();
         let argv = c_strings(&program, command.iter().map(|a| a.as_ref()))?;
-        // PATH is read (a copy, under std's environment lock) only for a name to search.
-        let path_var = match program.as_bytes().contains(&b'/') {
-            true => None,
-            false => std::env::var_os("PATH"),
-        };
-        let path = resolve(&program, path_var.as_deref(), None)?;
+        let path = resolve(&program, env::parents_path_for(&program).as_deref(), None)?;
         Ok(PreparedCommand {
             program,
             path,

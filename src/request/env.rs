@@ -18,6 +18,15 @@ pub(crate) struct ChildEnv {
     pub(crate) search_path: Option<OsString>,
 }
 
+/// The parent's PATH, if `program` is a name to search for: PATH is read (a copy, under std's
+/// environment lock) only then, not for every spawn of a path.
+pub(crate) fn parents_path_for(program: &OsStr) -> Option<OsString> {
+    match program.as_bytes().contains(&b'/') {
+        true => None,
+        false => std::env::var_os("PATH"),
+    }
+}
+
 /// Checks every key and value of `changes` and builds the child's environment.
 pub(crate) fn prepare(
     program: &OsStr,
@@ -31,14 +40,9 @@ pub(crate) fn prepare(
         }
     }
     if changes.is_empty() && !clear {
-        // PATH is read (a copy, under std's environment lock) only for a name to search.
-        let search_path = match program.as_bytes().contains(&b'/') {
-            true => None,
-            false => std::env::var_os("PATH"),
-        };
         return Ok(ChildEnv {
             envp: None,
-            search_path,
+            search_path: parents_path_for(program),
         });
     }
     // Sized from the last environment built, so that the buffers grow at most once.
